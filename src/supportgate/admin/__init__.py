@@ -1,0 +1,1 @@
+"""The admin API: tiers, supporters, sites, keys and the audit log."""

@@ -1,0 +1,89 @@
+"""The audit log: every admin write, written in the same transaction as the write itself."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from redis.asyncio.client import Pipeline
+
+from supportgate.admin.schemas import AuditEntry, AuditPage
+from supportgate.store import Store, keys
+from supportgate.store.cursor import decode_cursor, encode_cursor
+
+__all__ = ["AuditLog"]
+
+_encode = msgspec.json.Encoder().encode
+_decode_entry = msgspec.json.Decoder(AuditEntry).decode
+
+
+class AuditLog:
+    """Appends and reads audit entries."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def record(
+        self,
+        pipe: Pipeline,
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        target: str,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Queue an entry on a pipeline that is inside MULTI, so it lands with the change."""
+        entry_id = f"{int(at.timestamp() * 1000):013d}-{secrets.token_hex(4)}"
+        entry = AuditEntry(
+            id=entry_id,
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            before=_plain(before),
+            after=_plain(after),
+        )
+        pipe.hset(keys.audit_entries(), entry_id, _encode(entry))
+        pipe.zadd(keys.audit_index(), {entry_id: 0})
+        pipe.sadd(keys.audit_target(target), entry_id)
+
+    async def redactions(self, pipe: Pipeline, target: str, replacement: dict[str, Any]) -> dict[str, bytes]:
+        """Read every entry about ``target`` and return it with ``before``/``after`` replaced.
+
+        Call while watching, before ``pipe.multi()``; then queue the result with :meth:`rewrite`.
+        """
+        entry_ids = [eid.decode() for eid in await pipe.smembers(keys.audit_target(target))]  # type: ignore[misc]
+        raw = await pipe.hmget(keys.audit_entries(), entry_ids) if entry_ids else []  # type: ignore[misc]
+        return {
+            entry_id: _encode(msgspec.structs.replace(_decode_entry(blob), before=replacement, after=replacement))
+            for entry_id, blob in zip(entry_ids, raw, strict=True)
+            if blob is not None
+        }
+
+    @staticmethod
+    def rewrite(pipe: Pipeline, entries: dict[str, bytes]) -> None:
+        """Queue rewritten entries (pipeline inside MULTI)."""
+        if entries:
+            pipe.hset(keys.audit_entries(), mapping=entries)  # type: ignore[arg-type]
+
+    async def page(self, *, limit: int, cursor: str | None) -> AuditPage:
+        """Entries newest first, ``limit`` at a time."""
+        start = f"({decode_cursor(cursor)}" if cursor else "+"
+        redis = self._store.redis
+        ids = [eid.decode() for eid in await redis.zrange(keys.audit_index(), start, "-", desc=True, bylex=True, offset=0, num=limit + 1)]
+        more = len(ids) > limit
+        ids = ids[:limit]
+        raw = await redis.hmget(keys.audit_entries(), ids) if ids else []
+        items = [_decode_entry(blob) for blob in raw if blob is not None]
+        return AuditPage(items=items, next_cursor=encode_cursor(ids[-1]) if more and ids else None)
+
+
+def _plain(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    plain = msgspec.to_builtins(value)
+    return plain if isinstance(plain, dict) else {"value": plain}

@@ -1,0 +1,135 @@
+"""Sites: the publishers that gate their pages, with their origins and policy."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from redis.asyncio.client import Pipeline
+
+from supportgate.admin.audit import AuditLog
+from supportgate.admin.schemas import Site, SiteIn, SitePatch
+from supportgate.clock import Clock
+from supportgate.errors import BadRequest, Conflict, NotFound
+from supportgate.gate.policy import Policy, check_policy
+from supportgate.store import Store, keys
+
+__all__ = ["SiteService", "normalise_origin"]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Site).decode
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_origin(origin: str, *, field: str) -> str:
+    """``scheme://host[:port]`` in canonical form; BadRequest naming ``field`` otherwise."""
+    parts = urlsplit(origin.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or "*" in parts.netloc
+        or port == -1
+    ):
+        raise BadRequest(f"{field}: {origin!r} is not an origin such as https://news.example (scheme, host, optional port)")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _origins(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(normalise_origin(v, field=f"origins[{i}]") for i, v in enumerate(values)))
+
+
+class SiteService:
+    """Creates, reads and changes sites."""
+
+    def __init__(self, store: Store, audit: AuditLog, clock: Clock) -> None:
+        self._store = store
+        self._audit = audit
+        self._clock = clock
+
+    async def create(self, data: SiteIn, *, actor: str) -> Site:
+        """Add a site; Conflict if the id is taken."""
+        now = self._clock()
+        site = Site(
+            id=data.id,
+            name=data.name,
+            origins=_origins(data.origins),
+            policy=check_policy(data.policy),
+            created_at=now,
+            updated_at=now,
+        )
+        key = keys.site(data.id)
+
+        async def change(pipe: Pipeline) -> Site:
+            if await pipe.exists(key):
+                raise Conflict(f"A site with id {data.id!r} already exists.", existing=data.id)
+            pipe.multi()
+            pipe.set(key, _encode(site))
+            pipe.zadd(keys.sites(), {data.id: 0})
+            self._audit.record(pipe, at=now, actor=actor, action="site.create", target=f"site:{data.id}", after=site)
+            return site
+
+        return await self._store.atomically(change, key)
+
+    async def get(self, site_id: str) -> Site:
+        """One site; NotFound if there is none."""
+        raw = await self._store.redis.get(keys.site(site_id))
+        if raw is None:
+            raise NotFound(f"There is no site {site_id!r}.")
+        return _decode(raw)
+
+    async def list(self) -> list[Site]:
+        """Every site, by id."""
+        redis = self._store.redis
+        ids = [sid.decode() for sid in await redis.zrange(keys.sites(), 0, -1)]
+        raws = await redis.mget([keys.site(i) for i in ids]) if ids else []
+        return [_decode(raw) for raw in raws if raw is not None]
+
+    async def update(self, site_id: str, patch: SitePatch, *, actor: str) -> Site:
+        """Change the fields given; ``policy`` is merged field by field into the current one."""
+        key = keys.site(site_id)
+        now = self._clock()
+
+        async def change(pipe: Pipeline) -> Site:
+            raw = await pipe.get(key)  # type: ignore[misc]
+            if raw is None:
+                raise NotFound(f"There is no site {site_id!r}.")
+            before = _decode(raw)
+            changes: dict[str, Any] = {}
+            if isinstance(patch.name, str):
+                changes["name"] = patch.name
+            if isinstance(patch.origins, list):
+                changes["origins"] = _origins(patch.origins)
+            if isinstance(patch.policy, dict):
+                changes["policy"] = _merge_policy(before.policy, patch.policy)
+            after = msgspec.structs.replace(before, **changes, updated_at=now)
+            pipe.multi()
+            pipe.set(key, _encode(after))
+            self._audit.record(
+                pipe, at=now, actor=actor, action="site.update", target=f"site:{site_id}", before=before, after=after
+            )
+            return after
+
+        return await self._store.atomically(change, key)
+
+
+def _merge_policy(current: Policy, changes: dict[str, Any]) -> Policy:
+    merged = {**msgspec.to_builtins(current), **changes}
+    try:
+        return check_policy(msgspec.convert(merged, Policy, strict=True))
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$")
+        raise BadRequest(f"policy{where.rstrip('`')}: {message[:1].lower()}{message[1:]}") from None

@@ -1,0 +1,241 @@
+"""Supporters: who has support status, on which tier, until when."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from email_validator import EmailNotValidError, validate_email
+from redis.asyncio.client import Pipeline
+
+from supportgate.admin.audit import AuditLog
+from supportgate.admin.schemas import Supporter, SupporterIn, SupporterPage, SupporterPatch, SupporterStatus
+from supportgate.admin.tiers import member_key
+from supportgate.clock import Clock
+from supportgate.errors import BadRequest, Conflict, NotFound
+from supportgate.store import Store, keys
+from supportgate.store.cursor import decode_cursor, encode_cursor
+
+__all__ = ["SupporterService", "normalise_email"]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Supporter).decode
+# A filtered listing reads at most this many index entries per request, so a rare filter
+# costs a bounded amount; the page may then be short, with a cursor to go on.
+_SCAN_BUDGET = 2000
+_BATCH = 200
+
+
+def normalise_email(address: str, *, field: str = "email") -> str:
+    """The canonical form of an address (IDNA domain, lowercase); BadRequest if it is not one."""
+    try:
+        valid = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise BadRequest(f"{field}: {address!r} is not an email address ({exc})") from None
+    return valid.normalized.lower()
+
+
+class SupporterService:
+    """Grants, changes, lists, revokes and erases supporters."""
+
+    def __init__(self, store: Store, audit: AuditLog, clock: Clock) -> None:
+        self._store = store
+        self._audit = audit
+        self._clock = clock
+
+    async def create(self, data: SupporterIn, *, actor: str) -> Supporter:
+        """Grant support to an address; Conflict naming the holder if it already has it."""
+        email = normalise_email(data.email)
+        now = self._clock()
+        supporter = Supporter(
+            id=secrets.token_hex(8),
+            email=email,
+            tier=data.tier,
+            status="active",
+            expires_at=data.expires_at,
+            created_at=now,
+            updated_at=now,
+            note=data.note,
+        )
+        email_key, tier_key = keys.email(email), keys.tier(data.tier)
+
+        async def change(pipe: Pipeline) -> Supporter:
+            await _require_tier(pipe, data.tier)
+            await _require_free_email(pipe, email)
+            member = member_key(now, supporter.id)
+            pipe.multi()
+            pipe.set(keys.supporter(supporter.id), _encode(supporter))
+            pipe.set(email_key, supporter.id)
+            pipe.zadd(keys.supporters(), {member: 0})
+            pipe.zadd(keys.tier_members(data.tier), {member: 0})
+            self._audit.record(
+                pipe, at=now, actor=actor, action="supporter.create", target=_target(supporter.id), after=supporter
+            )
+            return supporter
+
+        return await self._store.atomically(change, email_key, tier_key)
+
+    async def get(self, supporter_id: str) -> Supporter:
+        """One supporter; NotFound if there is none."""
+        raw = await self._store.redis.get(keys.supporter(supporter_id))
+        if raw is None:
+            raise NotFound(f"There is no supporter {supporter_id!r}.")
+        return self._view(_decode(raw))
+
+    async def find_by_email(self, address: str) -> Supporter | None:
+        """The supporter holding an address, if any."""
+        supporter_id = await self._store.redis.get(keys.email(normalise_email(address)))
+        return await self.get(supporter_id.decode()) if supporter_id else None
+
+    async def update(self, supporter_id: str, patch: SupporterPatch, *, actor: str) -> Supporter:
+        """Change the fields given in ``patch``; moving tier or address moves the indexes too."""
+        key = keys.supporter(supporter_id)
+        new_email = normalise_email(patch.email) if isinstance(patch.email, str) else None
+        now = self._clock()
+        watched = [key]
+        if new_email:
+            watched.append(keys.email(new_email))
+        if isinstance(patch.tier, str):
+            watched.append(keys.tier(patch.tier))
+
+        async def change(pipe: Pipeline) -> Supporter:
+            before = await _read(pipe, supporter_id)
+            changes: dict[str, Any] = {
+                f: v for f in patch.__struct_fields__ if (v := getattr(patch, f)) is not msgspec.UNSET
+            }
+            if new_email and new_email != before.email:
+                await _require_free_email(pipe, new_email)
+                changes["email"] = new_email
+            else:
+                changes.pop("email", None)
+            if "tier" in changes and changes["tier"] != before.tier:
+                await _require_tier(pipe, changes["tier"])
+            after = msgspec.structs.replace(before, **changes, updated_at=now)
+            member = member_key(before.created_at, supporter_id)
+            pipe.multi()
+            pipe.set(key, _encode(after))
+            if after.email != before.email:
+                pipe.delete(keys.email(before.email))
+                pipe.set(keys.email(after.email), supporter_id)
+            if after.tier != before.tier:
+                pipe.zrem(keys.tier_members(before.tier), member)
+                pipe.zadd(keys.tier_members(after.tier), {member: 0})
+            self._audit.record(
+                pipe,
+                at=now,
+                actor=actor,
+                action="supporter.update",
+                target=_target(supporter_id),
+                before=before,
+                after=after,
+            )
+            return after
+
+        return self._view(await self._store.atomically(change, *watched))
+
+    async def revoke(self, supporter_id: str, *, actor: str) -> None:
+        """End a supporter's status; the record stays, marked ``revoked``."""
+        await self.update(supporter_id, SupporterPatch(status="revoked"), actor=actor)
+
+    async def forget(self, supporter_id: str, *, actor: str) -> None:
+        """Erase everything stored about the person (a GDPR erasure request).
+
+        The record, its address and index entries go; audit entries about it keep only the id.
+        """
+        key = keys.supporter(supporter_id)
+        target = _target(supporter_id)
+        now = self._clock()
+        erased = {"id": supporter_id, "erased": True}
+
+        async def change(pipe: Pipeline) -> None:
+            before = await _read(pipe, supporter_id)
+            await pipe.watch(keys.audit_target(target))
+            rewrites = await self._audit.redactions(pipe, target, erased)
+            member = member_key(before.created_at, supporter_id)
+            pipe.multi()
+            pipe.delete(key)
+            pipe.delete(keys.email(before.email))
+            pipe.zrem(keys.supporters(), member)
+            pipe.zrem(keys.tier_members(before.tier), member)
+            self._audit.rewrite(pipe, rewrites)
+            self._audit.record(pipe, at=now, actor=actor, action="supporter.forget", target=target, after=erased)
+
+        await self._store.atomically(change, key)
+
+    async def page(
+        self,
+        *,
+        tier: str | None,
+        status: SupporterStatus | None,
+        q: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> SupporterPage:
+        """Supporters newest first, filtered; stable while supporters are added meanwhile."""
+        redis = self._store.redis
+        if tier is not None and not await redis.exists(keys.tier(tier)):
+            raise BadRequest(f"tier: there is no tier {tier!r}.")
+        index = keys.tier_members(tier) if tier else keys.supporters()
+        needle = q.strip().lower() if q else None
+        start = f"({decode_cursor(cursor)}" if cursor else "+"
+        items: list[Supporter] = []
+        last: str | None = None
+        scanned = 0
+        exhausted = False
+        while len(items) < limit and scanned < _SCAN_BUDGET:
+            members = [m.decode() for m in await redis.zrange(index, start, "-", desc=True, bylex=True, offset=0, num=_BATCH)]
+            if not members:
+                exhausted = True
+                break
+            records = await redis.mget([keys.supporter(m.split(":", 1)[1]) for m in members])
+            for member, raw in zip(members, records, strict=True):
+                scanned += 1
+                last = member
+                if raw is None:
+                    continue
+                supporter = self._view(_decode(raw))
+                if status and supporter.status != status:
+                    continue
+                if needle and needle not in supporter.email and needle not in (supporter.note or "").lower():
+                    continue
+                items.append(supporter)
+                if len(items) == limit:
+                    break
+            start = f"({last}"
+        if not exhausted and last is not None:
+            exhausted = not await redis.zrange(index, f"({last}", "-", desc=True, bylex=True, offset=0, num=1)
+        return SupporterPage(items=items, next_cursor=None if exhausted or last is None else encode_cursor(last))
+
+    def _view(self, supporter: Supporter) -> Supporter:
+        """The supporter as of now: an active one past ``expires_at`` reads ``expired``."""
+        if supporter.status == "active" and supporter.expires_at and supporter.expires_at <= self._clock():
+            return msgspec.structs.replace(supporter, status="expired")
+        return supporter
+
+
+def _target(supporter_id: str) -> str:
+    return f"supporter:{supporter_id}"
+
+
+async def _read(pipe: Pipeline, supporter_id: str) -> Supporter:
+    raw = await pipe.get(keys.supporter(supporter_id))  # type: ignore[misc]
+    if raw is None:
+        raise NotFound(f"There is no supporter {supporter_id!r}.")
+    return _decode(raw)
+
+
+async def _require_tier(pipe: Pipeline, tier_id: str) -> None:
+    if not await pipe.exists(keys.tier(tier_id)):  # type: ignore[misc]
+        raise BadRequest(f"tier: there is no tier {tier_id!r}; create it first or pick an existing one.")
+
+
+async def _require_free_email(pipe: Pipeline, email: str) -> None:
+    holder = await pipe.get(keys.email(email))  # type: ignore[misc]
+    if holder is not None:
+        existing = holder.decode()
+        raise Conflict(
+            f"{email} is already a supporter ({existing}); change that supporter instead.",
+            existing_supporter=existing,
+        )

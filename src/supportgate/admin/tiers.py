@@ -1,0 +1,167 @@
+"""Supporter tiers: what a supporter on each is entitled to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from redis.asyncio.client import Pipeline
+
+from supportgate.admin.audit import AuditLog
+from supportgate.admin.schemas import Supporter, Tier, TierIn, TierPatch
+from supportgate.clock import Clock
+from supportgate.errors import BadRequest, Conflict, NotFound
+from supportgate.store import Store, keys
+
+__all__ = ["TierService", "member_key"]
+
+_encode = msgspec.json.Encoder().encode
+_decode_tier = msgspec.json.Decoder(Tier).decode
+_decode_supporter = msgspec.json.Decoder(Supporter).decode
+
+
+def member_key(created_at: datetime, supporter_id: str) -> str:
+    """The index member of a supporter: sorts by creation time, then id."""
+    return f"{int(created_at.timestamp() * 1000):013d}:{supporter_id}"
+
+
+class TierService:
+    """Creates, reads, changes and removes tiers."""
+
+    def __init__(self, store: Store, audit: AuditLog, clock: Clock) -> None:
+        self._store = store
+        self._audit = audit
+        self._clock = clock
+
+    async def create(self, data: TierIn, *, actor: str) -> Tier:
+        """Add a tier; Conflict if the id is taken."""
+        now = self._clock()
+        tier = Tier(
+            id=data.id,
+            name=data.name,
+            description=data.description,
+            entitlements=_unique(data.entitlements),
+            max_devices=data.max_devices,
+            pass_ttl_seconds=data.pass_ttl_seconds,
+            created_at=now,
+            updated_at=now,
+        )
+        key = keys.tier(data.id)
+
+        async def change(pipe: Pipeline) -> Tier:
+            if await pipe.exists(key):
+                raise Conflict(f"A tier with id {data.id!r} already exists.", existing=data.id)
+            pipe.multi()
+            pipe.set(key, _encode(tier))
+            pipe.zadd(keys.tiers(), {data.id: 0})
+            self._audit.record(pipe, at=now, actor=actor, action="tier.create", target=f"tier:{data.id}", after=tier)
+            return tier
+
+        return await self._store.atomically(change, key)
+
+    async def get(self, tier_id: str) -> Tier:
+        """One tier with its supporter count; NotFound if there is none."""
+        redis = self._store.redis
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.tier(tier_id))
+            pipe.zcard(keys.tier_members(tier_id))
+            raw, count = await pipe.execute()
+        if raw is None:
+            raise NotFound(f"There is no tier {tier_id!r}.")
+        return msgspec.structs.replace(_decode_tier(raw), supporters=count)
+
+    async def list(self) -> list[Tier]:
+        """Every tier, by id."""
+        redis = self._store.redis
+        ids = [tid.decode() for tid in await redis.zrange(keys.tiers(), 0, -1)]
+        if not ids:
+            return []
+        async with redis.pipeline(transaction=False) as pipe:
+            for tier_id in ids:
+                pipe.get(keys.tier(tier_id))
+                pipe.zcard(keys.tier_members(tier_id))
+            replies = await pipe.execute()
+        return [
+            msgspec.structs.replace(_decode_tier(raw), supporters=count)
+            for raw, count in zip(replies[::2], replies[1::2], strict=True)
+            if raw is not None
+        ]
+
+    async def exists(self, tier_id: str) -> bool:
+        """Whether a tier with this id exists."""
+        return bool(await self._store.redis.exists(keys.tier(tier_id)))
+
+    async def update(self, tier_id: str, patch: TierPatch, *, actor: str) -> Tier:
+        """Change the fields given in ``patch``."""
+        key = keys.tier(tier_id)
+        now = self._clock()
+
+        async def change(pipe: Pipeline) -> Tier:
+            before = await _read(pipe, tier_id)
+            changes = {f: v for f in patch.__struct_fields__ if (v := getattr(patch, f)) is not msgspec.UNSET}
+            if "entitlements" in changes:
+                changes["entitlements"] = _unique(changes["entitlements"])
+            after = msgspec.structs.replace(before, **changes, updated_at=now)
+            pipe.multi()
+            pipe.set(key, _encode(after))
+            self._audit.record(pipe, at=now, actor=actor, action="tier.update", target=f"tier:{tier_id}", before=before, after=after)
+            return after
+
+        tier = await self._store.atomically(change, key)
+        return msgspec.structs.replace(tier, supporters=await self._store.redis.zcard(keys.tier_members(tier_id)))
+
+    async def delete(self, tier_id: str, *, move_to: str | None, actor: str) -> None:
+        """Remove a tier; with ``move_to``, first move its supporters there, in the same step."""
+        if move_to == tier_id:
+            raise BadRequest(f"move_to: cannot move supporters to the tier being deleted ({tier_id!r}).")
+        members_key = keys.tier_members(tier_id)
+        watched = [keys.tier(tier_id), members_key]
+        if move_to is not None:
+            watched += [keys.tier(move_to), keys.tier_members(move_to)]
+        now = self._clock()
+
+        async def change(pipe: Pipeline) -> None:
+            before = await _read(pipe, tier_id)
+            if move_to is not None and not await pipe.exists(keys.tier(move_to)):
+                raise BadRequest(f"move_to: there is no tier {move_to!r} to move the supporters to.")
+            members = [m.decode() for m in await pipe.zrange(members_key, 0, -1)]  # type: ignore[misc]
+            if members and move_to is None:
+                raise Conflict(
+                    f"Tier {tier_id!r} still has {len(members)} supporter(s); "
+                    "move them first or pass ?move_to=<tier> to move them as it is deleted.",
+                    supporters=len(members),
+                )
+            supporter_keys = [keys.supporter(m.split(":", 1)[1]) for m in members]
+            if supporter_keys:
+                await pipe.watch(*supporter_keys)
+            records = await pipe.mget(supporter_keys) if supporter_keys else []  # type: ignore[misc]
+            pipe.multi()
+            for skey, raw in zip(supporter_keys, records, strict=True):
+                if raw is not None:
+                    pipe.set(skey, _encode(msgspec.structs.replace(_decode_supporter(raw), tier=move_to, updated_at=now)))
+            if members and move_to is not None:
+                pipe.zadd(keys.tier_members(move_to), dict.fromkeys(members, 0))
+            pipe.delete(keys.tier(tier_id), members_key)
+            pipe.zrem(keys.tiers(), tier_id)
+            self._audit.record(
+                pipe,
+                at=now,
+                actor=actor,
+                action="tier.delete",
+                target=f"tier:{tier_id}",
+                before=before,
+                after={"moved_supporters": len(members), "move_to": move_to} if members else None,
+            )
+
+        await self._store.atomically(change, *watched)
+
+
+async def _read(pipe: Pipeline, tier_id: str) -> Tier:
+    raw = await pipe.get(keys.tier(tier_id))  # type: ignore[misc]
+    if raw is None:
+        raise NotFound(f"There is no tier {tier_id!r}.")
+    return _decode_tier(raw)
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,76 @@
+"""``create_app``: the one place routes, the store, middleware and docs are assembled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from supportgate import __version__
+from supportgate.admin.controllers import admin_router
+from supportgate.clock import Clock, utc_now
+from supportgate.errors import SettingsError, exception_handlers
+from supportgate.health import healthz, readyz
+from supportgate.services import Services
+from supportgate.settings import Settings
+from supportgate.store import Store, connect
+
+__all__ = ["app_from_env", "create_app"]
+
+
+def _services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
+    """Build the ASGI app for ``settings``; it connects to the store when it starts."""
+    if settings.redis_url is None:
+        raise SettingsError("SUPPORTGATE_REDIS_URL is not set; the CLI starts the embedded store and sets it")
+    redis_url = settings.redis_url
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = Store(connect(redis_url, timeout=settings.store_timeout_seconds))
+        app.state.services = Services.build(store, clock)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await store.close()
+
+    logging.getLogger("supportgate").setLevel(settings.log_level)
+    return Litestar(
+        route_handlers=[healthz, readyz, admin_router],
+        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="supportgate",
+            version=__version__,
+            description="Signed supporter passes, honest ad-block detection and a fair wall for ad-funded sites.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "AdminKey": SecurityScheme(
+                        type="http", scheme="bearer", description="An admin API key: `sga_…`."
+                    )
+                }
+            ),
+        ),
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """The app for the settings in the environment: the factory ``supportgate serve`` runs."""
+    return create_app(Settings.from_env())

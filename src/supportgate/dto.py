@@ -1,0 +1,33 @@
+"""Strict request bodies: msgspec decodes them with no type coercion, naming the bad field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from litestar.dto import MsgspecDTO
+
+from supportgate.errors import BadRequest
+
+__all__ = ["Body"]
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class Body(MsgspecDTO[T]):
+    """Decode a JSON body into ``T`` strictly: ``"3"`` is not an int, unknown fields are refused.
+
+    Litestar converts bodies leniently; the API contract is strict, so the body is decoded here
+    with ``strict=True`` while Litestar still documents ``T`` in the OpenAPI schema.
+    """
+
+    def decode_bytes(self, value: bytes) -> Any:
+        """Decode ``value`` into the DTO's model type, or raise BadRequest naming the field."""
+        try:
+            return msgspec.json.decode(value, type=self.model_type, strict=True)
+        except msgspec.ValidationError as exc:
+            message, sep, where = str(exc).partition(" - at `")
+            detail = f"{where.rstrip('`')}: {message[:1].lower()}{message[1:]}" if sep else str(exc)
+            raise BadRequest(detail, title="Invalid request") from None
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"The body is not valid JSON: {exc}", title="Invalid request") from None

@@ -1,0 +1,30 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import get
+from litestar.di import NamedDependency
+
+from supportgate.errors import StoreUnavailable
+from supportgate.services import Services
+
+__all__ = ["healthz", "readyz"]
+
+
+@get("/healthz", tags=["health"], summary="The process is alive", cache_control=None, opt={"public": True})
+async def healthz() -> dict[str, str]:
+    """Answers while the process runs; does not touch the store."""
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["health"], summary="The store is reachable")
+async def readyz(services: NamedDependency[Services]) -> dict[str, str]:
+    """Answers 200 when the store answers a PING within a second, else 503."""
+    try:
+        async with asyncio.timeout(1.0):
+            await services.store.ping()
+    except (TimeoutError, OSError) as exc:
+        raise StoreUnavailable(f"The store did not answer: {exc or 'timed out'}.") from exc
+    return {"status": "ready"}

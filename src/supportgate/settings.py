@@ -1,0 +1,120 @@
+"""Typed settings, read once from ``SUPPORTGATE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from supportgate.errors import SettingsError
+
+__all__ = ["Settings"]
+
+_PREFIX = "SUPPORTGATE_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service is configured with; validated when built."""
+
+    redis_url: str | None = None
+    """URL of an external Redis or Valkey (``redis://``, ``rediss://``, ``unix://``); none starts the embedded store."""
+    data_dir: Path = field(default_factory=lambda: Path(".supportgate"))
+    """Where the embedded store keeps its data, and where the outbox lives."""
+    public_url: str = "http://127.0.0.1:8000"
+    """The URL readers and sites reach the service at; also the token issuer."""
+    max_body_bytes: int = 64 * 1024
+    """Largest request body accepted; larger ones get 413."""
+    store_timeout_seconds: float = 2.0
+    """How long one store command may take before the request fails with 503."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment.
+
+        Raises:
+            SettingsError: naming the variable whose value is wrong.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(_PREFIX + name, "").strip()
+            return value or None
+
+        defaults = cls()
+        settings = cls(
+            redis_url=get("REDIS_URL"),
+            data_dir=Path(get("DATA_DIR") or defaults.data_dir),
+            public_url=(get("PUBLIC_URL") or defaults.public_url).rstrip("/"),
+            max_body_bytes=_positive_int("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), defaults.max_body_bytes),
+            store_timeout_seconds=_positive_float(
+                "STORE_TIMEOUT_SECONDS", get("STORE_TIMEOUT_SECONDS"), defaults.store_timeout_seconds
+            ),
+            log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check every value; raise SettingsError naming the first bad one."""
+        if self.redis_url is not None:
+            url = urlsplit(self.redis_url)
+            if url.scheme not in {"redis", "rediss", "unix"}:
+                raise SettingsError(
+                    f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {self.redis_url!r}"
+                )
+            if url.scheme != "unix" and not url.hostname:
+                raise SettingsError(f"{_PREFIX}REDIS_URL has no host: {self.redis_url!r}")
+            if url.scheme == "unix" and not url.path:
+                raise SettingsError(f"{_PREFIX}REDIS_URL has no socket path: {self.redis_url!r}")
+        public = urlsplit(self.public_url)
+        if public.scheme not in {"http", "https"} or not public.hostname:
+            raise SettingsError(f"{_PREFIX}PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise SettingsError(f"{_PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data dir if needed and prove it is writable."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise SettingsError(
+                f"{_PREFIX}DATA_DIR {str(self.data_dir)!r} is not a writable directory: {exc.strerror or exc}"
+            ) from exc
+        return self.data_dir.resolve()
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` of every token the service signs."""
+        return self.public_url
+
+
+def _positive_int(name: str, raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
+    return value
+
+
+def _positive_float(name: str, raw: str | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
+    return value

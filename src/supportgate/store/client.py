@@ -1,0 +1,85 @@
+"""Connecting to the store, and the one way multi-key changes are made: atomically."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError, WatchError
+
+from supportgate.errors import StoreUnavailable
+
+__all__ = ["Store", "connect"]
+
+T = TypeVar("T")
+_log = logging.getLogger("supportgate.store")
+_MAX_RETRIES = 20
+
+
+def connect(url: str, *, timeout: float = 2.0) -> Redis:
+    """An asyncio client for ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+        max_connections=256,
+    )
+
+
+class Store:
+    """The store as services see it: a client plus atomic, durable writes."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._waitaof: bool | None = None
+
+    async def atomically(self, change: Callable[[Pipeline], Awaitable[T]], *watch: str) -> T:
+        """Run ``change`` as one optimistic transaction over the ``watch`` keys.
+
+        ``change`` reads through the pipeline (immediate mode), calls ``pipe.multi()`` and queues
+        its writes; they are applied all together or, when a watched key changed meanwhile, not at
+        all and ``change`` runs again. Raising from ``change`` writes nothing.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_RETRIES):
+                try:
+                    if watch:
+                        await pipe.watch(*watch)
+                    result = await change(pipe)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                else:
+                    await self.durable()
+                    return result
+                finally:
+                    await pipe.reset()
+        raise StoreUnavailable("The change kept clashing with concurrent changes; try again.")
+
+    async def durable(self) -> None:
+        """Wait until this connection's writes are fsynced to the AOF, where the server can say so."""
+        if self._waitaof is False:
+            return
+        try:
+            await self.redis.execute_command("WAITAOF", 1, 0, 2000)
+            self._waitaof = True
+        except ResponseError as exc:
+            message = str(exc).lower()
+            if "unknown command" in message or "appendonly" in message:
+                # Servers before Redis 7.2, or without AOF: acknowledged is the best they offer.
+                _log.info("store has no WAITAOF (%s); writes are acknowledged, not awaited on disk", exc)
+                self._waitaof = False
+            else:
+                raise
+
+    async def ping(self) -> bool:
+        """Whether the store answers."""
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.redis.aclose()

@@ -1,0 +1,92 @@
+"""Key names. Every key starts with ``sg:``; the part in braces is the hash tag.
+
+The catalog an admin manages (tiers, supporters, sites, keys, audit) shares the ``{dir}`` tag, so
+a change that spans it (a grant that also claims the address and joins the tier) is one atomic
+transaction on Redis Cluster as on a single server. Per-supporter state (sessions, codes) uses
+``{sup:<id>}``, per-site traffic ``{site:<id>}``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "admin_keys",
+    "audit_entries",
+    "audit_index",
+    "audit_target",
+    "email",
+    "site",
+    "site_keys",
+    "sites",
+    "supporter",
+    "supporters",
+    "tier",
+    "tier_members",
+    "tiers",
+]
+
+_DIR = "sg:{dir}"
+
+
+def tier(tier_id: str) -> str:
+    """JSON record of one tier."""
+    return f"{_DIR}:tier:{tier_id}"
+
+
+def tiers() -> str:
+    """Sorted set (lexical) of every tier id."""
+    return f"{_DIR}:tiers"
+
+
+def tier_members(tier_id: str) -> str:
+    """Sorted set (lexical) of ``<created>:<id>`` of the supporters on a tier."""
+    return f"{_DIR}:tier:{tier_id}:supporters"
+
+
+def supporter(supporter_id: str) -> str:
+    """JSON record of one supporter."""
+    return f"{_DIR}:supporter:{supporter_id}"
+
+
+def supporters() -> str:
+    """Sorted set (lexical) of ``<created>:<id>`` of every supporter: the listing order."""
+    return f"{_DIR}:supporters"
+
+
+def email(address: str) -> str:
+    """The supporter id that holds a normalised email address."""
+    return f"{_DIR}:email:{address}"
+
+
+def site(site_id: str) -> str:
+    """JSON record of one site."""
+    return f"{_DIR}:site:{site_id}"
+
+
+def sites() -> str:
+    """Sorted set (lexical) of every site id."""
+    return f"{_DIR}:sites"
+
+
+def site_keys() -> str:
+    """Hash of site API key id → JSON ``{site, hash, created_at}``."""
+    return f"{_DIR}:site-keys"
+
+
+def admin_keys() -> str:
+    """Hash of admin key id → JSON ``{name, hash, created_at}``."""
+    return f"{_DIR}:admin-keys"
+
+
+def audit_entries() -> str:
+    """Hash of audit entry id → JSON entry."""
+    return f"{_DIR}:audit:entries"
+
+
+def audit_index() -> str:
+    """Sorted set (lexical) of audit entry ids, which sort by time."""
+    return f"{_DIR}:audit"
+
+
+def audit_target(target: str) -> str:
+    """Set of the audit entry ids that concern one target, for erasure."""
+    return f"{_DIR}:audit:target:{target}"

