@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
+from litestar.openapi.spec import Reference, Schema
+from litestar.typing import FieldDefinition
 
 from supportgate.errors import BadRequest
 
@@ -20,6 +22,14 @@ class Body(MsgspecDTO[T]):
     Litestar converts bodies leniently; the API contract is strict, so the body is decoded here
     with ``strict=True`` while Litestar still documents ``T`` in the OpenAPI schema.
     """
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+    ) -> Reference | Schema:
+        """Document the Struct itself, not the transfer model Litestar derives from it."""
+        schema: Reference | Schema = schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+        return schema
 
     def decode_bytes(self, value: bytes) -> Any:
         """Decode ``value`` into the DTO's model type, or raise BadRequest naming the field."""

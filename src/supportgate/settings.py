@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from supportgate.errors import SettingsError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "redact_url"]
 
 _PREFIX = "SUPPORTGATE_"
 
@@ -65,12 +65,16 @@ class Settings:
             url = urlsplit(self.redis_url)
             if url.scheme not in {"redis", "rediss", "unix"}:
                 raise SettingsError(
-                    f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {self.redis_url!r}"
+                    f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {redact_url(self.redis_url)!r}"
                 )
+            try:
+                url.port  # noqa: B018 - parsing the port is the check
+            except ValueError:
+                raise SettingsError(f"{_PREFIX}REDIS_URL has an invalid port: {redact_url(self.redis_url)!r}") from None
             if url.scheme != "unix" and not url.hostname:
-                raise SettingsError(f"{_PREFIX}REDIS_URL has no host: {self.redis_url!r}")
+                raise SettingsError(f"{_PREFIX}REDIS_URL has no host: {redact_url(self.redis_url)!r}")
             if url.scheme == "unix" and not url.path:
-                raise SettingsError(f"{_PREFIX}REDIS_URL has no socket path: {self.redis_url!r}")
+                raise SettingsError(f"{_PREFIX}REDIS_URL has no socket path: {redact_url(self.redis_url)!r}")
         public = urlsplit(self.public_url)
         if public.scheme not in {"http", "https"} or not public.hostname:
             raise SettingsError(f"{_PREFIX}PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
@@ -118,3 +122,12 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
     return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -36,8 +36,12 @@ class AuditLog:
         before: Any = None,
         after: Any = None,
     ) -> None:
-        """Queue an entry on a pipeline that is inside MULTI, so it lands with the change."""
-        entry_id = f"{int(at.timestamp() * 1000):013d}-{secrets.token_hex(4)}"
+        """Queue an entry on a pipeline that is inside MULTI, so it lands with the change.
+
+        The stream gives the order (assigned by the store, so simultaneous writes still sort);
+        the entry itself lives in a hash so that an erasure can rewrite it.
+        """
+        entry_id = secrets.token_hex(8)
         entry = AuditEntry(
             id=entry_id,
             at=at,
@@ -48,7 +52,7 @@ class AuditLog:
             after=_plain(after),
         )
         pipe.hset(keys.audit_entries(), entry_id, _encode(entry))
-        pipe.zadd(keys.audit_index(), {entry_id: 0})
+        pipe.xadd(keys.audit_index(), {"entry": entry_id})
         pipe.sadd(keys.audit_target(target), entry_id)
 
     async def redactions(self, pipe: Pipeline, target: str, replacement: dict[str, Any]) -> dict[str, bytes]:
@@ -74,12 +78,13 @@ class AuditLog:
         """Entries newest first, ``limit`` at a time."""
         start = f"({decode_cursor(cursor)}" if cursor else "+"
         redis = self._store.redis
-        ids = [eid.decode() for eid in await redis.zrange(keys.audit_index(), start, "-", desc=True, bylex=True, offset=0, num=limit + 1)]
-        more = len(ids) > limit
-        ids = ids[:limit]
+        rows = await redis.xrevrange(keys.audit_index(), max=start, min="-", count=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        ids = [fields[b"entry"].decode() for _, fields in rows]
         raw = await redis.hmget(keys.audit_entries(), ids) if ids else []
         items = [_decode_entry(blob) for blob in raw if blob is not None]
-        return AuditPage(items=items, next_cursor=encode_cursor(ids[-1]) if more and ids else None)
+        return AuditPage(items=items, next_cursor=encode_cursor(rows[-1][0].decode()) if more else None)
 
 
 def _plain(value: Any) -> dict[str, Any] | None:

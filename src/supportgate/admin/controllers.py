@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from supportgate.admin.auth import AdminAuth
 from supportgate.admin.keys import ValidKey
@@ -32,6 +32,10 @@ from supportgate.services import Services
 __all__ = ["admin_router"]
 
 AdminRequest = Request[ValidKey, str, Any]
+IdPath = Annotated[
+    str,
+    PathParameter(pattern=r"^[a-z0-9-]{1,64}$", description="An id: 1 to 64 lowercase letters, digits or '-'."),
+]
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="How many items per page (1 to 200).")]
 
 
@@ -55,17 +59,17 @@ class TierController(Controller):
         return items(await services.tiers.list())
 
     @get("/{tier_id:str}", summary="Get a tier")
-    async def get_tier(self, tier_id: Slug, services: NamedDependency[Services]) -> Tier:
+    async def get_tier(self, tier_id: IdPath, services: NamedDependency[Services]) -> Tier:
         return await services.tiers.get(tier_id)
 
     @patch("/{tier_id:str}", dto=Body[TierPatch], return_dto=None, summary="Change a tier")
-    async def update_tier(self, tier_id: Slug, data: JSONBody[TierPatch], services: NamedDependency[Services], request: AdminRequest) -> Tier:
+    async def update_tier(self, tier_id: IdPath, data: JSONBody[TierPatch], services: NamedDependency[Services], request: AdminRequest) -> Tier:
         return await services.tiers.update(tier_id, data, actor=request.user.actor)
 
     @delete("/{tier_id:str}", summary="Delete a tier (409 while it has supporters, unless move_to)")
     async def delete_tier(
         self,
-        tier_id: Slug,
+        tier_id: IdPath,
         services: NamedDependency[Services],
         request: AdminRequest,
         move_to: Annotated[Slug | None, QueryParameter(description="Move the tier's supporters here first.")] = None,
@@ -96,19 +100,19 @@ class SupporterController(Controller):
         return await services.supporters.page(tier=tier, status=status, q=q, limit=limit, cursor=cursor)
 
     @get("/{supporter_id:str}", summary="Get a supporter")
-    async def get_supporter(self, supporter_id: Slug, services: NamedDependency[Services]) -> Supporter:
+    async def get_supporter(self, supporter_id: IdPath, services: NamedDependency[Services]) -> Supporter:
         return await services.supporters.get(supporter_id)
 
     @patch("/{supporter_id:str}", dto=Body[SupporterPatch], return_dto=None, summary="Change a supporter")
     async def update_supporter(
-        self, supporter_id: Slug, data: JSONBody[SupporterPatch], services: NamedDependency[Services], request: AdminRequest
+        self, supporter_id: IdPath, data: JSONBody[SupporterPatch], services: NamedDependency[Services], request: AdminRequest
     ) -> Supporter:
         return await services.supporters.update(supporter_id, data, actor=request.user.actor)
 
     @delete("/{supporter_id:str}", summary="Revoke a supporter, or erase them with forget=true")
     async def delete_supporter(
         self,
-        supporter_id: Slug,
+        supporter_id: IdPath,
         services: NamedDependency[Services],
         request: AdminRequest,
         forget: Annotated[bool, QueryParameter(description="Erase the person's data (GDPR) instead of revoking.")] = False,
@@ -134,15 +138,15 @@ class SiteController(Controller):
         return items(await services.sites.list())
 
     @get("/{site_id:str}", summary="Get a site")
-    async def get_site(self, site_id: Slug, services: NamedDependency[Services]) -> Site:
+    async def get_site(self, site_id: IdPath, services: NamedDependency[Services]) -> Site:
         return await services.sites.get(site_id)
 
     @patch("/{site_id:str}", dto=Body[SitePatch], return_dto=None, summary="Change a site or its policy")
-    async def update_site(self, site_id: Slug, data: JSONBody[SitePatch], services: NamedDependency[Services], request: AdminRequest) -> Site:
+    async def update_site(self, site_id: IdPath, data: JSONBody[SitePatch], services: NamedDependency[Services], request: AdminRequest) -> Site:
         return await services.sites.update(site_id, data, actor=request.user.actor)
 
     @post("/{site_id:str}/keys", summary="Make a site API key (shown once)")
-    async def create_site_key(self, site_id: Slug, services: NamedDependency[Services], request: AdminRequest) -> KeyCreated:
+    async def create_site_key(self, site_id: IdPath, services: NamedDependency[Services], request: AdminRequest) -> KeyCreated:
         return await services.api_keys.create("site", name=site_id, site=site_id, actor=request.user.actor)
 
 

@@ -66,7 +66,7 @@ class ApiKeys:
     async def create(self, kind: Kind, *, name: str, actor: str, site: str | None = None) -> KeyCreated:
         """Make a key; the returned ``key`` is the only time its secret is seen."""
         key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_hex(24)
         now = self._clock()
         stored = _StoredKey(name=name, hash=_digest(secret), created_at=now.isoformat(), site=site)
         created = KeyCreated(id=key_id, name=name, key=f"{_PREFIX[kind]}_{key_id}_{secret}", created_at=now, site=site)

@@ -48,7 +48,7 @@ PassTtl = Annotated[
 Origin = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^https?://[^/?#\s]+$",
+        min_length=1,
         max_length=255,
         description="scheme://host[:port], no path.",
         examples=["https://news.example"],

@@ -83,7 +83,7 @@ def audit_entries() -> str:
 
 
 def audit_index() -> str:
-    """Sorted set (lexical) of audit entry ids, which sort by time."""
+    """Stream of ``{entry: <id>}``, one per admin write, in the order the store applied them."""
     return f"{_DIR}:audit"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import shutil
@@ -68,6 +67,11 @@ class EmbeddedStore:
         return f"unix://{self.socket}"
 
     @property
+    def owned(self) -> bool:
+        """Whether this object started the server it talks to (and so stops it)."""
+        return self._process is not None
+
+    @property
     def pid(self) -> int | None:
         """Process id of the running server, if this object started one."""
         return self._process.pid if self._process else None
@@ -75,7 +79,11 @@ class EmbeddedStore:
     def start(self, timeout: float = 15.0) -> str:
         """Start the server and wait until it answers; return its URL."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._stop_leftover()
+        if self._answers():
+            # Another supportgate process on this data dir runs the store (a leftover of a dead
+            # one would have died with it): share it, and leave stopping it to its owner.
+            return self.url
+        self.socket.unlink(missing_ok=True)
         binary = self._binary or find_server_binary()
         args = [
             binary,
@@ -153,21 +161,6 @@ class EmbeddedStore:
                 return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError):
             return False
-
-    def _stop_leftover(self) -> None:
-        """Shut down a server left running by a process that died without stopping it."""
-        if not self.socket.exists():
-            return
-        if self._answers():
-            with (
-                contextlib.suppress(redis.ConnectionError, OSError),
-                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5) as client,
-            ):
-                client.shutdown()
-            deadline = time.monotonic() + 10
-            while self._answers() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        self.socket.unlink(missing_ok=True)
 
     def _log_tail(self) -> str:
         log = self.dir / "store.log"

@@ -1,0 +1,163 @@
+"""The ``supportgate`` command: ``serve``, ``demo`` and ``admin`` tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import click
+import redis
+
+from supportgate.errors import SupportgateError
+from supportgate.services import Services
+from supportgate.settings import Settings, redact_url
+from supportgate.store import EmbeddedStore, Store, connect
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+_log = logging.getLogger("supportgate.cli")
+
+
+@contextlib.contextmanager
+def running_store(settings: Settings) -> Iterator[str]:
+    """The store URL to use: the external one (checked), or an embedded one started here."""
+    if settings.redis_url is not None:
+        _check_reachable(settings.redis_url, settings.store_timeout_seconds)
+        yield settings.redis_url
+        return
+    embedded = EmbeddedStore(settings.ensure_data_dir())
+    url = embedded.start()
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def _check_reachable(url: str, timeout: float) -> None:
+    try:
+        with redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout) as client:
+            client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise SupportgateError(f"SUPPORTGATE_REDIS_URL: cannot reach {redact_url(url)}: {exc}") from None
+
+
+def _with_services(url: str, work: Callable[[Services], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = Store(connect(url))
+        try:
+            return await work(Services.build(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _serve(url: str, *, host: str, port: int, workers: int, log_access: bool) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    os.environ["SUPPORTGATE_REDIS_URL"] = url
+    Granian(
+        "supportgate.app:app_from_env",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        log_access=log_access,
+    ).serve()
+
+
+@click.group()
+@click.version_option(package_name="supportgate")
+def cli() -> None:
+    """supportgate: signed supporter passes, honest ad-block detection and a fair wall."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Run the service for production (Granian)."""
+    settings = Settings.from_env()
+    with running_store(settings) as url:
+        _serve(url, host=host, port=port, workers=workers, log_access=access_log)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+def demo(host: str, port: int) -> None:
+    """Run the service with an embedded store, demo data and a fresh admin key."""
+    from supportgate.demo.seed import DEMO_ORIGINS, seed
+
+    settings = Settings.from_env()
+    base = f"http://{host}:{port}"
+    origins = list(dict.fromkeys([base, *DEMO_ORIGINS]))
+
+    async def prepare(services: Services) -> str:
+        await seed(services, origins=origins)
+        await services.api_keys.revoke_named("admin", "demo", actor="cli:demo")
+        return (await services.api_keys.create("admin", name="demo", actor="cli:demo")).key
+
+    with running_store(settings) as url:
+        key = _with_services(url, prepare)
+        click.echo(
+            "\n".join(
+                [
+                    "",
+                    "supportgate demo is running:",
+                    f"  service        {base}/",
+                    f"  API docs       {base}/schema",
+                    f"  health         {base}/readyz",
+                    f"  admin API key  {key}",
+                    "                 (new at every start; try: "
+                    f"curl -H 'Authorization: Bearer {key}' {base}/v1/admin/tiers)",
+                    f"  data           {settings.data_dir}/",
+                    "Press Ctrl-C to stop.",
+                    "",
+                ]
+            )
+        )
+        _serve(url, host=host, port=port, workers=1, log_access=False)
+
+
+@cli.group()
+def admin() -> None:
+    """Administrative tasks."""
+
+
+@admin.command("create-key")
+@click.option("--name", required=True, help="Who or what the key is for; shown in the audit log.")
+def create_key(name: str) -> None:
+    """Make an admin API key and print it once (only its hash is stored)."""
+    settings = Settings.from_env()
+
+    async def make(services: Services) -> str:
+        return (await services.api_keys.create("admin", name=name, actor="cli")).key
+
+    with running_store(settings) as url:
+        click.echo(_with_services(url, make))
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning known errors into one line on stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SupportgateError as exc:
+        click.echo(f"supportgate: {exc}", err=True)
+        sys.exit(2)

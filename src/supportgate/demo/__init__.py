@@ -1,0 +1,1 @@
+"""The demo: seeded data and the demo publisher site used by ``supportgate demo`` and browser tests."""

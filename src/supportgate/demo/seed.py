@@ -1,0 +1,51 @@
+"""The demo's data: two tiers, a site and a supporter, created once and kept."""
+
+from __future__ import annotations
+
+from supportgate.admin.schemas import SiteIn, SupporterIn, TierIn
+from supportgate.errors import Conflict
+from supportgate.services import Services
+
+__all__ = ["DEMO_ORIGINS", "seed"]
+
+DEMO_ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000", "http://news.example"]
+_ACTOR = "cli:demo"
+
+
+async def seed(services: Services, *, origins: list[str] | None = None) -> None:
+    """Create the demo tiers, site and supporter where they do not exist yet."""
+    tiers = [
+        TierIn(
+            id="supporter",
+            name="Supporter",
+            description="Reads without ads getting in the way.",
+            entitlements=["adblock_ok"],
+            max_devices=3,
+            pass_ttl_seconds=3600,
+        ),
+        TierIn(
+            id="patron",
+            name="Patron",
+            description="No wall and no ads, on up to five devices.",
+            entitlements=["adblock_ok", "ad_free"],
+            max_devices=5,
+            pass_ttl_seconds=3600,
+        ),
+    ]
+    for tier in tiers:
+        if not await services.tiers.exists(tier.id):
+            await _ignore_conflict(services.tiers.create(tier, actor=_ACTOR))
+    if not any(site.id == "demo" for site in await services.sites.list()):
+        site = SiteIn(id="demo", name="The Daily Demo", origins=origins or DEMO_ORIGINS)
+        await _ignore_conflict(services.sites.create(site, actor=_ACTOR))
+    if await services.supporters.find_by_email("reader@example.com") is None:
+        grant = SupporterIn(email="reader@example.com", tier="supporter", note="demo supporter")
+        await _ignore_conflict(services.supporters.create(grant, actor=_ACTOR))
+
+
+async def _ignore_conflict(creation: object) -> None:
+    """Two demo processes seeding at once both succeed: the loser's Conflict is fine."""
+    try:
+        await creation  # type: ignore[misc]
+    except Conflict:
+        pass
