@@ -25,9 +25,11 @@ class FakeClock:
     now: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
 
     def __call__(self) -> datetime:
+        """The time the test has set."""
         return self.now
 
     def advance(self, **delta: float) -> None:
+        """Move the clock on by a timedelta's keyword arguments."""
         self.now += timedelta(**delta)
 
 
@@ -39,11 +41,11 @@ def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS
 
 
 @pytest.fixture
-def store_url(store_server: EmbeddedStore) -> Iterator[str]:
+def store_url(store_server: EmbeddedStore) -> str:
     """The session store's URL, emptied before each test."""
     with redis.Redis.from_url(store_server.url) as client:
         client.flushall()
-    yield store_server.url
+    return store_server.url
 
 
 @pytest.fixture

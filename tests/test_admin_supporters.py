@@ -33,7 +33,8 @@ async def grant(admin: Client, email: str, tier: str = "supporter", **extra: Any
     return body
 
 
-async def test_grant_normalises_the_address(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_grant_normalises_the_address(admin: Client) -> None:
     """A grant stores the address trimmed and lowercased, and answers with every field."""
     body = await grant(admin, "  Reader@Example.COM ", note="met at the fair")
     assert body["email"] == "reader@example.com"
@@ -41,7 +42,8 @@ async def test_grant_normalises_the_address(admin: Client, tiers: None) -> None:
     assert set(body) == {"id", "email", "tier", "status", "expires_at", "created_at", "updated_at", "note"}
 
 
-async def test_second_grant_for_an_address_names_the_first(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_second_grant_for_an_address_names_the_first(admin: Client) -> None:
     """Granting an address twice answers 409 with the existing supporter's id."""
     first = await grant(admin, "reader@example.com")
     again = await admin.post("/v1/admin/supporters", json={"email": "READER@example.com", "tier": "patron"})
@@ -50,10 +52,14 @@ async def test_second_grant_for_an_address_names_the_first(admin: Client, tiers:
     assert first["id"] in again.json()["detail"]
 
 
-async def test_parallel_grants_of_one_address_make_one_supporter(services: Services, admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_parallel_grants_of_one_address_make_one_supporter(services: Services, admin: Client) -> None:
     """Ten simultaneous grants of one address: one succeeds, nine conflict, one record exists."""
     results = await asyncio.gather(
-        *(services.supporters.create(SupporterIn(email="race@example.com", tier="supporter"), actor="t") for _ in range(10)),
+        *(
+            services.supporters.create(SupporterIn(email="race@example.com", tier="supporter"), actor="t")
+            for _ in range(10)
+        ),
         return_exceptions=True,
     )
     assert sum(not isinstance(r, BaseException) for r in results) == 1
@@ -74,9 +80,8 @@ async def test_parallel_grants_of_one_address_make_one_supporter(services: Servi
         ({"tier": "supporter"}, "email"),
     ],
 )
-async def test_bad_grants_name_the_field_and_write_nothing(
-    admin: Client, tiers: None, body: dict[str, Any], named: str
-) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_bad_grants_name_the_field_and_write_nothing(admin: Client, body: dict[str, Any], named: str) -> None:
     """A grant with a bad field answers 400 problem+json naming it, and stores nothing."""
     answer = await admin.post("/v1/admin/supporters", json=body)
     assert answer.status_code == 400, answer.text
@@ -85,7 +90,8 @@ async def test_bad_grants_name_the_field_and_write_nothing(
     assert (await admin.get("/v1/admin/supporters")).json()["items"] == []
 
 
-async def test_patch_moves_tier_and_address(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_patch_moves_tier_and_address(admin: Client) -> None:
     """PATCH can move a supporter to another tier and address; the indexes follow."""
     made = await grant(admin, "old@example.com")
     changed = await admin.patch(
@@ -99,7 +105,8 @@ async def test_patch_moves_tier_and_address(admin: Client, tiers: None) -> None:
     await grant(admin, "old@example.com")  # the old address is free again
 
 
-async def test_patch_to_a_taken_address_conflicts(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_patch_to_a_taken_address_conflicts(admin: Client) -> None:
     """Moving a supporter onto another supporter's address answers 409 and changes nothing."""
     first = await grant(admin, "one@example.com")
     await grant(admin, "two@example.com")
@@ -108,7 +115,8 @@ async def test_patch_to_a_taken_address_conflicts(admin: Client, tiers: None) ->
     assert (await admin.get(f"/v1/admin/supporters/{first['id']}")).json()["email"] == "one@example.com"
 
 
-async def test_expiry_shows_in_status(admin: Client, tiers: None, clock: FakeClock) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_expiry_shows_in_status(admin: Client, clock: FakeClock) -> None:
     """A supporter past expires_at reads as expired, and can be filtered so."""
     await grant(admin, "brief@example.com", expires_at="2026-11-25T12:00:00Z")
     await grant(admin, "lasting@example.com")
@@ -119,7 +127,8 @@ async def test_expiry_shows_in_status(admin: Client, tiers: None, clock: FakeClo
     assert [s["email"] for s in active.json()["items"]] == ["lasting@example.com"]
 
 
-async def test_delete_revokes_and_keeps_the_record(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_delete_revokes_and_keeps_the_record(admin: Client) -> None:
     """DELETE revokes: the supporter stays, marked revoked, and can be reinstated."""
     made = await grant(admin, "gone@example.com")
     assert (await admin.delete(f"/v1/admin/supporters/{made['id']}")).status_code == 204
@@ -128,7 +137,8 @@ async def test_delete_revokes_and_keeps_the_record(admin: Client, tiers: None) -
     assert back.json()["status"] == "active"
 
 
-async def test_forget_erases_the_person(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_forget_erases_the_person(admin: Client) -> None:
     """DELETE ?forget=true erases the record, frees the address and scrubs the audit log."""
     made = await grant(admin, "private@example.com", note="likes cats")
     await admin.patch(f"/v1/admin/supporters/{made['id']}", json={"note": "likes dogs"})
@@ -143,7 +153,8 @@ async def test_forget_erases_the_person(admin: Client, tiers: None) -> None:
     await grant(admin, "private@example.com")
 
 
-async def test_pagination_is_stable_while_supporters_are_added(admin: Client, tiers: None, clock: FakeClock) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_pagination_is_stable_while_supporters_are_added(admin: Client, clock: FakeClock) -> None:
     """Walking pages with the cursor sees every supporter once, even when some join meanwhile."""
     for n in range(25):
         clock.advance(seconds=1)
@@ -164,8 +175,9 @@ async def test_pagination_is_stable_while_supporters_are_added(admin: Client, ti
     assert seen == [f"s{n:02d}@example.com" for n in reversed(range(25))]
 
 
-async def test_search_by_address_or_note(admin: Client, tiers: None) -> None:
-    """q matches part of the address or of the note, case-insensitively."""
+@pytest.mark.usefixtures("tiers")
+async def test_search_by_address_or_note(admin: Client) -> None:
+    """The q parameter matches part of the address or of the note, case-insensitively."""
     await grant(admin, "alice@example.com", note="Founding member")
     await grant(admin, "bob@example.org")
     by_mail = await admin.get("/v1/admin/supporters", params={"q": "EXAMPLE.ORG"})
@@ -174,7 +186,8 @@ async def test_search_by_address_or_note(admin: Client, tiers: None) -> None:
     assert [s["email"] for s in by_note.json()["items"]] == ["alice@example.com"]
 
 
-async def test_a_forged_cursor_is_refused(admin: Client, tiers: None) -> None:
+@pytest.mark.usefixtures("tiers")
+async def test_a_forged_cursor_is_refused(admin: Client) -> None:
     """A cursor the listing did not return answers 400 naming the cursor."""
     answer = await admin.get("/v1/admin/supporters", params={"cursor": "!!!"})
     assert answer.status_code == 400

@@ -61,9 +61,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(
                 security_schemes={
-                    "AdminKey": SecurityScheme(
-                        type="http", scheme="bearer", description="An admin API key: `sga_…`."
-                    )
+                    "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`.")
                 }
             ),
         ),

@@ -12,7 +12,10 @@ from typing import TypeVar
 
 import click
 import redis
+from granian import Granian
+from granian.constants import Interfaces
 
+from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
 from supportgate.services import Services
 from supportgate.settings import Settings, redact_url
@@ -59,9 +62,6 @@ def _with_services(url: str, work: Callable[[Services], Awaitable[T]]) -> T:
 
 
 def _serve(url: str, *, host: str, port: int, workers: int, log_access: bool) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
-
     os.environ["SUPPORTGATE_REDIS_URL"] = url
     Granian(
         "supportgate.app:app_from_env",
@@ -97,8 +97,6 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 def demo(host: str, port: int) -> None:
     """Run the service with an embedded store, demo data and a fresh admin key."""
-    from supportgate.demo.seed import DEMO_ORIGINS, seed
-
     settings = Settings.from_env()
     base = f"http://{host}:{port}"
     origins = list(dict.fromkeys([base, *DEMO_ORIGINS]))
@@ -119,8 +117,10 @@ def demo(host: str, port: int) -> None:
                     f"  API docs       {base}/schema",
                     f"  health         {base}/readyz",
                     f"  admin API key  {key}",
-                    "                 (new at every start; try: "
-                    f"curl -H 'Authorization: Bearer {key}' {base}/v1/admin/tiers)",
+                    (
+                        "                 (new at every start; try: "
+                        f"curl -H 'Authorization: Bearer {key}' {base}/v1/admin/tiers)"
+                    ),
                     f"  data           {settings.data_dir}/",
                     "Press Ctrl-C to stop.",
                     "",
@@ -153,8 +153,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Ctrl-C is how the service is stopped: by here the store has been stopped cleanly.
+        sys.exit(0)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

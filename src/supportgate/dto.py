@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
@@ -10,6 +10,9 @@ from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
 from supportgate.errors import BadRequest
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 __all__ = ["Body"]
 
@@ -24,14 +27,19 @@ class Body(MsgspecDTO[T]):
     """
 
     @classmethod
-    def create_openapi_schema(
-        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+    def create_openapi_schema(  # Litestar's signature; the arguments are not needed here
+        cls,
+        field_definition: FieldDefinition,  # noqa: ARG003
+        handler_id: str,  # noqa: ARG003
+        schema_creator: SchemaCreator,
     ) -> Reference | Schema:
         """Document the Struct itself, not the transfer model Litestar derives from it."""
-        schema: Reference | Schema = schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+        schema: Reference | Schema = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
         return schema
 
-    def decode_bytes(self, value: bytes) -> Any:
+    def decode_bytes(self, value: bytes) -> Any:  # noqa: ANN401 - Litestar's signature
         """Decode ``value`` into the DTO's model type, or raise BadRequest naming the field."""
         try:
             return msgspec.json.decode(value, type=self.model_type, strict=True)

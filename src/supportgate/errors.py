@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from redis.exceptions import BusyLoadingError, ReadOnlyError
 from redis.exceptions import ConnectionError as StoreConnectionError
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
+from supportgate.errors_base import InvalidToken, SupportgateError
+
 __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "InvalidToken",
     "NotFound",
     "PayloadTooLarge",
     "Problem",
@@ -31,10 +34,6 @@ PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger("supportgate.errors")
 
 
-class SupportgateError(Exception):
-    """Base of every error supportgate raises on purpose."""
-
-
 class SettingsError(SupportgateError):
     """A setting is missing or wrong; the message names the variable."""
 
@@ -46,6 +45,8 @@ class Problem(SupportgateError):
     """HTTP status of the response."""
     slug: str = "bad-request"
     """Short machine-readable name, the tail of the problem ``type`` URI."""
+    default_headers: ClassVar[dict[str, str]] = {}
+    """Headers every response of this kind carries."""
 
     def __init__(
         self,
@@ -54,14 +55,14 @@ class Problem(SupportgateError):
         title: str | None = None,
         slug: str | None = None,
         headers: dict[str, str] | None = None,
-        **extra: Any,
+        **extra: object,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.title = title or HTTPStatus(self.status).phrase
         if slug is not None:
             self.slug = slug
-        self.headers = headers or {}
+        self.headers = {**self.default_headers, **(headers or {})}
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
@@ -87,9 +88,7 @@ class Unauthorized(Problem):
 
     status = 401
     slug = "unauthorized"
-
-    def __init__(self, detail: str, **extra: Any) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="supportgate"'}, **extra)
+    default_headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="supportgate"'}
 
 
 class Forbidden(Problem):
@@ -126,9 +125,9 @@ class TooManyRequests(Problem):
     status = 429
     slug = "rate-limited"
 
-    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
-        super().__init__(detail, **extra)
-        self.headers["Retry-After"] = str(max(1, retry_after))
+    def __init__(self, detail: str, *, retry_after: int, **extra: object) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        self.extra.update(extra)
 
 
 class StoreUnavailable(Problem):
@@ -136,9 +135,10 @@ class StoreUnavailable(Problem):
 
     status = 503
     slug = "store-unavailable"
+    default_headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
-    def __init__(self, detail: str = "The store did not answer; try again shortly.", **extra: Any) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"}, **extra)
+    def __init__(self, detail: str = "The store did not answer; try again shortly.") -> None:
+        super().__init__(detail)
 
 
 def problem_response(problem: Problem) -> Response[dict[str, Any]]:
@@ -164,7 +164,9 @@ def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respo
 
 def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
-    problem = Problem(_clean(exc.detail) or HTTPStatus(status).phrase, slug=HTTPStatus(status).name.lower().replace("_", "-"))
+    problem = Problem(
+        _clean(exc.detail) or HTTPStatus(status).phrase, slug=HTTPStatus(status).name.lower().replace("_", "-")
+    )
     problem.status = status
     problem.title = HTTPStatus(status).phrase
     if status == 413:

@@ -64,9 +64,8 @@ class Settings:
         if self.redis_url is not None:
             url = urlsplit(self.redis_url)
             if url.scheme not in {"redis", "rediss", "unix"}:
-                raise SettingsError(
-                    f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {redact_url(self.redis_url)!r}"
-                )
+                shown = redact_url(self.redis_url)
+                raise SettingsError(f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {shown!r}")
             try:
                 url.port  # noqa: B018 - parsing the port is the check
             except ValueError:

@@ -10,7 +10,7 @@ import msgspec
 from redis.asyncio.client import Pipeline
 
 from supportgate.admin.schemas import AuditEntry, AuditPage
-from supportgate.store import Store, keys
+from supportgate.store import Store, keys, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
 __all__ = ["AuditLog"]
@@ -33,8 +33,8 @@ class AuditLog:
         actor: str,
         action: str,
         target: str,
-        before: Any = None,
-        after: Any = None,
+        before: object = None,
+        after: object = None,
     ) -> None:
         """Queue an entry on a pipeline that is inside MULTI, so it lands with the change.
 
@@ -58,10 +58,10 @@ class AuditLog:
     async def redactions(self, pipe: Pipeline, target: str, replacement: dict[str, Any]) -> dict[str, bytes]:
         """Read every entry about ``target`` and return it with ``before``/``after`` replaced.
 
-        Call while watching, before ``pipe.multi()``; then queue the result with :meth:`rewrite`.
+        Call while watching, before ``begin(pipe)``; then queue the result with :meth:`rewrite`.
         """
-        entry_ids = [eid.decode() for eid in await pipe.smembers(keys.audit_target(target))]  # type: ignore[misc]
-        raw = await pipe.hmget(keys.audit_entries(), entry_ids) if entry_ids else []  # type: ignore[misc]
+        entry_ids = texts(await pipe.smembers(keys.audit_target(target)))
+        raw = await pipe.hmget(keys.audit_entries(), entry_ids) if entry_ids else []
         return {
             entry_id: _encode(msgspec.structs.replace(_decode_entry(blob), before=replacement, after=replacement))
             for entry_id, blob in zip(entry_ids, raw, strict=True)
@@ -78,16 +78,16 @@ class AuditLog:
         """Entries newest first, ``limit`` at a time."""
         start = f"({decode_cursor(cursor)}" if cursor else "+"
         redis = self._store.redis
-        rows = await redis.xrevrange(keys.audit_index(), max=start, min="-", count=limit + 1)
+        rows = await redis.xrevrange(keys.audit_index(), max=start, min="-", count=limit + 1) or []
         more = len(rows) > limit
-        rows = rows[:limit]
-        ids = [fields[b"entry"].decode() for _, fields in rows]
+        stream_ids = [text(stream_id) for stream_id, _ in rows[:limit]]
+        ids = [text(fields[b"entry"]) for _, fields in rows[:limit] if fields]
         raw = await redis.hmget(keys.audit_entries(), ids) if ids else []
         items = [_decode_entry(blob) for blob in raw if blob is not None]
-        return AuditPage(items=items, next_cursor=encode_cursor(rows[-1][0].decode()) if more else None)
+        return AuditPage(items=items, next_cursor=encode_cursor(stream_ids[-1]) if more else None)
 
 
-def _plain(value: Any) -> dict[str, Any] | None:
+def _plain(value: object) -> dict[str, Any] | None:
     if value is None:
         return None
     plain = msgspec.to_builtins(value)

@@ -48,10 +48,12 @@ class TierController(Controller):
     """Supporter tiers."""
 
     path = "/tiers"
-    tags = ["admin: tiers"]
+    tags = ("admin: tiers",)
 
     @post("/", dto=Body[TierIn], return_dto=None, summary="Create a tier")
-    async def create_tier(self, data: JSONBody[TierIn], services: NamedDependency[Services], request: AdminRequest) -> Tier:
+    async def create_tier(
+        self, data: JSONBody[TierIn], services: NamedDependency[Services], request: AdminRequest
+    ) -> Tier:
         return await services.tiers.create(data, actor=request.user.actor)
 
     @get("/", summary="List tiers")
@@ -63,7 +65,9 @@ class TierController(Controller):
         return await services.tiers.get(tier_id)
 
     @patch("/{tier_id:str}", dto=Body[TierPatch], return_dto=None, summary="Change a tier")
-    async def update_tier(self, tier_id: IdPath, data: JSONBody[TierPatch], services: NamedDependency[Services], request: AdminRequest) -> Tier:
+    async def update_tier(
+        self, tier_id: IdPath, data: JSONBody[TierPatch], services: NamedDependency[Services], request: AdminRequest
+    ) -> Tier:
         return await services.tiers.update(tier_id, data, actor=request.user.actor)
 
     @delete("/{tier_id:str}", summary="Delete a tier (409 while it has supporters, unless move_to)")
@@ -81,15 +85,18 @@ class SupporterController(Controller):
     """Supporters."""
 
     path = "/supporters"
-    tags = ["admin: supporters"]
+    tags = ("admin: supporters",)
 
     @post("/", dto=Body[SupporterIn], return_dto=None, summary="Grant supporter status")
-    async def create_supporter(self, data: JSONBody[SupporterIn], services: NamedDependency[Services], request: AdminRequest) -> Supporter:
+    async def create_supporter(
+        self, data: JSONBody[SupporterIn], services: NamedDependency[Services], request: AdminRequest
+    ) -> Supporter:
         return await services.supporters.create(data, actor=request.user.actor)
 
     @get("/", summary="List supporters, newest first")
     async def list_supporters(
         self,
+        *,
         services: NamedDependency[Services],
         tier: FromQuery[Slug | None] = None,
         status: FromQuery[SupporterStatus | None] = None,
@@ -105,7 +112,11 @@ class SupporterController(Controller):
 
     @patch("/{supporter_id:str}", dto=Body[SupporterPatch], return_dto=None, summary="Change a supporter")
     async def update_supporter(
-        self, supporter_id: IdPath, data: JSONBody[SupporterPatch], services: NamedDependency[Services], request: AdminRequest
+        self,
+        supporter_id: IdPath,
+        data: JSONBody[SupporterPatch],
+        services: NamedDependency[Services],
+        request: AdminRequest,
     ) -> Supporter:
         return await services.supporters.update(supporter_id, data, actor=request.user.actor)
 
@@ -115,7 +126,9 @@ class SupporterController(Controller):
         supporter_id: IdPath,
         services: NamedDependency[Services],
         request: AdminRequest,
-        forget: Annotated[bool, QueryParameter(description="Erase the person's data (GDPR) instead of revoking.")] = False,
+        forget: Annotated[
+            bool, QueryParameter(description="Erase the person's data (GDPR) instead of revoking.")
+        ] = False,
     ) -> None:
         if forget:
             await services.supporters.forget(supporter_id, actor=request.user.actor)
@@ -127,10 +140,12 @@ class SiteController(Controller):
     """Sites and their API keys."""
 
     path = "/sites"
-    tags = ["admin: sites"]
+    tags = ("admin: sites",)
 
     @post("/", dto=Body[SiteIn], return_dto=None, summary="Create a site")
-    async def create_site(self, data: JSONBody[SiteIn], services: NamedDependency[Services], request: AdminRequest) -> Site:
+    async def create_site(
+        self, data: JSONBody[SiteIn], services: NamedDependency[Services], request: AdminRequest
+    ) -> Site:
         return await services.sites.create(data, actor=request.user.actor)
 
     @get("/", summary="List sites")
@@ -142,11 +157,15 @@ class SiteController(Controller):
         return await services.sites.get(site_id)
 
     @patch("/{site_id:str}", dto=Body[SitePatch], return_dto=None, summary="Change a site or its policy")
-    async def update_site(self, site_id: IdPath, data: JSONBody[SitePatch], services: NamedDependency[Services], request: AdminRequest) -> Site:
+    async def update_site(
+        self, site_id: IdPath, data: JSONBody[SitePatch], services: NamedDependency[Services], request: AdminRequest
+    ) -> Site:
         return await services.sites.update(site_id, data, actor=request.user.actor)
 
     @post("/{site_id:str}/keys", summary="Make a site API key (shown once)")
-    async def create_site_key(self, site_id: IdPath, services: NamedDependency[Services], request: AdminRequest) -> KeyCreated:
+    async def create_site_key(
+        self, site_id: IdPath, services: NamedDependency[Services], request: AdminRequest
+    ) -> KeyCreated:
         return await services.api_keys.create("site", name=site_id, site=site_id, actor=request.user.actor)
 
 

@@ -18,7 +18,7 @@ from supportgate.admin.audit import AuditLog
 from supportgate.admin.schemas import KeyCreated
 from supportgate.clock import Clock
 from supportgate.errors import NotFound
-from supportgate.store import Store, keys
+from supportgate.store import Store, begin, keys, text
 
 __all__ = ["ApiKeys", "ValidKey"]
 
@@ -75,7 +75,7 @@ class ApiKeys:
         async def change(pipe: Pipeline) -> KeyCreated:
             if site is not None and not await pipe.exists(keys.site(site)):
                 raise NotFound(f"There is no site {site!r}.")
-            pipe.multi()
+            begin(pipe)
             pipe.hset(_HASH_KEY[kind], key_id, _encode(stored))
             target = f"site:{site}" if site else f"admin-key:{key_id}"
             audited = {"id": key_id, "name": name, "kind": kind}
@@ -90,14 +90,19 @@ class ApiKeys:
         now = self._clock()
 
         async def change(pipe: Pipeline) -> int:
-            stored = await pipe.hgetall(hash_key)  # type: ignore[misc]
-            doomed = [kid.decode() for kid, raw in stored.items() if _decode(raw).name == name]
-            pipe.multi()
+            stored = await pipe.hgetall(hash_key)
+            doomed = [text(kid) for kid, raw in stored.items() if _decode(raw).name == name]
+            begin(pipe)
             for key_id in doomed:
                 pipe.hdel(hash_key, key_id)
                 audited = {"id": key_id, "name": name, "kind": kind}
                 self._audit.record(
-                    pipe, at=now, actor=actor, action=f"{kind}-key.revoke", target=f"{kind}-key:{key_id}", before=audited
+                    pipe,
+                    at=now,
+                    actor=actor,
+                    action=f"{kind}-key.revoke",
+                    target=f"{kind}-key:{key_id}",
+                    before=audited,
                 )
             return len(doomed)
 

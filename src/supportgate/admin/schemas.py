@@ -107,8 +107,8 @@ class SupporterPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     email: EmailText | UnsetType = UNSET
     tier: Slug | UnsetType = UNSET
-    expires_at: AwareTime | None | UnsetType = UNSET
-    note: Note | None | UnsetType = UNSET
+    expires_at: AwareTime | UnsetType | None = UNSET
+    note: Note | UnsetType | None = UNSET
     status: Literal["active", "revoked"] | UnsetType = UNSET
 
 

@@ -13,7 +13,7 @@ from supportgate.admin.schemas import Site, SiteIn, SitePatch
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
 from supportgate.gate.policy import Policy, check_policy
-from supportgate.store import Store, keys
+from supportgate.store import Store, begin, keys, texts
 
 __all__ = ["SiteService", "normalise_origin"]
 
@@ -39,7 +39,9 @@ def normalise_origin(origin: str, *, field: str) -> str:
         or "*" in parts.netloc
         or port == -1
     ):
-        raise BadRequest(f"{field}: {origin!r} is not an origin such as https://news.example (scheme, host, optional port)")
+        raise BadRequest(
+            f"{field}: {origin!r} is not an origin such as https://news.example (scheme, host, optional port)"
+        )
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
@@ -76,7 +78,7 @@ class SiteService:
         async def change(pipe: Pipeline) -> Site:
             if await pipe.exists(key):
                 raise Conflict(f"A site with id {data.id!r} already exists.", existing=data.id)
-            pipe.multi()
+            begin(pipe)
             pipe.set(key, _encode(site))
             pipe.zadd(keys.sites(), {data.id: 0})
             self._audit.record(pipe, at=now, actor=actor, action="site.create", target=f"site:{data.id}", after=site)
@@ -94,7 +96,7 @@ class SiteService:
     async def list(self) -> list[Site]:
         """Every site, by id."""
         redis = self._store.redis
-        ids = [sid.decode() for sid in await redis.zrange(keys.sites(), 0, -1)]
+        ids = texts(await redis.zrange(keys.sites(), 0, -1))
         raws = await redis.mget([keys.site(i) for i in ids]) if ids else []
         return [_decode(raw) for raw in raws if raw is not None]
 
@@ -104,7 +106,7 @@ class SiteService:
         now = self._clock()
 
         async def change(pipe: Pipeline) -> Site:
-            raw = await pipe.get(key)  # type: ignore[misc]
+            raw = await pipe.get(key)
             if raw is None:
                 raise NotFound(f"There is no site {site_id!r}.")
             before = _decode(raw)
@@ -116,7 +118,7 @@ class SiteService:
             if isinstance(patch.policy, dict):
                 changes["policy"] = _merge_policy(before.policy, patch.policy)
             after = msgspec.structs.replace(before, **changes, updated_at=now)
-            pipe.multi()
+            begin(pipe)
             pipe.set(key, _encode(after))
             self._audit.record(
                 pipe, at=now, actor=actor, action="site.update", target=f"site:{site_id}", before=before, after=after

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -15,7 +14,7 @@ from supportgate.admin.schemas import Supporter, SupporterIn, SupporterPage, Sup
 from supportgate.admin.tiers import member_key
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
-from supportgate.store import Store, keys
+from supportgate.store import Store, begin, keys, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
 __all__ = ["SupporterService", "normalise_email"]
@@ -65,7 +64,7 @@ class SupporterService:
             await _require_tier(pipe, data.tier)
             await _require_free_email(pipe, email)
             member = member_key(now, supporter.id)
-            pipe.multi()
+            begin(pipe)
             pipe.set(keys.supporter(supporter.id), _encode(supporter))
             pipe.set(email_key, supporter.id)
             pipe.zadd(keys.supporters(), {member: 0})
@@ -87,7 +86,7 @@ class SupporterService:
     async def find_by_email(self, address: str) -> Supporter | None:
         """The supporter holding an address, if any."""
         supporter_id = await self._store.redis.get(keys.email(normalise_email(address)))
-        return await self.get(supporter_id.decode()) if supporter_id else None
+        return await self.get(text(supporter_id)) if supporter_id else None
 
     async def update(self, supporter_id: str, patch: SupporterPatch, *, actor: str) -> Supporter:
         """Change the fields given in ``patch``; moving tier or address moves the indexes too."""
@@ -114,7 +113,7 @@ class SupporterService:
                 await _require_tier(pipe, changes["tier"])
             after = msgspec.structs.replace(before, **changes, updated_at=now)
             member = member_key(before.created_at, supporter_id)
-            pipe.multi()
+            begin(pipe)
             pipe.set(key, _encode(after))
             if after.email != before.email:
                 pipe.delete(keys.email(before.email))
@@ -154,7 +153,7 @@ class SupporterService:
             await pipe.watch(keys.audit_target(target))
             rewrites = await self._audit.redactions(pipe, target, erased)
             member = member_key(before.created_at, supporter_id)
-            pipe.multi()
+            begin(pipe)
             pipe.delete(key)
             pipe.delete(keys.email(before.email))
             pipe.zrem(keys.supporters(), member)
@@ -185,7 +184,7 @@ class SupporterService:
         scanned = 0
         exhausted = False
         while len(items) < limit and scanned < _SCAN_BUDGET:
-            members = [m.decode() for m in await redis.zrange(index, start, "-", desc=True, bylex=True, offset=0, num=_BATCH)]
+            members = texts(await redis.zrange(index, start, "-", desc=True, bylex=True, offset=0, num=_BATCH))
             if not members:
                 exhausted = True
                 break
@@ -220,21 +219,21 @@ def _target(supporter_id: str) -> str:
 
 
 async def _read(pipe: Pipeline, supporter_id: str) -> Supporter:
-    raw = await pipe.get(keys.supporter(supporter_id))  # type: ignore[misc]
+    raw = await pipe.get(keys.supporter(supporter_id))
     if raw is None:
         raise NotFound(f"There is no supporter {supporter_id!r}.")
     return _decode(raw)
 
 
 async def _require_tier(pipe: Pipeline, tier_id: str) -> None:
-    if not await pipe.exists(keys.tier(tier_id)):  # type: ignore[misc]
+    if not await pipe.exists(keys.tier(tier_id)):
         raise BadRequest(f"tier: there is no tier {tier_id!r}; create it first or pick an existing one.")
 
 
 async def _require_free_email(pipe: Pipeline, email: str) -> None:
-    holder = await pipe.get(keys.email(email))  # type: ignore[misc]
+    holder = await pipe.get(keys.email(email))
     if holder is not None:
-        existing = holder.decode()
+        existing = text(holder)
         raise Conflict(
             f"{email} is already a supporter ({existing}); change that supporter instead.",
             existing_supporter=existing,

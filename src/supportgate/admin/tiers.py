@@ -11,7 +11,7 @@ from supportgate.admin.audit import AuditLog
 from supportgate.admin.schemas import Supporter, Tier, TierIn, TierPatch
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
-from supportgate.store import Store, keys
+from supportgate.store import Store, begin, keys, texts
 
 __all__ = ["TierService", "member_key"]
 
@@ -51,7 +51,7 @@ class TierService:
         async def change(pipe: Pipeline) -> Tier:
             if await pipe.exists(key):
                 raise Conflict(f"A tier with id {data.id!r} already exists.", existing=data.id)
-            pipe.multi()
+            begin(pipe)
             pipe.set(key, _encode(tier))
             pipe.zadd(keys.tiers(), {data.id: 0})
             self._audit.record(pipe, at=now, actor=actor, action="tier.create", target=f"tier:{data.id}", after=tier)
@@ -73,7 +73,7 @@ class TierService:
     async def list(self) -> list[Tier]:
         """Every tier, by id."""
         redis = self._store.redis
-        ids = [tid.decode() for tid in await redis.zrange(keys.tiers(), 0, -1)]
+        ids = texts(await redis.zrange(keys.tiers(), 0, -1))
         if not ids:
             return []
         async with redis.pipeline(transaction=False) as pipe:
@@ -102,9 +102,11 @@ class TierService:
             if "entitlements" in changes:
                 changes["entitlements"] = _unique(changes["entitlements"])
             after = msgspec.structs.replace(before, **changes, updated_at=now)
-            pipe.multi()
+            begin(pipe)
             pipe.set(key, _encode(after))
-            self._audit.record(pipe, at=now, actor=actor, action="tier.update", target=f"tier:{tier_id}", before=before, after=after)
+            self._audit.record(
+                pipe, at=now, actor=actor, action="tier.update", target=f"tier:{tier_id}", before=before, after=after
+            )
             return after
 
         tier = await self._store.atomically(change, key)
@@ -124,7 +126,7 @@ class TierService:
             before = await _read(pipe, tier_id)
             if move_to is not None and not await pipe.exists(keys.tier(move_to)):
                 raise BadRequest(f"move_to: there is no tier {move_to!r} to move the supporters to.")
-            members = [m.decode() for m in await pipe.zrange(members_key, 0, -1)]  # type: ignore[misc]
+            members = texts(await pipe.zrange(members_key, 0, -1))
             if members and move_to is None:
                 raise Conflict(
                     f"Tier {tier_id!r} still has {len(members)} supporter(s); "
@@ -134,11 +136,13 @@ class TierService:
             supporter_keys = [keys.supporter(m.split(":", 1)[1]) for m in members]
             if supporter_keys:
                 await pipe.watch(*supporter_keys)
-            records = await pipe.mget(supporter_keys) if supporter_keys else []  # type: ignore[misc]
-            pipe.multi()
+            records = await pipe.mget(supporter_keys) if supporter_keys else []
+            begin(pipe)
             for skey, raw in zip(supporter_keys, records, strict=True):
                 if raw is not None:
-                    pipe.set(skey, _encode(msgspec.structs.replace(_decode_supporter(raw), tier=move_to, updated_at=now)))
+                    pipe.set(
+                        skey, _encode(msgspec.structs.replace(_decode_supporter(raw), tier=move_to, updated_at=now))
+                    )
             if members and move_to is not None:
                 pipe.zadd(keys.tier_members(move_to), dict.fromkeys(members, 0))
             pipe.delete(keys.tier(tier_id), members_key)
@@ -157,7 +161,7 @@ class TierService:
 
 
 async def _read(pipe: Pipeline, tier_id: str) -> Tier:
-    raw = await pipe.get(keys.tier(tier_id))  # type: ignore[misc]
+    raw = await pipe.get(keys.tier(tier_id))
     if raw is None:
         raise NotFound(f"There is no tier {tier_id!r}.")
     return _decode_tier(raw)

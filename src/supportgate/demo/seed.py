@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable
+
 from supportgate.admin.schemas import SiteIn, SupporterIn, TierIn
 from supportgate.errors import Conflict
 from supportgate.services import Services
@@ -43,9 +46,7 @@ async def seed(services: Services, *, origins: list[str] | None = None) -> None:
         await _ignore_conflict(services.supporters.create(grant, actor=_ACTOR))
 
 
-async def _ignore_conflict(creation: object) -> None:
+async def _ignore_conflict(creation: Awaitable[object]) -> None:
     """Two demo processes seeding at once both succeed: the loser's Conflict is fine."""
-    try:
-        await creation  # type: ignore[misc]
-    except Conflict:
-        pass
+    with contextlib.suppress(Conflict):
+        await creation

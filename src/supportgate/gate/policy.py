@@ -23,9 +23,9 @@ DEFAULT_CRAWLERS = ["Googlebot", "Bingbot", "DuckDuckBot", "Applebot"]
 class Crawlers(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Which crawlers see the full content."""
 
-    user_agents: Annotated[list[Annotated[str, msgspec.Meta(min_length=2, max_length=100)]], msgspec.Meta(max_length=50)] = (
-        msgspec.field(default_factory=lambda: list(DEFAULT_CRAWLERS))
-    )
+    user_agents: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=2, max_length=100)]], msgspec.Meta(max_length=50)
+    ] = msgspec.field(default_factory=lambda: list(DEFAULT_CRAWLERS))
     """Substrings of the User-Agent that mark a crawler (case-insensitive)."""
     ip_ranges: Annotated[list[str], msgspec.Meta(max_length=200)] = msgspec.field(default_factory=list)
     """CIDR ranges a crawler must come from; empty trusts the User-Agent alone."""
@@ -62,9 +62,9 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Page views a reader who blocks ads gets per period before the wall."""
     meter_period: Literal["day", "week", "month"] = "month"
     """The period ``free_views`` counts over, per visitor."""
-    exempt_paths: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^/", max_length=200)]], msgspec.Meta(max_length=100)] = (
-        msgspec.field(default_factory=list)
-    )
+    exempt_paths: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=r"^/", max_length=200)]], msgspec.Meta(max_length=100)
+    ] = msgspec.field(default_factory=list)
     """Path globs (``/about``, ``/legal/*``) that are never gated."""
     unlock_entitlement: Entitlement = "adblock_ok"
     """The entitlement a supporter's pass must carry to skip the wall."""
@@ -84,5 +84,7 @@ def check_policy(policy: Policy) -> Policy:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            raise BadRequest(f"policy.crawlers.ip_ranges[{index}]: {cidr!r} is not an IP range such as 66.249.64.0/19") from None
+            raise BadRequest(
+                f"policy.crawlers.ip_ranges[{index}]: {cidr!r} is not an IP range such as 66.249.64.0/19"
+            ) from None
     return policy

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supportgate.store.client import Store, connect
+from supportgate.store.client import Store, begin, connect, text, texts
 from supportgate.store.server import EmbeddedStore
 
-__all__ = ["EmbeddedStore", "Store", "connect"]
+__all__ = ["EmbeddedStore", "Store", "begin", "connect", "text", "texts"]

@@ -12,7 +12,7 @@ from redis.exceptions import ResponseError, WatchError
 
 from supportgate.errors import StoreUnavailable
 
-__all__ = ["Store", "connect"]
+__all__ = ["Store", "begin", "connect", "text", "texts"]
 
 T = TypeVar("T")
 _log = logging.getLogger("supportgate.store")
@@ -28,6 +28,27 @@ def connect(url: str, *, timeout: float = 2.0) -> Redis:
         health_check_interval=30,
         max_connections=256,
     )
+
+
+def begin(pipe: Pipeline) -> None:
+    """Open the MULTI block of a transaction whose reads are done: what follows is queued."""
+    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+
+
+def text(value: object) -> str:
+    """A reply the store sent as bytes, as text."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a bytes reply from the store, got {type(value).__name__}")
+
+
+def texts(values: object) -> list[str]:
+    """A list or set reply of bytes, as a list of text."""
+    if not isinstance(values, list | set | tuple):
+        raise TypeError(f"expected a list or set reply from the store, got {type(values).__name__}")
+    return [text(v) for v in values]
 
 
 class Store:
@@ -57,7 +78,7 @@ class Store:
                     await self.durable()
                     return result
                 finally:
-                    await pipe.reset()
+                    await pipe.reset()  # type: ignore[no-untyped-call]
         raise StoreUnavailable("The change kept clashing with concurrent changes; try again.")
 
     async def durable(self) -> None:
@@ -65,7 +86,7 @@ class Store:
         if self._waitaof is False:
             return
         try:
-            await self.redis.execute_command("WAITAOF", 1, 0, 2000)
+            await self.redis.execute_command("WAITAOF", 1, 0, 2000)  # type: ignore[no-untyped-call]
             self._waitaof = True
         except ResponseError as exc:
             message = str(exc).lower()

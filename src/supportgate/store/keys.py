@@ -3,7 +3,10 @@
 The catalog an admin manages (tiers, supporters, sites, keys, audit) shares the ``{dir}`` tag, so
 a change that spans it (a grant that also claims the address and joins the tier) is one atomic
 transaction on Redis Cluster as on a single server. Per-supporter state (sessions, codes) uses
-``{sup:<id>}``, per-site traffic ``{site:<id>}``.
+``{sup:<id>}``, per-site traffic ``{site:<id>}``, and the token key material ``{keys}``.
+
+The ``{keys}`` keys hold secrets (private signing keys, the pseudonym secret) in the clear:
+whoever can read the store can mint passes, so it is guarded like a secret store.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ __all__ = [
     "audit_index",
     "audit_target",
     "email",
+    "pseudonym_secret",
+    "signing_keys",
     "site",
     "site_keys",
     "sites",
@@ -25,6 +30,7 @@ __all__ = [
 ]
 
 _DIR = "sg:{dir}"
+_KEYS = "sg:{keys}"
 
 
 def tier(tier_id: str) -> str:
@@ -90,3 +96,13 @@ def audit_index() -> str:
 def audit_target(target: str) -> str:
     """Set of the audit entry ids that concern one target, for erasure."""
     return f"{_DIR}:audit:target:{target}"
+
+
+def signing_keys() -> str:
+    """JSON list of the signing keys: state, times and PKCS8 PEM private key. Secret."""
+    return f"{_KEYS}:signing"
+
+
+def pseudonym_secret() -> str:
+    """The 32 random bytes that key the per-site supporter pseudonyms. Secret."""
+    return f"{_KEYS}:pseudonym-secret"

