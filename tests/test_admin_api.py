@@ -128,9 +128,17 @@ async def test_rejected_requests_leave_no_audit_entry(admin: Client) -> None:
 
 
 async def test_health_and_schema(client: Client) -> None:
-    """/healthz and /readyz answer without credentials; the OpenAPI schema lists the admin API."""
+    """The index, /healthz and /readyz answer without credentials; the OpenAPI schema lists the admin API."""
+    assert (await client.get("/")).json()["links"]["api_docs"] == "/schema"
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     schema = (await client.get("/schema/openapi.json")).json()
-    assert "/v1/admin/supporters" in schema["paths"]
+    for path in (
+        "/v1/admin/tiers",
+        "/v1/admin/supporters/{supporter_id}",
+        "/v1/admin/sites/{site_id}/keys",
+        "/v1/admin/audit",
+    ):
+        assert path in schema["paths"], path
+    assert "TierPatch" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["AdminKey"]["scheme"] == "bearer"

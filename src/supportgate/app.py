@@ -17,7 +17,7 @@ from supportgate import __version__
 from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
 from supportgate.errors import SettingsError, exception_handlers
-from supportgate.health import healthz, readyz
+from supportgate.health import healthz, index, readyz
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import Store, connect
@@ -48,7 +48,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
 
     logging.getLogger("supportgate").setLevel(settings.log_level)
     return Litestar(
-        route_handlers=[healthz, readyz, admin_router],
+        route_handlers=[index, healthz, readyz, admin_router],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes."""
+"""The service index, and its liveness and readiness probes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import asyncio
 from litestar import get
 from litestar.di import NamedDependency
 
+from supportgate import __version__
 from supportgate.errors import StoreUnavailable
 from supportgate.services import Services
 
-__all__ = ["healthz", "readyz"]
+__all__ = ["healthz", "index", "readyz"]
+
+
+@get("/", tags=["health"], summary="What this service is and where to start")
+async def index() -> dict[str, object]:
+    """Name, version and the main entry points."""
+    return {
+        "service": "supportgate",
+        "version": __version__,
+        "links": {"api_docs": "/schema", "openapi": "/schema/openapi.json", "health": "/healthz", "ready": "/readyz"},
+    }
 
 
 @get("/healthz", tags=["health"], summary="The process is alive", cache_control=None, opt={"public": True})

@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1.7
+# supportgate: the service, run by Granian, with its store from SUPPORTGATE_REDIS_URL.
+
+FROM python:3.11-slim AS build
+RUN pip install --no-cache-dir uv
+WORKDIR /app
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY src ./src
+RUN uv sync --frozen --no-dev
+
+FROM python:3.11-slim AS run
+RUN useradd --system --uid 10001 --home-dir /var/lib/supportgate --create-home supportgate
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SUPPORTGATE_DATA_DIR=/var/lib/supportgate
+USER supportgate
+WORKDIR /var/lib/supportgate
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+# Set SUPPORTGATE_REDIS_URL to your Redis/Valkey; without it the embedded store runs in the data dir.
+CMD ["supportgate", "serve", "--host", "0.0.0.0", "--port", "8000"]
