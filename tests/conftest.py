@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from supportgate.app import create_app
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.store.server import find_server_binary
 
 
 @dataclass
@@ -33,10 +35,21 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
-@pytest.fixture(scope="session")
-def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
-    """One private valkey-server for the whole session, as the CLI would start it."""
-    with EmbeddedStore(tmp_path_factory.mktemp("data")) as server:
+def server_binary(kind: str) -> str:
+    """The server binary for a backend, or skip the tests on it with the reason."""
+    if kind == "valkey":
+        return find_server_binary()
+    found = shutil.which("redis-server")
+    if found is None:
+        pytest.skip("redis-server is not on PATH (.ci/run installs it): the Redis backend is not tested here")
+    return found
+
+
+@pytest.fixture(scope="session", params=["valkey", "redis"])
+def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    """A private store for the whole session, started as the CLI would: Valkey 8 and Redis 7 in turn."""
+    binary = server_binary(request.param)
+    with EmbeddedStore(tmp_path_factory.mktemp(request.param), binary=binary) as server:
         yield server
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +15,18 @@ from supportgate.app import create_app
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, server_binary
 
 Client = AsyncTestClient[Litestar]
 TIER = {"id": "supporter", "name": "Supporter", "entitlements": ["adblock_ok"], "max_devices": 3}
 
 
-@pytest.fixture
-def own_store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
-    """A store of this test's own, which it may stop, freeze or kill."""
-    server = EmbeddedStore(tmp_path / "data")
+@pytest.fixture(params=["valkey", "redis"])
+def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """A store of this test's own, which it may stop, freeze or kill: Valkey 8 and Redis 7 in turn."""
+    server = EmbeddedStore(tmp_path / "data", binary=server_binary(request.param))
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     if server.pid:
         os.kill(server.pid, signal.SIGCONT)
     server.stop()

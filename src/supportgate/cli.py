@@ -14,6 +14,8 @@ import click
 import redis
 from granian import Granian
 from granian.constants import Interfaces
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
@@ -44,7 +46,9 @@ def running_store(settings: Settings) -> Iterator[str]:
 
 def _check_reachable(url: str, timeout: float) -> None:
     try:
-        with redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout) as client:
+        with redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        ) as client:
             client.ping()
     except (redis.RedisError, OSError) as exc:
         raise SupportgateError(f"SUPPORTGATE_REDIS_URL: cannot reach {redact_url(url)}: {exc}") from None

