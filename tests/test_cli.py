@@ -139,3 +139,32 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
         assert [s["id"] for s in fresh.json()["items"]] == [s["id"] for s in supporters]
     finally:
         assert stop_like_ctrl_c(again) == 0
+
+
+def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store_url: str) -> None:
+    """`serve --workers 2` with SUPPORTGATE_REDIS_URL answers from every worker and stops on Ctrl-C."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "2"],
+            env={**os.environ, "SUPPORTGATE_REDIS_URL": store_url, "SUPPORTGATE_DATA_DIR": str(tmp_path / "unused")},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        ready = 0
+        while ready < 20 and time.monotonic() < deadline:
+            try:
+                ready += httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            assert server.poll() is None, log.read_text()
+        assert ready == 20, log.read_text()
+        assert log.read_text().count("Started worker") == 2
+        assert not (tmp_path / "unused").exists(), "an external store must not start the embedded one"
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait(timeout=15) == 0
