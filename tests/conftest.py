@@ -14,6 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
+from supportgate.mail import MailQueue, mailer_for
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
@@ -84,10 +85,12 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture
-async def services(store_url: str, clock: FakeClock) -> AsyncIterator[Services]:
+async def services(store_url: str, settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
     """The services over their own connection (the app's lives on the test client's loop)."""
     store = Store(connect(store_url))
-    yield Services.build(store, clock)
+    mail = MailQueue(mailer_for(settings))
+    yield Services.build(store, settings, mail, clock)
+    await mail.drain()
     await store.close()
 
 

@@ -168,3 +168,16 @@ def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store
     finally:
         os.killpg(server.pid, signal.SIGINT)
         assert server.wait(timeout=15) == 0
+
+
+def test_rotate_keys_waits_for_publication_unless_forced(tmp_path: Path) -> None:
+    """`admin rotate-keys` refuses a next key published moments ago with one line, and rotates with --force."""
+    env = {"SUPPORTGATE_DATA_DIR": str(tmp_path)}
+    refused = run_cli("admin", "rotate-keys", env=env)
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert "--force" in refused.stderr or "force" in refused.stderr
+    forced = run_cli("admin", "rotate-keys", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    states = [line.split()[0] for line in forced.stdout.strip().splitlines()]
+    assert sorted(states) == ["active", "next", "retiring"]

@@ -13,7 +13,7 @@ from supportgate.services import Services
 from supportgate.store import EmbeddedStore
 
 # The hash tags a multi-key change may span; each change stays inside one of them.
-TAGGED = re.compile(r"^sg:\{(dir|keys|sup:[a-z0-9-]+|site:[a-z0-9-]+)\}:")
+TAGGED = re.compile(r"^sg:\{(dir|keys|sup:[a-z0-9-]+|site:[a-z0-9-]+|code:[0-9a-f]{64}|act:[0-9a-f]{64}|rate:[^}]+)\}")
 
 
 async def test_every_key_carries_a_hash_tag(services: Services, store_url: str) -> None:
@@ -23,15 +23,23 @@ async def test_every_key_carries_a_hash_tag(services: Services, store_url: str) 
     await services.tiers.create(TierIn(id="patron", name="P", entitlements=["ad_free"], max_devices=2), actor="t")
     made = await services.supporters.create(SupporterIn(email="a@example.com", tier="supporter"), actor="t")
     await services.supporters.update(made.id, SupporterPatch(tier="patron", email="b@example.com"), actor="t")
-    await services.supporters.create(SupporterIn(email="c@example.com", tier="patron"), actor="t")
+    kept = await services.supporters.create(SupporterIn(email="c@example.com", tier="patron"), actor="t")
     await services.sites.create(SiteIn(id="news", name="News", origins=["https://news.example"]), actor="t")
     await services.api_keys.create("site", name="news", site="news", actor="t")
     await services.api_keys.create("admin", name="ops", actor="t")
+    signed_in = await services.sessions.start(supporter_id=made.id, max_devices=2, device="d")
+    caller = await services.sessions.authenticate(signed_in.access_token)
+    await services.passes.issue(caller, "news")
+    await services.sessions.refresh(signed_in.refresh_token, request_id="retry-safe-1")
+    await services.codes.request("c@example.com", site="news", client_ip="127.0.0.1")
+    await services.activation.create(made.id, actor="t")
+    await services.sessions.start(supporter_id=kept.id, max_devices=2, device="kept")
     await services.supporters.forget(made.id, actor="t")
     await services.tiers.delete("supporter", move_to=None, actor="t")
     with redis.Redis.from_url(store_url) as client:
         names = [key.decode() for key in client.scan_iter(count=1000)]
-    assert names
+    for family in ("{dir}", "{keys}", "{sup:", "{site:", "{code:", "{act:", "{rate:"):
+        assert any(family in name for name in names), family
     untagged = [name for name in names if not TAGGED.match(name)]
     assert untagged == []
 

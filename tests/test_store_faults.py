@@ -11,8 +11,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from supportgate.admin.audit import AuditLog
+from supportgate.admin.keys import ApiKeys
 from supportgate.app import create_app
-from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from tests.conftest import FakeClock, server_binary
@@ -33,10 +34,11 @@ def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Embedd
 
 
 async def admin_client(url: str, clock: FakeClock, timeout: float = 2.0) -> tuple[Client, str]:
+    settings = Settings(redis_url=url, store_timeout_seconds=timeout)
     store = Store(connect(url))
-    key = (await Services.build(store, clock).api_keys.create("admin", name="t", actor="t")).key
+    key = (await ApiKeys(store, AuditLog(store), clock).create("admin", name="t", actor="t")).key
     await store.close()
-    app = create_app(Settings(redis_url=url, store_timeout_seconds=timeout), clock=clock)
+    app = create_app(settings, clock=clock)
     return AsyncTestClient(app), key
 
 

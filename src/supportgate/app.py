@@ -18,6 +18,8 @@ from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
 from supportgate.errors import SettingsError, exception_handlers
 from supportgate.health import healthz, index, readyz
+from supportgate.mail import MailQueue, mailer_for
+from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import Store, connect
@@ -39,16 +41,20 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = Store(connect(redis_url, timeout=settings.store_timeout_seconds))
-        app.state.services = Services.build(store, clock)
+        mail = MailQueue(mailer_for(settings))
+        services = Services.build(store, settings, mail, clock)
+        app.state.services = services
         app.state.settings = settings
         try:
+            await services.signing_keys.ensure()
             yield
         finally:
+            await mail.drain()
             await store.close()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)
     return Litestar(
-        route_handlers=[index, healthz, readyz, admin_router],
+        route_handlers=[index, healthz, readyz, admin_router, readers_router],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
@@ -61,7 +67,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(
                 security_schemes={
-                    "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`.")
+                    "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`."),
+                    "AccessToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="A supporter's access token from /v1/auth/code/verify, /activate or /refresh.",
+                    ),
                 }
             ),
         ),

@@ -19,6 +19,7 @@ from redis.retry import Retry
 
 from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
+from supportgate.mail import MailQueue, mailer_for
 from supportgate.services import Services
 from supportgate.settings import Settings, redact_url
 from supportgate.store import EmbeddedStore, Store, connect
@@ -54,12 +55,14 @@ def _check_reachable(url: str, timeout: float) -> None:
         raise SupportgateError(f"SUPPORTGATE_REDIS_URL: cannot reach {redact_url(url)}: {exc}") from None
 
 
-def _with_services(url: str, work: Callable[[Services], Awaitable[T]]) -> T:
+def _with_services(settings: Settings, url: str, work: Callable[[Services], Awaitable[T]]) -> T:
     async def run() -> T:
         store = Store(connect(url))
+        mail = MailQueue(mailer_for(settings))
         try:
-            return await work(Services.build(store))
+            return await work(Services.build(store, settings, mail))
         finally:
+            await mail.drain()
             await store.close()
 
     return asyncio.run(run())
@@ -111,7 +114,7 @@ def demo(host: str, port: int) -> None:
         return (await services.api_keys.create("admin", name="demo", actor="cli:demo")).key
 
     with running_store(settings) as url:
-        key = _with_services(url, prepare)
+        key = _with_services(settings, url, prepare)
         click.echo(
             "\n".join(
                 [
@@ -149,7 +152,25 @@ def create_key(name: str) -> None:
         return (await services.api_keys.create("admin", name=name, actor="cli")).key
 
     with running_store(settings) as url:
-        click.echo(_with_services(url, make))
+        click.echo(_with_services(settings, url, make))
+
+
+@admin.command("rotate-keys")
+@click.option("--force", is_flag=True, help="Rotate even if the next key was published under 5.5 minutes ago.")
+def rotate_keys(force: bool) -> None:
+    """Rotate the signing keys: the published next key starts signing, the old one retires."""
+    settings = Settings.from_env()
+
+    async def rotate(services: Services) -> str:
+        key_set = await services.key_admin.rotate(force=force, actor="cli")
+        return "\n".join(
+            f"{key.state:<9} {key.kid}"
+            + (f"  published until {key.retire_until:%Y-%m-%d %H:%M}Z" if key.retire_until else "")
+            for key in key_set.keys
+        )
+
+    with running_store(settings) as url:
+        click.echo(_with_services(settings, url, rotate))
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ TokenFailure = Literal[
     "wrong_audience",
     "expired",
     "not_yet_valid",
+    "revoked",
 ]
 """Why a token was refused: the short, machine-readable part of :class:`InvalidToken`."""
 

@@ -6,11 +6,22 @@ from dataclasses import dataclass
 
 from supportgate.admin.audit import AuditLog
 from supportgate.admin.keys import ApiKeys
+from supportgate.admin.schemas import Supporter
+from supportgate.admin.signing import SigningKeyAdmin
 from supportgate.admin.sites import SiteService
 from supportgate.admin.supporters import SupporterService
 from supportgate.admin.tiers import TierService
 from supportgate.clock import Clock, utc_now
+from supportgate.mail import MailQueue
+from supportgate.readers.codes import ActivationCodes, SignInCodes
+from supportgate.readers.limits import RateLimiter
+from supportgate.readers.passes import PassService
+from supportgate.readers.service import ReaderService
+from supportgate.readers.sessions import SessionService
+from supportgate.settings import Settings
 from supportgate.store import Store
+from supportgate.tokens.jwt import Tokens
+from supportgate.tokens.keys import CodeSecret, PseudonymSecret, SigningKeys
 
 __all__ = ["Services"]
 
@@ -25,16 +36,59 @@ class Services:
     tiers: TierService
     supporters: SupporterService
     sites: SiteService
+    signing_keys: SigningKeys
+    key_admin: SigningKeyAdmin
+    tokens: Tokens
+    sessions: SessionService
+    passes: PassService
+    codes: SignInCodes
+    activation: ActivationCodes
+    readers: ReaderService
+    mail: MailQueue
 
     @classmethod
-    def build(cls, store: Store, clock: Clock = utc_now) -> Services:
+    def build(cls, store: Store, settings: Settings, mail: MailQueue, clock: Clock = utc_now) -> Services:
         """Wire the services together."""
         audit = AuditLog(store)
+        tiers = TierService(store, audit, clock)
+        supporters = SupporterService(store, audit, clock)
+        sites = SiteService(store, audit, clock)
+        signing_keys = SigningKeys(store, clock)
+        tokens = Tokens(signing_keys, clock)
+        passes = PassService(
+            store, tokens, supporters, tiers, sites, PseudonymSecret(store), clock, issuer=settings.issuer
+        )
+
+        async def sessions_ended(_supporter_id: str, session_ids: list[str]) -> None:
+            await passes.void(session_ids)
+
+        sessions = SessionService(store, tokens, supporters, clock, issuer=settings.issuer, on_ended=sessions_ended)
+
+        async def supporter_changed(before: Supporter, after: Supporter | None) -> None:
+            if after is None or after.status != "active":
+                await sessions.end_all(before.id)
+            else:
+                await passes.supporter_changed(before, after, [s.id for s in await sessions.list(before.id)])
+
+        supporters.subscribe(supporter_changed)
+        limiter = RateLimiter(store, clock)
+        code_secret = CodeSecret(store)
+        codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
+        activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
         return cls(
             store=store,
             audit=audit,
             api_keys=ApiKeys(store, audit, clock),
-            tiers=TierService(store, audit, clock),
-            supporters=SupporterService(store, audit, clock),
-            sites=SiteService(store, audit, clock),
+            tiers=tiers,
+            supporters=supporters,
+            sites=sites,
+            signing_keys=signing_keys,
+            key_admin=SigningKeyAdmin(store, signing_keys, tiers, audit, clock),
+            tokens=tokens,
+            sessions=sessions,
+            passes=passes,
+            codes=codes,
+            activation=activation,
+            readers=ReaderService(codes, activation, sessions, supporters, tiers),
+            mail=mail,
         )

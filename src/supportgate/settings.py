@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from supportgate.errors import SettingsError
 
@@ -31,6 +32,10 @@ class Settings:
     """How long one store command may take before the request fails with 503."""
     log_level: str = "INFO"
     """Python logging level name."""
+    smtp_url: str | None = None
+    """SMTP server for outgoing mail: ``smtp://[user:pass@]host[:port]`` or ``smtps://``; none writes to the outbox."""
+    mail_from: str = "supportgate <no-reply@localhost>"
+    """The ``From`` of every mail the service sends."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +60,8 @@ class Settings:
                 "STORE_TIMEOUT_SECONDS", get("STORE_TIMEOUT_SECONDS"), defaults.store_timeout_seconds
             ),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
+            smtp_url=get("SMTP_URL"),
+            mail_from=get("MAIL_FROM") or defaults.mail_from,
         )
         settings.validate()
         return settings
@@ -79,6 +86,9 @@ class Settings:
             raise SettingsError(f"{_PREFIX}PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{_PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if self.smtp_url is not None:
+            _check_smtp_url(self.smtp_url)
+        _check_mail_from(self.mail_from)
 
     def ensure_data_dir(self) -> Path:
         """Create the data dir if needed and prove it is writable."""
@@ -121,6 +131,32 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
     return value
+
+
+def _check_smtp_url(raw: str) -> None:
+    shown = redact_url(raw)
+    url = urlsplit(raw)
+    if url.scheme not in {"smtp", "smtps"}:
+        raise SettingsError(f"{_PREFIX}SMTP_URL must start with smtp:// or smtps://, not {shown!r}")
+    try:
+        url.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}SMTP_URL has an invalid port: {shown!r}") from None
+    if not url.hostname:
+        raise SettingsError(f"{_PREFIX}SMTP_URL has no host: {shown!r}")
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        # A misspelt option would otherwise be ignored and leave STARTTLS in its default state.
+        if url.scheme != "smtp" or name != "starttls" or value.lower() not in {"true", "false"}:
+            raise SettingsError(
+                f"{_PREFIX}SMTP_URL accepts only ?starttls=true or ?starttls=false on smtp://: {shown!r}"
+            )
+
+
+def _check_mail_from(raw: str) -> None:
+    _, address = parseaddr(raw)
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain) or "\r" in raw or "\n" in raw:
+        raise SettingsError(f"{_PREFIX}MAIL_FROM must hold an address like 'News <no-reply@news.example>', not {raw!r}")
 
 
 def redact_url(url: str) -> str:

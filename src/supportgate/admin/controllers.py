@@ -13,6 +13,7 @@ from supportgate.admin.keys import ValidKey
 from supportgate.admin.schemas import (
     AuditPage,
     KeyCreated,
+    RotateIn,
     Site,
     SiteIn,
     SitePatch,
@@ -26,7 +27,9 @@ from supportgate.admin.schemas import (
     TierIn,
     TierPatch,
 )
+from supportgate.admin.signing import KeySet
 from supportgate.dto import Body
+from supportgate.readers.codes import ActivationCode
 from supportgate.services import Services
 
 __all__ = ["admin_router"]
@@ -135,6 +138,22 @@ class SupporterController(Controller):
         else:
             await services.supporters.revoke(supporter_id, actor=request.user.actor)
 
+    @post("/{supporter_id:str}/activation-codes", summary="Make a one-time activation code (valid 7 days)")
+    async def create_activation_code(
+        self, supporter_id: IdPath, services: NamedDependency[Services], request: AdminRequest
+    ) -> ActivationCode:
+        return await services.activation.create(supporter_id, actor=request.user.actor)
+
+    @delete("/{supporter_id:str}/sessions", summary="Sign a supporter out everywhere")
+    async def end_sessions(
+        self, supporter_id: IdPath, services: NamedDependency[Services], request: AdminRequest
+    ) -> None:
+        await services.supporters.get(supporter_id)
+        ended = await services.sessions.end_all(supporter_id)
+        await services.supporters.note(
+            supporter_id, action=f"supporter.sign-out:{len(ended)}", actor=request.user.actor
+        )
+
 
 class SiteController(Controller):
     """Sites and their API keys."""
@@ -169,6 +188,23 @@ class SiteController(Controller):
         return await services.api_keys.create("site", name=site_id, site=site_id, actor=request.user.actor)
 
 
+class SigningKeyController(Controller):
+    """The keys that sign access tokens and passes."""
+
+    path = "/keys"
+    tags = ("admin: signing keys",)
+
+    @get("/", summary="The signing keys and their states")
+    async def list_keys(self, services: NamedDependency[Services]) -> KeySet:
+        return await services.key_admin.describe()
+
+    @post("/rotate", dto=Body[RotateIn], return_dto=None, status_code=200, summary="Rotate the signing keys")
+    async def rotate_keys(
+        self, data: JSONBody[RotateIn], services: NamedDependency[Services], request: AdminRequest
+    ) -> KeySet:
+        return await services.key_admin.rotate(force=data.force, actor=request.user.actor)
+
+
 @get("/audit", tags=["admin: audit"], summary="The admin writes, newest first")
 async def list_audit(
     services: NamedDependency[Services],
@@ -180,7 +216,7 @@ async def list_audit(
 
 admin_router = Router(
     path="/v1/admin",
-    route_handlers=[TierController, SupporterController, SiteController, list_audit],
+    route_handlers=[TierController, SupporterController, SiteController, SigningKeyController, list_audit],
     middleware=[AdminAuth],
     security=[{"AdminKey": []}],
 )

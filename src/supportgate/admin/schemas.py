@@ -14,6 +14,7 @@ __all__ = [
     "AuditEntry",
     "AuditPage",
     "KeyCreated",
+    "RotateIn",
     "Site",
     "SiteIn",
     "SitePatch",
@@ -168,6 +169,13 @@ class KeyCreated(msgspec.Struct, kw_only=True):
     key: str
     created_at: datetime
     site: str | None = None
+
+
+class RotateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Rotate the signing keys."""
+
+    force: bool = False
+    """Rotate even if the next key was published too recently for every site to have it."""
 
 
 class AuditEntry(msgspec.Struct, kw_only=True):

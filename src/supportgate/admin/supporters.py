@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -27,6 +28,10 @@ _SCAN_BUDGET = 2000
 _BATCH = 200
 
 
+Listener = Callable[[Supporter, Supporter | None], Awaitable[None]]
+"""Told ``(before, after)`` once a change to a supporter is stored; ``after`` is None once forgotten."""
+
+
 def normalise_email(address: str, *, field: str = "email") -> str:
     """The canonical form of an address (IDNA domain, lowercase); BadRequest if it is not one."""
     try:
@@ -43,6 +48,25 @@ class SupporterService:
         self._store = store
         self._audit = audit
         self._clock = clock
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Have ``listener`` told of every stored change to a supporter (sessions and passes follow)."""
+        self._listeners.append(listener)
+
+    async def _changed(self, before: Supporter, after: Supporter | None) -> None:
+        for listener in self._listeners:
+            await listener(before, after)
+
+    async def note(self, supporter_id: str, *, action: str, actor: str) -> None:
+        """Add an audit entry about a supporter without changing them (an activation code was made)."""
+        now = self._clock()
+
+        async def change(pipe: Pipeline) -> None:
+            begin(pipe)
+            self._audit.record(pipe, at=now, actor=actor, action=action, target=_target(supporter_id))
+
+        await self._store.atomically(change)
 
     async def create(self, data: SupporterIn, *, actor: str) -> Supporter:
         """Grant support to an address; Conflict naming the holder if it already has it."""
@@ -99,7 +123,7 @@ class SupporterService:
         if isinstance(patch.tier, str):
             watched.append(keys.tier(patch.tier))
 
-        async def change(pipe: Pipeline) -> Supporter:
+        async def change(pipe: Pipeline) -> tuple[Supporter, Supporter]:
             before = await _read(pipe, supporter_id)
             changes: dict[str, Any] = {
                 f: v for f in patch.__struct_fields__ if (v := getattr(patch, f)) is not msgspec.UNSET
@@ -130,9 +154,11 @@ class SupporterService:
                 before=before,
                 after=after,
             )
-            return after
+            return before, after
 
-        return self._view(await self._store.atomically(change, *watched))
+        before, after = await self._store.atomically(change, *watched)
+        await self._changed(self._view(before), self._view(after))
+        return self._view(after)
 
     async def revoke(self, supporter_id: str, *, actor: str) -> None:
         """End a supporter's status; the record stays, marked ``revoked``."""
@@ -148,7 +174,7 @@ class SupporterService:
         now = self._clock()
         erased = {"id": supporter_id, "erased": True}
 
-        async def change(pipe: Pipeline) -> None:
+        async def change(pipe: Pipeline) -> Supporter:
             before = await _read(pipe, supporter_id)
             await pipe.watch(keys.audit_target(target))
             rewrites = await self._audit.redactions(pipe, target, erased)
@@ -160,8 +186,10 @@ class SupporterService:
             pipe.zrem(keys.tier_members(before.tier), member)
             self._audit.rewrite(pipe, rewrites)
             self._audit.record(pipe, at=now, actor=actor, action="supporter.forget", target=target, after=erased)
+            return before
 
-        await self._store.atomically(change, key)
+        before = await self._store.atomically(change, key)
+        await self._changed(before, None)
 
     async def page(
         self,

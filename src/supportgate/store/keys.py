@@ -3,7 +3,9 @@
 The catalog an admin manages (tiers, supporters, sites, keys, audit) shares the ``{dir}`` tag, so
 a change that spans it (a grant that also claims the address and joins the tier) is one atomic
 transaction on Redis Cluster as on a single server. Per-supporter state (sessions, codes) uses
-``{sup:<id>}``, per-site traffic ``{site:<id>}``, and the token key material ``{keys}``.
+``{sup:<id>}``, per-site traffic ``{site:<id>}``, and the token key material ``{keys}``. Keys that
+stand alone (a pending code, a rate counter) carry a tag of their own, so they spread across a
+cluster.
 
 The ``{keys}`` keys hold secrets (private signing keys, the pseudonym secret) in the clear:
 whoever can read the store can mint passes, so it is guarded like a secret store.
@@ -12,12 +14,20 @@ whoever can read the store can mint passes, so it is guarded like a secret store
 from __future__ import annotations
 
 __all__ = [
+    "activation_code",
     "admin_keys",
     "audit_entries",
     "audit_index",
     "audit_target",
+    "code_secret",
     "email",
+    "pass_cutoff",
     "pseudonym_secret",
+    "rate",
+    "session",
+    "session_rotated",
+    "sessions",
+    "sign_in_code",
     "signing_keys",
     "site",
     "site_keys",
@@ -106,3 +116,43 @@ def signing_keys() -> str:
 def pseudonym_secret() -> str:
     """The 32 random bytes that key the per-site supporter pseudonyms. Secret."""
     return f"{_KEYS}:pseudonym-secret"
+
+
+def code_secret() -> str:
+    """The 32 random bytes that key the HMACs of sign-in and activation codes. Secret."""
+    return f"{_KEYS}:code-secret"
+
+
+def sign_in_code(address_digest: str) -> str:
+    """JSON of the pending sign-in code of one address (by its HMAC): the code's HMAC, tries left."""
+    return f"sg:{{code:{address_digest}}}"
+
+
+def activation_code(code_digest: str) -> str:
+    """JSON of an activation code (by its HMAC): the supporter it signs in as, and its expiry."""
+    return f"sg:{{act:{code_digest}}}"
+
+
+def rate(scope: str, subject: str, window: int) -> str:
+    """A fixed-window request counter: ``scope`` (what is limited), ``subject`` (whom), window start."""
+    return f"sg:{{rate:{scope}:{subject}}}:{window}"
+
+
+def pass_cutoff(site_id: str, session_pseudonym: str) -> str:
+    """The time before which passes of one session at one site are void (revoked, or tier changed)."""
+    return f"sg:{{site:{site_id}}}:cutoff:{session_pseudonym}"
+
+
+def sessions(supporter_id: str) -> str:
+    """Set of the ids of a supporter's sessions (some may have idled out since)."""
+    return f"sg:{{sup:{supporter_id}}}:sessions"
+
+
+def session(supporter_id: str, session_id: str) -> str:
+    """JSON record of one session: device, times, and hashes of its current and previous refresh tokens."""
+    return f"sg:{{sup:{supporter_id}}}:session:{session_id}"
+
+
+def session_rotated(supporter_id: str, session_id: str) -> str:
+    """List of hashes of a session's older rotated refresh tokens, newest first, capped."""
+    return f"sg:{{sup:{supporter_id}}}:session:{session_id}:rotated"

@@ -42,9 +42,11 @@ __all__ = [
     "CACHE_MAX_AGE",
     "JWKS_MAX_AGE",
     "PUBLICATION_DELAY",
+    "CodeSecret",
     "KeyState",
     "PseudonymSecret",
     "SigningKeys",
+    "StoredSecret",
 ]
 
 KeyRole = Literal["active", "next", "retiring"]
@@ -285,22 +287,32 @@ class SigningKeys:
         return ring
 
 
-class PseudonymSecret:
-    """The secret that keys per-site supporter pseudonyms: made once, never changed."""
+class StoredSecret:
+    """A 32-byte secret kept in the store: made once, never changed, cached once read."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, key: str) -> None:
         self._store = store
+        self._key = key
         self._secret: bytes | None = None
 
     async def get(self) -> bytes:
-        """The 32-byte secret, created in the store on first use; safe to race."""
+        """The secret, created in the store on first use; safe to race."""
         if self._secret is None:
             redis = self._store.redis
-            key = keys.pseudonym_secret()
-            if await redis.set(key, secrets.token_bytes(32), nx=True):
+            if await redis.set(self._key, secrets.token_bytes(32), nx=True):
                 await self._store.durable()
-            stored = await redis.get(key)
+            stored = await redis.get(self._key)
             if not isinstance(stored, bytes) or len(stored) != 32:
-                raise SupportgateError("the pseudonym secret in the store is not 32 bytes")
+                raise SupportgateError(f"the secret {self._key} in the store is not 32 bytes")
             self._secret = stored
         return self._secret
+
+
+def PseudonymSecret(store: Store) -> StoredSecret:  # noqa: N802 - reads as the thing it makes
+    """The secret that keys per-site supporter pseudonyms."""
+    return StoredSecret(store, keys.pseudonym_secret())
+
+
+def CodeSecret(store: Store) -> StoredSecret:  # noqa: N802 - reads as the thing it makes
+    """The secret that keys the HMACs under which sign-in and activation codes are stored."""
+    return StoredSecret(store, keys.code_secret())

@@ -1,0 +1,1 @@
+"""Readers and supporters: sign-in, sessions, passes and /v1/me."""
