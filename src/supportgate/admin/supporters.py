@@ -108,9 +108,15 @@ class SupporterService:
         return self._view(_decode(raw))
 
     async def find_by_email(self, address: str) -> Supporter | None:
-        """The supporter holding an address, if any."""
-        supporter_id = await self._store.redis.get(keys.email(normalise_email(address)))
-        return await self.get(text(supporter_id)) if supporter_id else None
+        """The supporter holding an address, if any.
+
+        The store does the same work either way (two reads), so how long this takes does not
+        tell whether an address belongs to a supporter.
+        """
+        redis = self._store.redis
+        supporter_id = await redis.get(keys.email(normalise_email(address)))
+        raw = await redis.get(keys.supporter(text(supporter_id) if supporter_id else "-"))
+        return self._view(_decode(raw)) if raw is not None and supporter_id else None
 
     async def update(self, supporter_id: str, patch: SupporterPatch, *, actor: str) -> Supporter:
         """Change the fields given in ``patch``; moving tier or address moves the indexes too."""
