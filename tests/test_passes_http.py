@@ -161,3 +161,13 @@ async def test_rotation_waits_for_publication_and_keeps_old_passes_valid(
     assert {k["kid"] for k in rotated.json()["keys"]} == published
     assert (await services.passes.verify(before, "news")).tier == "supporter"
     assert "signing-keys.rotate" in (await admin.get("/v1/admin/audit")).text
+
+
+async def test_a_pass_is_only_for_the_sites_own_origins(client: Client, signed_in: dict[str, Any]) -> None:
+    """Asking for news's pass on behalf of blog's origin is refused; news's own origin is fine."""
+    headers = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    own = await client.post("/v1/passes", json={"site": "news", "origin": "https://news.example"}, headers=headers)
+    assert own.status_code == 200
+    other = await client.post("/v1/passes", json={"site": "news", "origin": "https://blog.example"}, headers=headers)
+    assert other.status_code == 403
+    assert other.json()["type"] == "urn:supportgate:problem:wrong-origin"

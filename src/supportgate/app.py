@@ -16,7 +16,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from supportgate import __version__
 from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
+from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, exception_handlers
+from supportgate.gate.assets import gate_assets_router
+from supportgate.gate.controllers import gate_router
 from supportgate.health import healthz, index, readyz
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.readers.controllers import readers_router
@@ -24,7 +27,7 @@ from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import Store, connect
 
-__all__ = ["app_from_env", "create_app"]
+__all__ = ["app_from_env", "create_app", "demo_app_from_env"]
 
 
 def _services(state: State) -> Services:
@@ -32,8 +35,8 @@ def _services(state: State) -> Services:
     return services
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
-    """Build the ASGI app for ``settings``; it connects to the store when it starts."""
+def create_app(settings: Settings, *, clock: Clock = utc_now, demo: bool = False) -> Litestar:
+    """Build the ASGI app for ``settings`` (with the demo site if ``demo``); it connects to the store when it starts."""
     if settings.redis_url is None:
         raise SettingsError("SUPPORTGATE_REDIS_URL is not set; the CLI starts the embedded store and sets it")
     redis_url = settings.redis_url
@@ -47,14 +50,25 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         app.state.settings = settings
         try:
             await services.signing_keys.ensure()
+            await services.stats.start()
             yield
         finally:
+            await services.stats.stop()
             await mail.drain()
             await store.close()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)
     return Litestar(
-        route_handlers=[index, healthz, readyz, admin_router, readers_router],
+        route_handlers=[
+            index,
+            healthz,
+            readyz,
+            admin_router,
+            readers_router,
+            gate_router,
+            gate_assets_router,
+            *([demo_router] if demo else []),
+        ],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
@@ -84,3 +98,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
 def app_from_env() -> Litestar:
     """The app for the settings in the environment: the factory ``supportgate serve`` runs."""
     return create_app(Settings.from_env())
+
+
+def demo_app_from_env() -> Litestar:
+    """The app with the demo publisher site: the factory ``supportgate demo`` runs."""
+    return create_app(Settings.from_env(), demo=True)

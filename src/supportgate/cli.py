@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -19,6 +20,7 @@ from redis.retry import Retry
 
 from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
+from supportgate.extension_build import build, build_test_variant
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.services import Services
 from supportgate.settings import Settings, redact_url
@@ -68,10 +70,12 @@ def _with_services(settings: Settings, url: str, work: Callable[[Services], Awai
     return asyncio.run(run())
 
 
-def _serve(url: str, *, host: str, port: int, workers: int, log_access: bool) -> None:
+def _serve(
+    url: str, *, host: str, port: int, workers: int, log_access: bool, target: str = "supportgate.app:app_from_env"
+) -> None:
     os.environ["SUPPORTGATE_REDIS_URL"] = url
     Granian(
-        "supportgate.app:app_from_env",
+        target,
         factory=True,
         address=host,
         port=port,
@@ -103,13 +107,16 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 def demo(host: str, port: int) -> None:
-    """Run the service with an embedded store, demo data and a fresh admin key."""
-    settings = Settings.from_env()
+    """Run the service with an embedded store, demo data, the demo site and a fresh admin key."""
     base = f"http://{host}:{port}"
+    # The demo's pages load gate.js from the public URL: by default, where this process listens.
+    if not os.environ.get("SUPPORTGATE_PUBLIC_URL", "").strip():
+        os.environ["SUPPORTGATE_PUBLIC_URL"] = base
+    settings = Settings.from_env()
     origins = list(dict.fromkeys([base, *DEMO_ORIGINS]))
 
     async def prepare(services: Services) -> str:
-        await seed(services, origins=origins)
+        await seed(services, origins=origins, support_url=f"{settings.public_url}/demo/support")
         await services.api_keys.revoke_named("admin", "demo", actor="cli:demo")
         return (await services.api_keys.create("admin", name="demo", actor="cli:demo")).key
 
@@ -121,6 +128,7 @@ def demo(host: str, port: int) -> None:
                     "",
                     "supportgate demo is running:",
                     f"  service        {base}/",
+                    f"  demo site      {base}/demo/",
                     f"  API docs       {base}/schema",
                     f"  health         {base}/readyz",
                     f"  admin API key  {key}",
@@ -134,7 +142,7 @@ def demo(host: str, port: int) -> None:
                 ]
             )
         )
-        _serve(url, host=host, port=port, workers=1, log_access=False)
+        _serve(url, host=host, port=port, workers=1, log_access=False, target="supportgate.app:demo_app_from_env")
 
 
 @cli.group()
@@ -171,6 +179,43 @@ def rotate_keys(force: bool) -> None:
 
     with running_store(settings) as url:
         click.echo(_with_services(settings, url, rotate))
+
+
+@cli.group()
+def extension() -> None:
+    """The browser extension."""
+
+
+@extension.command("build")
+@click.option(
+    "--source",
+    default=Path("extension"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The extension folder: src/ and manifest.<browser>.json.",
+)
+@click.option(
+    "--out",
+    default=Path("dist"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the folders and zips go.",
+)
+@click.option(
+    "--test-host",
+    "test_hosts",
+    multiple=True,
+    metavar="PATTERN",
+    help="Also build chromium-test/ with this host permission granted at install (automation only).",
+)
+def extension_build(source: Path, out: Path, test_hosts: tuple[str, ...]) -> None:
+    """Build the extension for Chromium and Firefox: loadable folders and zip files."""
+    out.mkdir(parents=True, exist_ok=True)
+    for built in build(source, out):
+        click.echo(f"{built.browser:<9} {built.version}  {built.directory}/  {built.archive}")
+    if test_hosts:
+        test = build_test_variant(source, out, list(test_hosts))
+        click.echo(f"test      {test.version}  {test.directory}/  (not for release)")
 
 
 def main() -> None:

@@ -12,6 +12,9 @@ from supportgate.admin.sites import SiteService
 from supportgate.admin.supporters import SupporterService
 from supportgate.admin.tiers import TierService
 from supportgate.clock import Clock, utc_now
+from supportgate.gate.decide import DecideService
+from supportgate.gate.reports import ReportService
+from supportgate.gate.stats import StatsBuffer
 from supportgate.mail import MailQueue
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.limits import RateLimiter
@@ -45,6 +48,9 @@ class Services:
     activation: ActivationCodes
     readers: ReaderService
     mail: MailQueue
+    stats: StatsBuffer
+    decide: DecideService
+    reports: ReportService
 
     @classmethod
     def build(cls, store: Store, settings: Settings, mail: MailQueue, clock: Clock = utc_now) -> Services:
@@ -53,6 +59,7 @@ class Services:
         tiers = TierService(store, audit, clock)
         supporters = SupporterService(store, audit, clock)
         sites = SiteService(store, audit, clock)
+        api_keys = ApiKeys(store, audit, clock)
         signing_keys = SigningKeys(store, clock)
         tokens = Tokens(signing_keys, clock)
         passes = PassService(
@@ -75,10 +82,11 @@ class Services:
         code_secret = CodeSecret(store)
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
+        stats = StatsBuffer(store, clock)
         return cls(
             store=store,
             audit=audit,
-            api_keys=ApiKeys(store, audit, clock),
+            api_keys=api_keys,
             tiers=tiers,
             supporters=supporters,
             sites=sites,
@@ -91,4 +99,7 @@ class Services:
             activation=activation,
             readers=ReaderService(codes, activation, sessions, supporters, tiers),
             mail=mail,
+            stats=stats,
+            decide=DecideService(sites, api_keys, passes, stats, store, clock, public_url=settings.public_url),
+            reports=ReportService(store, stats, limiter, clock),
         )

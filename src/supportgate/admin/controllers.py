@@ -29,6 +29,7 @@ from supportgate.admin.schemas import (
 )
 from supportgate.admin.signing import KeySet
 from supportgate.dto import Body
+from supportgate.gate.controllers import GateAdminController
 from supportgate.readers.codes import ActivationCode
 from supportgate.services import Services
 
@@ -216,7 +217,14 @@ async def list_audit(
 
 admin_router = Router(
     path="/v1/admin",
-    route_handlers=[TierController, SupporterController, SiteController, SigningKeyController, list_audit],
+    route_handlers=[
+        TierController,
+        SupporterController,
+        SiteController,
+        SigningKeyController,
+        GateAdminController,
+        list_audit,
+    ],
     middleware=[AdminAuth],
     security=[{"AdminKey": []}],
 )

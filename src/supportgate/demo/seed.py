@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 
 from supportgate.admin.schemas import SiteIn, SupporterIn, TierIn
 from supportgate.errors import Conflict
+from supportgate.gate.policy import Policy
 from supportgate.services import Services
 
 __all__ = ["DEMO_ORIGINS", "seed"]
@@ -15,8 +16,14 @@ DEMO_ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000", "http://news.e
 _ACTOR = "cli:demo"
 
 
-async def seed(services: Services, *, origins: list[str] | None = None) -> None:
-    """Create the demo tiers, site and supporter where they do not exist yet."""
+async def seed(services: Services, *, origins: list[str] | None = None, support_url: str | None = None) -> None:
+    """Create the demo tiers, site and supporter where they do not exist yet.
+
+    Args:
+        services: the services to create them with.
+        origins: the demo site's origins; :data:`DEMO_ORIGINS` when none are given.
+        support_url: where the demo site's wall sends readers who want to become supporters.
+    """
     tiers = [
         TierIn(
             id="supporter",
@@ -39,7 +46,9 @@ async def seed(services: Services, *, origins: list[str] | None = None) -> None:
         if not await services.tiers.exists(tier.id):
             await _ignore_conflict(services.tiers.create(tier, actor=_ACTOR))
     if not any(site.id == "demo" for site in await services.sites.list()):
-        site = SiteIn(id="demo", name="The Daily Demo", origins=origins or DEMO_ORIGINS)
+        site = SiteIn(
+            id="demo", name="The Daily Demo", origins=origins or DEMO_ORIGINS, policy=Policy(support_url=support_url)
+        )
         await _ignore_conflict(services.sites.create(site, actor=_ACTOR))
     if await services.supporters.find_by_email("reader@example.com") is None:
         grant = SupporterIn(email="reader@example.com", tier="supporter", note="demo supporter")

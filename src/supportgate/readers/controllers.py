@@ -123,7 +123,7 @@ async def issue_pass(
     data: JSONBody[PassIn], caller: NamedDependency[Caller], services: NamedDependency[Services]
 ) -> IssuedPass:
     """A pass for ``site`` alone, for a signed-in supporter."""
-    return await services.passes.issue(caller, data.site)
+    return await services.passes.issue(caller, data.site, origin=data.origin)
 
 
 @get("/.well-known/jwks.json", tags=["passes"], summary="The public keys that sign passes", cache_control=None)

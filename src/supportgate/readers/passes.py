@@ -14,7 +14,7 @@ from typing import Final
 import msgspec
 
 from supportgate.admin.schemas import Supporter
-from supportgate.admin.sites import SiteService
+from supportgate.admin.sites import SiteService, normalise_origin
 from supportgate.admin.supporters import SupporterService
 from supportgate.admin.tiers import TierService
 from supportgate.clock import Clock
@@ -31,6 +31,8 @@ __all__ = ["IssuedPass", "PassService"]
 
 LONGEST_PASS: Final = timedelta(days=7)
 """A pass never lives longer than this (the most a tier's ``pass_ttl_seconds`` allows)."""
+VERIFIED_KEPT: Final = 10_000
+"""How many verified passes a process remembers, so a reader's next page view skips the signature check."""
 
 
 class IssuedPass(msgspec.Struct, kw_only=True):
@@ -65,10 +67,17 @@ class PassService:
         self._secret = pseudonym_secret
         self._clock = clock
         self._issuer = issuer
+        self._verified: dict[tuple[str, str], tuple[VerifiedPass, int]] = {}
 
-    async def issue(self, caller: Caller, site_id: str) -> IssuedPass:
-        """A pass for ``site_id`` alone, for as long as the tier says and support lasts."""
+    async def issue(self, caller: Caller, site_id: str, *, origin: str | None = None) -> IssuedPass:
+        """A pass for ``site_id`` alone, for as long as the tier says and support lasts.
+
+        With ``origin``, the pass is refused unless that origin is one of the site's: a page on
+        one allowed site cannot name another site and have the extension fetch that site's pass.
+        """
         site = await self._sites.get(site_id)
+        if origin is not None and normalise_origin(origin, field="origin") not in site.origins:
+            raise Forbidden(f"{origin} is not an origin of site {site_id!r}.", slug="wrong-origin")
         supporter = await self._supporters.get(caller.supporter_id)
         if supporter.status != "active":
             raise Forbidden(f"Your support is {supporter.status}, so there is no pass to give.", slug="support-ended")
@@ -99,13 +108,31 @@ class PassService:
         return IssuedPass(pass_=token, expires_at=datetime.fromtimestamp(claims["exp"], tz=now.tzinfo))
 
     async def verify(self, token: str, site_id: str) -> VerifiedPass:
-        """The pass's claims if it is valid for ``site_id`` and not void; InvalidToken otherwise."""
-        claims = await self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer)
-        checked = VerifiedPass.from_claims(claims)
+        """The pass's claims if it is valid for ``site_id`` and not void; InvalidToken otherwise.
+
+        A reader presents the same pass on every page view, so a pass whose signature checked
+        out is remembered, by its exact text and site, until it expires (as the offline
+        :class:`~supportgate.passes.PassVerifier` does): the signature is checked once per
+        process, the revocation cutoff on every call.
+        """
+        remembered = self._verified.get((token, site_id))
+        if remembered is not None and self._clock() < remembered[0].expires_at:
+            checked, issued_at = remembered
+        else:
+            claims = await self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer)
+            checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
+            self._remember((token, site_id), (checked, issued_at))
         cutoff = await self._store.redis.get(keys.pass_cutoff(site_id, checked.session))
-        if cutoff is not None and claims["iat"] <= int(cutoff):
+        if cutoff is not None and issued_at <= int(cutoff):
             raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
         return checked
+
+    def _remember(self, key: tuple[str, str], entry: tuple[VerifiedPass, int]) -> None:
+        verified = self._verified
+        verified.pop(key, None)
+        if len(verified) >= VERIFIED_KEPT:
+            del verified[next(iter(verified))]  # the oldest checked: dicts keep insertion order
+        verified[key] = entry
 
     async def void(self, session_ids: list[str]) -> None:
         """Void every pass issued so far for these sessions, at every site."""

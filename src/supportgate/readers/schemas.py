@@ -89,6 +89,8 @@ class PassIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Ask for a pass for one site."""
 
     site: Slug
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    """The origin the pass is for (the extension sends the page's): refused unless it is one of the site's."""
 
 
 class SupporterSummary(msgspec.Struct, kw_only=True):

@@ -21,9 +21,11 @@ __all__ = [
     "audit_target",
     "code_secret",
     "email",
+    "meter",
     "pass_cutoff",
     "pseudonym_secret",
     "rate",
+    "reports",
     "session",
     "session_rotated",
     "sessions",
@@ -32,6 +34,7 @@ __all__ = [
     "site",
     "site_keys",
     "sites",
+    "stats",
     "supporter",
     "supporters",
     "tier",
@@ -156,3 +159,18 @@ def session(supporter_id: str, session_id: str) -> str:
 def session_rotated(supporter_id: str, session_id: str) -> str:
     """List of hashes of a session's older rotated refresh tokens, newest first, capped."""
     return f"sg:{{sup:{supporter_id}}}:session:{session_id}:rotated"
+
+
+def meter(site_id: str, period: str, visitor: str) -> str:
+    """How many metered page views one visitor of a site has had in one period (``2026-11``, ``2026-W48``)."""
+    return f"sg:{{site:{site_id}}}:meter:{period}:{visitor}"
+
+
+def stats(site_id: str, day: str) -> str:
+    """Hash of counter name → count for one site on one UTC day (``2026-11-24``)."""
+    return f"sg:{{site:{site_id}}}:stats:{day}"
+
+
+def reports(site_id: str) -> str:
+    """List of a site's latest false-positive reports as JSON, newest first, capped."""
+    return f"sg:{{site:{site_id}}}:reports"

@@ -1,0 +1,291 @@
+"""Decide throughput and latency over HTTP, against ``/healthz`` as the baseline, with ``wrk``.
+
+Run with ``uv run python bench/http_decide.py [--seconds N] [--connections N] [--threads N]``
+(not ``http.py``: run as a script, that name would shadow the standard library's ``http``). It
+starts ``supportgate serve --workers 1`` on a free port with an embedded store in a temporary
+data dir, makes an admin key with ``supportgate admin create-key``, and through the admin API a
+tier, a site, a site key and a supporter; the supporter signs in with the code from the outbox
+and gets a pass. Then ``wrk`` measures, one after the other:
+
+- ``GET /healthz``: the framework alone, the baseline;
+- ``POST /v1/decide`` for an anonymous reader without a blocker, with the site key: no store
+  round trip once the site and key are cached;
+- ``POST /v1/decide`` with a valid pass: its signature is checked once per process, then each
+  view reads its revocation cutoff (one store round trip).
+
+It prints requests per second, p50 and p99 latency, the server's CPU time per request (workers
+and store; steadier than throughput on a shared machine), each decide's ratio to ``/healthz``
+against the targets (0.5x anonymous, 0.4x with a pass, p99 at most 10 ms), and the gzipped size
+of ``gate.js`` where the route exists. It exits 1 when a target is missed. ``wrk`` is a Debian
+package: ``apt-get install -y wrk``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+SITE = "bench"
+ORIGIN = "https://bench.example"
+EMAIL = "bench@example.com"
+TARGETS = {"decide, anonymous": 0.5, "decide, with a pass": 0.4}
+P99_TARGET_MS = 10.0
+
+
+@dataclass
+class Result:
+    """What wrk measured for one request."""
+
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_us: float | None
+    """Server CPU time per request (workers and store, user and system), where /proc tells."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def call(base: str, method: str, path: str, body: object = None, headers: dict[str, str] | None = None) -> Any:  # noqa: ANN401 - whatever JSON the route answers
+    """One JSON request; the decoded answer (None when empty). Fails loudly on an error status."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            raw = answer.read()
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None
+    return json.loads(raw) if raw else None
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, port: int) -> Iterator[tuple[str, int]]:
+    """``supportgate serve`` on ``port`` with one worker: its base URL and pid. Stopped with Ctrl-C (SIGINT) after."""
+    env = {**os.environ, "SUPPORTGATE_DATA_DIR": str(data_dir), "SUPPORTGATE_LOG_LEVEL": "WARNING"}
+    env.pop("SUPPORTGATE_REDIS_URL", None)
+    log_path = data_dir.parent / "serve.log"
+    command = [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "1"]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(base + "/readyz", timeout=1).status == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"supportgate serve did not start:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield base, server.pid
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def admin_key(data_dir: Path) -> str:
+    env = {**os.environ, "SUPPORTGATE_DATA_DIR": str(data_dir)}
+    env.pop("SUPPORTGATE_REDIS_URL", None)
+    made = subprocess.run(
+        [sys.executable, "-m", "supportgate", "admin", "create-key", "--name", "bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
+def seed(base: str, data_dir: Path) -> tuple[str, str]:
+    """A tier, a site and a supporter; the site key, and a pass from the supporter's sign-in."""
+    admin = {"Authorization": f"Bearer {admin_key(data_dir)}"}
+    tier = {"id": "supporter", "name": "Supporter", "entitlements": ["adblock_ok"], "max_devices": 5}
+    call(base, "POST", "/v1/admin/tiers", tier, admin)
+    call(base, "POST", "/v1/admin/sites", {"id": SITE, "name": "Bench", "origins": [ORIGIN]}, admin)
+    call(base, "POST", "/v1/admin/supporters", {"email": EMAIL, "tier": "supporter"}, admin)
+    site_key = call(base, "POST", f"/v1/admin/sites/{SITE}/keys", None, admin)["key"]
+    call(base, "POST", "/v1/auth/code/request", {"email": EMAIL})
+    code = emailed_code(data_dir / "outbox")
+    signed_in = call(base, "POST", "/v1/auth/code/verify", {"email": EMAIL, "code": code, "device": "bench"})
+    bearer = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    token: str = call(base, "POST", "/v1/passes", {"site": SITE}, bearer)["pass"]
+    return site_key, token
+
+
+def emailed_code(outbox: Path) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for path in outbox.glob("*.eml") if outbox.is_dir() else []:
+            message = email.message_from_bytes(path.read_bytes(), policy=default)
+            part = message.get_body(preferencelist=("plain",))
+            found = re.search(r"\b(\d{6})\b", str(part.get_content()) if part else "")
+            if found:
+                return found.group(1)
+        time.sleep(0.1)
+    raise SystemExit("no sign-in code arrived in the outbox")
+
+
+def lua_post(path: str, body: dict[str, Any], headers: dict[str, str]) -> str:
+    """A wrk script that sends the same POST every time."""
+    lines = ['wrk.method = "POST"', f"wrk.path = {json.dumps(path)}", f"wrk.body = {json.dumps(json.dumps(body))}"]
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cpu_seconds(root: int) -> float | None:
+    """User and system CPU time used so far by ``root`` and every process under it (Linux /proc)."""
+    proc = Path("/proc")
+    if not (proc / str(root)).is_dir():
+        return None
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in proc.glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            pid = int(stat.parent.name)
+            parents[pid] = int(fields[1])
+            times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    tree = {root}
+    grew = True
+    while grew:
+        before = len(tree)
+        tree |= {pid for pid, parent in parents.items() if parent in tree}
+        grew = len(tree) > before
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def run_wrk(name: str, url: str, script: Path | None, args: argparse.Namespace, seconds: float, server: int) -> Result:
+    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    cpu_before = cpu_seconds(server)
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    cpu_after = cpu_seconds(server)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\b", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\b", out, re.MULTILINE)
+    if not (rps and p50 and p99):
+        raise SystemExit(f"could not read wrk's output:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors:.*", out)
+    if socket_errors:
+        print(f"  {name}: {socket_errors.group(0)}")
+    total = re.search(r"(\d+) requests in", out)
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and total and int(total.group(1)):
+        cpu_us = (cpu_after - cpu_before) / int(total.group(1)) * 1e6
+    return Result(name, float(rps.group(1)), _ms(p50), _ms(p99), int(errors.group(1)) if errors else 0, cpu_us)
+
+
+def _ms(match: re.Match[str]) -> float:
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+
+def gate_js_gzipped(base: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"{base}/v1/sites/{SITE}/gate.js", timeout=10) as answer:
+            return len(gzip.compress(answer.read(), compresslevel=9))
+    except urllib.error.HTTPError:
+        return None
+
+
+def main() -> None:
+    """Start the service, seed it, run wrk on each request, and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="time measured per request")
+    parser.add_argument("--warmup", type=float, default=2.0, help="time run first, unmeasured, per request")
+    parser.add_argument("--connections", type=int, default=64, help="wrk's open connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk")
+
+    with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp, serving(Path(tmp) / "data", free_port()) as served:
+        base, server = served
+        data_dir = Path(tmp) / "data"
+        site_key, token = seed(base, data_dir)
+        key = {"Content-Type": "application/json", "Authorization": f"Bearer {site_key}"}
+        anonymous = {"site": SITE, "path": "/article", "adblock": "clear", "visitor": "bench-visitor-1"}
+        supporter = {"site": SITE, "path": "/article", "adblock": "blocked", "pass": token}
+        for body, reason in ((anonymous, "no_adblock"), (supporter, "supporter")):
+            answered = call(base, "POST", "/v1/decide", body, key)["reason"]
+            if answered != reason:
+                raise SystemExit(f"decide answered {answered!r}, expected {reason!r}")
+        scripts = {}
+        for name, body in (("anonymous", anonymous), ("supporter", supporter)):
+            scripts[name] = Path(tmp) / f"{name}.lua"
+            scripts[name].write_text(lua_post("/v1/decide", body, key))
+        runs = [
+            ("GET /healthz", f"{base}/healthz", None),
+            ("decide, anonymous", f"{base}/v1/decide", scripts["anonymous"]),
+            ("decide, with a pass", f"{base}/v1/decide", scripts["supporter"]),
+        ]
+        results = []
+        for name, url, script in runs:
+            if args.warmup > 0:
+                run_wrk(name, url, script, args, args.warmup, server)
+            results.append(run_wrk(name, url, script, args, args.seconds, server))
+        gzipped = gate_js_gzipped(base)
+
+    baseline = results[0].rps
+    print(f"\nwrk: {args.connections} connections, {args.threads} threads, {args.seconds:g} s each; 1 worker\n")
+    print(
+        f"{'request':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs healthz':>11} {'target':>8} "
+        f"{'CPU us/req':>11} {'non-2xx':>8}"
+    )
+    failed = False
+    for result in results:
+        target = TARGETS.get(result.name)
+        ratio = result.rps / baseline
+        ok = (target is None or ratio >= target) and result.p99_ms <= P99_TARGET_MS and result.errors == 0
+        failed |= not ok
+        print(
+            f"{result.name:<22} {result.rps:>9,.0f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} "
+            f"{ratio:>10.2f}x {'' if target is None else f'{target:.1f}x':>8} "
+            f"{'n/a' if result.cpu_us is None else f'{result.cpu_us:.0f}':>11} {result.errors:>8}"
+            f"{'' if ok else '  MISSED'}"
+        )
+    print(f"\np99 target: at most {P99_TARGET_MS:g} ms at {args.connections} connections")
+    if gzipped is None:
+        print("gate.js: no route yet")
+    else:
+        print(f"gate.js: {gzipped:,} bytes gzipped (target at most 4,096)")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

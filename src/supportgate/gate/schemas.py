@@ -1,0 +1,190 @@
+"""The gate's wire contract: the decision per page view, false-positive reports, and the counters."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from supportgate.admin.schemas import Slug
+from supportgate.errors_base import TokenFailure
+
+__all__ = [
+    "AdblockSignal",
+    "Counters",
+    "DecideIn",
+    "Decision",
+    "Meter",
+    "Reason",
+    "Report",
+    "ReportIn",
+    "Stats",
+    "StatsDay",
+    "SupporterInfo",
+    "Verdict",
+]
+
+AdblockSignal = Literal["blocked", "clear", "inconclusive", "unknown"]
+"""What detection found; ``unknown`` means it did not run."""
+Verdict = Literal["allow", "nag", "wall"]
+"""Show the content, a dismissible nag, or the wall."""
+Reason = Literal[
+    "not_found_page",
+    "exempt_path",
+    "supporter",
+    "crawler",
+    "no_adblock",
+    "inconclusive",
+    "policy_off",
+    "store_unavailable",
+    "metered",
+    "adblock",
+]
+"""Why the gate decided as it did: the rule that applied (docs/gate.md)."""
+PagePath = Annotated[
+    str, msgspec.Meta(pattern=r"^/", max_length=2000, description="The page's path, starting with '/'.")
+]
+Visitor = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9_-]{8,64}$", description="A stable, random, first-party visitor id, for metering."
+    ),
+]
+UserAgent = Annotated[str, msgspec.Meta(max_length=512)]
+LanguageTag = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$",
+        max_length=35,
+        description="A BCP 47 language tag such as en or de-AT.",
+        examples=["de-AT"],
+    ),
+]
+SignalName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+SignalValue = bool | Annotated[str, msgspec.Meta(max_length=64)] | None
+
+
+class DecideIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One page view to decide on."""
+
+    site: Slug
+    """The site's id."""
+    path: PagePath
+    """The page's path; exempt paths are matched on it, without its query string."""
+    adblock: AdblockSignal
+    """What detection found."""
+    pass_: Annotated[str, msgspec.Meta(max_length=4096)] | None = msgspec.field(default=None, name="pass")
+    """A supporter pass; it may come as the ``Supportgate-Pass`` header instead (the body wins)."""
+    visitor: Visitor | None = None
+    """A stable, random, first-party visitor id; without one there is no metering."""
+    user_agent: UserAgent | None = None
+    """The reader's User-Agent, for server-side callers; otherwise the request's is used."""
+    client_ip: Annotated[str, msgspec.Meta(max_length=45)] | None = None
+    """The reader's IP address; accepted only with a site key."""
+    lang: LanguageTag | None = None
+    """The reader's language, passed on in ``interstitial_url``."""
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
+    """The page's HTTP status: 4xx and 5xx pages are never gated."""
+
+
+class SupporterInfo(msgspec.Struct, kw_only=True):
+    """What a valid pass says about its holder."""
+
+    tier: str
+    """The supporter's tier id."""
+    entitlements: list[str]
+    """The tier's entitlements."""
+
+
+class Meter(msgspec.Struct, kw_only=True):
+    """Free views of a visitor who blocks ads, in the current period."""
+
+    used: int
+    """Free views used this period (at most ``limit``)."""
+    limit: int
+    """Free views per period (the policy's ``free_views``)."""
+    resets_at: datetime
+    """When the next period starts (UTC midnight of the next day, ISO week or month)."""
+
+
+class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The answer for one page view. Fields that do not apply are left out, never ``null``."""
+
+    decision: Verdict
+    """Show the content, a dismissible nag, or the wall."""
+    reason: Reason
+    """The rule that decided."""
+    supporter: SupporterInfo | None = None
+    """The pass holder's tier and entitlements, when a valid pass came."""
+    meter: Meter | None = None
+    """The visitor's free views, when metering applied."""
+    pass_error: TokenFailure | None = None
+    """Why the pass that came was refused (``expired``, ``wrong_audience``, ``revoked``…)."""
+    interstitial_url: str | None = None
+    """Where the wall's markup is, for ``wall`` and ``nag``."""
+
+
+class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A reader says the gate saw an ad blocker that is not there."""
+
+    signals: Annotated[dict[SignalName, SignalValue], msgspec.Meta(max_length=16)]
+    """What each detection probe found (``control``, ``network``, ``cosmetic``)."""
+    path: PagePath
+    """The page's path."""
+    user_agent: UserAgent | None = None
+    """The reader's User-Agent; the request's when absent."""
+
+
+class Report(msgspec.Struct, kw_only=True):
+    """A false-positive report as kept for admins."""
+
+    at: datetime
+    """When it came."""
+    path: str
+    """The page's path."""
+    user_agent: str
+    """The reader's User-Agent."""
+    signals: dict[str, SignalValue]
+    """What each detection probe found."""
+
+
+class Counters(msgspec.Struct, kw_only=True):
+    """A site's page-view counters over some days."""
+
+    views: int = 0
+    """Decisions answered."""
+    blocked: int = 0
+    """Views whose detection said ``blocked``."""
+    clear: int = 0
+    """Views whose detection said ``clear``."""
+    inconclusive: int = 0
+    """Views whose detection said ``inconclusive`` or ``unknown``."""
+    walls: int = 0
+    """Views answered ``wall``."""
+    nags: int = 0
+    """Views answered ``nag``."""
+    supporter_unlocks: int = 0
+    """Views allowed for a supporter's pass."""
+    metered_allows: int = 0
+    """Views allowed as a free view of the meter."""
+    false_positive_reports: int = 0
+    """Readers who said they block no ads when told they did."""
+
+
+class StatsDay(Counters, kw_only=True):
+    """One UTC day's counters."""
+
+    date: date
+    """The day."""
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    """A site's counters per day and in total over a range of days."""
+
+    site: str
+    """The site's id."""
+    days: list[StatsDay]
+    """Every day of the range, oldest first, with zeros where nothing happened."""
+    totals: Counters
+    """The sums over the range."""
