@@ -1,0 +1,56 @@
+/*
+ * The handshake with gate.js, registered only on the origins the supporter allowed, top frame
+ * only. gate.js posts {type: "supportgate:hello", site, nonce} to its own window; this answers
+ * {type: "supportgate:pass", nonce, pass} to the same origin, and never to a frame, another
+ * window or another origin. {type: "supportgate:open-signin", nonce} opens the sign-in and is
+ * answered {type: "supportgate:signin-opened", nonce}.
+ *
+ * The service worker decides which pass (if any) this origin gets, from the origin the browser
+ * reports for this script, never from the page's word.
+ *
+ * Content scripts cannot be ES modules, so this one file talks to the runtime itself instead of
+ * through lib/api.js.
+ */
+(() => {
+  "use strict";
+  if (window.top !== window) return;
+
+  const runtime = (globalThis.browser ?? globalThis.chrome).runtime;
+  const origin = location.origin;
+  /** Ask again when the pass in hand is older than this (a page left open for long). */
+  const STALE_MS = 60_000;
+
+  let grant = null;
+  let askedAt = 0;
+
+  // Asked at document_start: waking the service worker takes time, and gate.js waits 300 ms.
+  function currentGrant() {
+    if (grant === null || Date.now() - askedAt > STALE_MS) {
+      askedAt = Date.now();
+      grant = runtime.sendMessage({ type: "page-pass" }).then(
+        (answer) => (answer && answer.ok && typeof answer.pass === "string" ? answer : null),
+        () => null,
+      );
+    }
+    return grant;
+  }
+  currentGrant();
+
+  window.addEventListener("message", (event) => {
+    if (event.source !== window || event.origin !== origin) return;
+    const data = event.data;
+    if (data === null || typeof data !== "object") return;
+    const { site, nonce } = data;
+    if (typeof nonce !== "string" || nonce.length < 8 || nonce.length > 256) return;
+    if (data.type === "supportgate:hello" && typeof site === "string") {
+      currentGrant().then((answer) => {
+        if (answer === null || answer.site !== site) return;
+        window.postMessage({ type: "supportgate:pass", nonce, pass: answer.pass }, origin);
+      });
+    } else if (data.type === "supportgate:open-signin") {
+      runtime.sendMessage({ type: "open-signin" }).catch(() => undefined);
+      // gate.js waits 300 ms for word that the sign-in opened; the worker may take longer to wake.
+      window.postMessage({ type: "supportgate:signin-opened", nonce }, origin);
+    }
+  });
+})();

@@ -1,0 +1,57 @@
+/**
+ * Small helpers shared by the popup and the options page: localized strings, building DOM
+ * without HTML strings, and talking to the service worker.
+ */
+
+import * as api from "./api.js";
+
+/** The localized message for `key`, with `$1`-style substitutions. */
+export function t(key, ...substitutions) {
+  return api.i18n.message(key, substitutions.map(String)) || key;
+}
+
+/** Fill every `[data-i18n]` element's text (and `[data-i18n-label]`'s aria-label) under `root`. */
+export function localize(root = document) {
+  for (const element of root.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  for (const element of root.querySelectorAll("[data-i18n-placeholder]")) {
+    element.placeholder = t(element.dataset.i18nPlaceholder);
+  }
+  document.documentElement.lang = api.i18n.language();
+}
+
+/**
+ * An element: `h("button", {type: "button", onclick}, "Remove")`. Children are nodes or text;
+ * text is always set as text, never parsed as HTML.
+ */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+/** Send a message to the service worker; its answer (`{ok, ...}`). */
+export async function send(message) {
+  try {
+    const answer = await api.runtime.sendMessage(message);
+    return answer ?? { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
+  } catch {
+    return { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
+  }
+}
+
+/** A date (epoch ms or ISO string) in the reader's language; empty for no valid date. */
+export function formatDate(value, { withTime = false } = {}) {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return "";
+  const options = withTime ? { dateStyle: "medium", timeStyle: "short" } : { dateStyle: "long" };
+  return new Intl.DateTimeFormat(api.i18n.language(), options).format(date);
+}
