@@ -141,4 +141,7 @@ async def test_health_and_schema(client: Client) -> None:
     ):
         assert path in schema["paths"], path
     assert "TierPatch" in schema["components"]["schemas"]
+    decide = schema["paths"]["/v1/decide"]["post"]
+    assert decide["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/DecideIn")
+    assert {"DecideIn", "Decision"} <= set(schema["components"]["schemas"])
     assert schema["components"]["securitySchemes"]["AdminKey"]["scheme"] == "bearer"

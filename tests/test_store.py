@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import redis
 
 from supportgate.admin.schemas import SiteIn, SupporterIn, SupporterPatch, TierIn
 from supportgate.services import Services
-from supportgate.store import EmbeddedStore
+from supportgate.store import EmbeddedStore, Store, connect
 
 # The hash tags a multi-key change may span; each change stays inside one of them.
 TAGGED = re.compile(r"^sg:\{(dir|keys|sup:[a-z0-9-]+|site:[a-z0-9-]+|code:[0-9a-f]{64}|act:[0-9a-f]{64}|rate:[^}]+)\}")
@@ -77,3 +78,27 @@ def test_a_broken_store_binary_says_why(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(Exception, match="exited at start"):
         EmbeddedStore(tmp_path / "data", binary=str(fake)).start(timeout=5)
+
+
+async def test_batched_gets_answer_each_caller(store_url: str) -> None:
+    """Fifty GETs asked for at once travel together, and each caller gets its own key's value."""
+    store = Store(connect(store_url))
+    try:
+        await store.redis.mset({f"k{n}": f"v{n}" for n in range(0, 50, 2)})
+        values = await asyncio.gather(*(store.get_batched(f"k{n}") for n in range(50)))
+        assert values == [f"v{n}".encode() if n % 2 == 0 else None for n in range(50)]
+    finally:
+        await store.close()
+
+
+async def test_batched_gets_share_the_stores_failure(tmp_path: Path) -> None:
+    """When the store is down, every batched GET fails with the store's error, none hangs."""
+    server = EmbeddedStore(tmp_path)
+    server.start()
+    store = Store(connect(server.url, timeout=0.5))
+    server.stop()
+    try:
+        results = await asyncio.gather(*(store.get_batched(f"k{n}") for n in range(5)), return_exceptions=True)
+        assert all(isinstance(r, redis.exceptions.ConnectionError) for r in results), results
+    finally:
+        await store.close()

@@ -20,7 +20,7 @@ from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, exception_handlers
 from supportgate.gate.assets import gate_assets_router
-from supportgate.gate.controllers import gate_router
+from supportgate.gate.controllers import document_decide, gate_router
 from supportgate.health import healthz, index, readyz
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.readers.controllers import readers_router
@@ -74,6 +74,7 @@ def create_app(
         try:
             await services.signing_keys.ensure()
             await services.stats.start()
+            document_decide(app)
             if server_process:
                 _settle_garbage_collector()
             yield
@@ -107,6 +108,9 @@ def create_app(
             components=Components(
                 security_schemes={
                     "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`."),
+                    "SiteKey": SecurityScheme(
+                        type="http", scheme="bearer", description="A site API key: `sgs_…` (server-side callers)."
+                    ),
                     "AccessToken": SecurityScheme(
                         type="http",
                         scheme="bearer",

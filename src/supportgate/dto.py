@@ -14,7 +14,7 @@ from supportgate.errors import BadRequest
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
-__all__ = ["Body"]
+__all__ = ["Body", "decode_strict"]
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -41,11 +41,16 @@ class Body(MsgspecDTO[T]):
 
     def decode_bytes(self, value: bytes) -> Any:  # noqa: ANN401 - Litestar's signature
         """Decode ``value`` into the DTO's model type, or raise BadRequest naming the field."""
-        try:
-            return msgspec.json.decode(value, type=self.model_type, strict=True)
-        except msgspec.ValidationError as exc:
-            message, sep, where = str(exc).partition(" - at `")
-            detail = f"{where.rstrip('`')}: {message[:1].lower()}{message[1:]}" if sep else str(exc)
-            raise BadRequest(detail, title="Invalid request") from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"The body is not valid JSON: {exc}", title="Invalid request") from None
+        return decode_strict(value, self.model_type)
+
+
+def decode_strict(value: bytes, model: type[T]) -> T:
+    """``value`` as JSON decoded strictly into ``model``; BadRequest naming the bad field."""
+    try:
+        return msgspec.json.decode(value, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        message, sep, where = str(exc).partition(" - at `")
+        detail = f"{where.rstrip('`')}: {message[:1].lower()}{message[1:]}" if sep else str(exc)
+        raise BadRequest(detail, title="Invalid request") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", title="Invalid request") from None

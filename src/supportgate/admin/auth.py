@@ -8,13 +8,18 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from supportgate.errors import Unauthorized
 from supportgate.services import Services
 
-__all__ = ["AdminAuth", "bearer_token"]
+__all__ = ["AdminAuth", "bearer", "bearer_token"]
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header value, if it is one."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def bearer_token(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
-    """The token of an ``Authorization: Bearer`` header, if there is one."""
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    """The token of the request's ``Authorization: Bearer`` header, if there is one."""
+    return bearer(connection.headers.get("authorization"))
 
 
 class AdminAuth(AbstractAuthenticationMiddleware):

@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from datetime import date
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, cast
 
-from litestar import Controller, Request, Response, Router, get, post, route
+import msgspec
+from litestar import Controller, Litestar, Request, Response, Router, asgi, get, post, route
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
+from litestar.exceptions import ClientException, MethodNotAllowedException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import PathItem, Schema
 from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.types import (
+    HTTPReceiveMessage,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Receive,
+    Scope,
+    Send,
+)
 
-from supportgate.admin.auth import bearer_token
-from supportgate.dto import Body
-from supportgate.errors import BadRequest, Forbidden
+from supportgate.admin.auth import bearer, bearer_token
+from supportgate.dto import Body, decode_strict
+from supportgate.errors import BadRequest, Forbidden, PayloadTooLarge
 from supportgate.gate.schemas import DecideIn, Decision, Report, ReportIn, Stats
 from supportgate.readers.controllers import client_ip
 from supportgate.services import Services
 
-__all__ = ["MAX_DECIDE_BYTES", "PASS_HEADER", "GateAdminController", "gate_router"]
+__all__ = ["MAX_DECIDE_BYTES", "PASS_HEADER", "GateAdminController", "document_decide", "gate_router"]
 
 MAX_DECIDE_BYTES: Final = 4096
 """The largest decide or report body; larger ones get 413."""
@@ -27,6 +41,7 @@ PASS_HEADER: Final = "supportgate-pass"  # noqa: S105 - a header name, not a sec
 """The header a server-side caller may send a pass in, instead of the body."""
 _PREFLIGHT_MAX_AGE = "600"
 _NO_STORE = CacheControlHeader(no_store=True)
+_encode = msgspec.json.Encoder().encode
 
 AnyRequest = Request[Any, Any, Any]
 SitePath = Annotated[
@@ -58,61 +73,121 @@ def day_param(name: str, value: str | None) -> date | None:
     raise BadRequest(f"{name}: {value!r} is not a day such as 2026-11-24")
 
 
+def _preflight_headers(origin: str, methods: str) -> dict[str, str]:
+    return {
+        **cors_headers(origin),
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": "Content-Type, Supportgate-Pass",
+        "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
+    }
+
+
 def preflight(origin: str, methods: str) -> Response[None]:
     """The answer to a CORS preflight from an allowed origin: no credentials."""
-    return Response(
-        None,
-        status_code=204,
-        headers={
-            **cors_headers(origin),
-            "Access-Control-Allow-Methods": methods,
-            "Access-Control-Allow-Headers": "Content-Type, Supportgate-Pass",
-            "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
-        },
-    )
+    return Response(None, status_code=204, headers=_preflight_headers(origin, methods))
 
 
-@post(
-    "/v1/decide",
-    dto=Body[DecideIn],
-    return_dto=None,
-    status_code=200,
-    request_max_body_size=MAX_DECIDE_BYTES,
-    cache_control=_NO_STORE,
-    response_headers={"Vary": "Origin"},
-    summary="Decide on one page view: allow, nag or wall",
-)
-async def decide(data: JSONBody[DecideIn], request: AnyRequest) -> Decision:
-    """The rules of docs/gate.md; a bad pass makes the reader anonymous, never an error."""
-    # Every page view comes here: the services are taken from the app state rather than through
-    # dependency injection, and a plain Struct is returned unless CORS needs a header, which
-    # together save about a quarter of the handler's time in Litestar (bench/http_decide.py).
-    services: Services = request.app.state.services
-    site = await caller_site(request, services)
-    headers = request.headers
+@asgi("/v1/decide", is_mount=False, copy_scope=False)
+async def decide(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/decide`` and its CORS preflight, as a plain ASGI endpoint.
+
+    Every page view comes here, and Litestar's request and response machinery costs several
+    times the decision itself (bench/README.md). So this endpoint reads and strictly decodes its
+    own body and writes its own response; errors are still raised as Problems and rendered by the
+    app's exception handlers, and :func:`document_decide` puts the contract in the OpenAPI schema.
+    """
+    http = cast("HTTPScope", scope)
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in http["headers"]}
+    services: Services = http["app"].state.services
     origin = headers.get("origin")
+    method = http["method"]
+    if method == "OPTIONS":
+        if origin is None or not await services.decide.origin_known(origin):
+            raise Forbidden(f"The origin {origin!r} is not one of any site's origins.")
+        await _answer(send, 204, b"", _preflight_headers(origin, "POST"))
+        return
+    if method != "POST":
+        raise MethodNotAllowedException(headers={"Allow": "POST, OPTIONS"})
+    data = decode_strict(await _read_body(receive, headers.get("content-length")), DecideIn)
+    token = bearer(headers.get("authorization"))
+    site = None if token is None else await services.decide.key_site(token)
+    client = http.get("client")
     decision = await services.decide.decide(
         data,
         pass_header=headers.get(PASS_HEADER),
         caller_site=site,
         origin=origin,
         user_agent=headers.get("user-agent"),
-        peer_ip=client_ip(request),
+        peer_ip=client[0] if client else "unknown",
     )
-    if site is None and origin is not None:
-        # Litestar tells a Response from a body by its type when the handler returns; the
-        # annotation says what the body is, for the OpenAPI schema.
-        return Response(decision, headers={"Access-Control-Allow-Origin": origin})  # type: ignore[return-value]
-    return decision
+    answer_headers = cors_headers(origin if site is None else None)
+    answer_headers["Cache-Control"] = "no-store"
+    answer_headers["Content-Type"] = "application/json"
+    await _answer(send, 200, _encode(decision), answer_headers)
 
 
-@route("/v1/decide", http_method=HttpMethod.OPTIONS, include_in_schema=False)
-async def decide_preflight(request: AnyRequest, services: NamedDependency[Services]) -> Response[None]:
-    """CORS for browsers on any site's origins: a preflight names no site, the POST is checked per site."""
-    origin = request.headers.get("origin")
-    if origin is None or not await services.decide.origin_known(origin):
-        raise Forbidden(f"The origin {origin!r} is not one of any site's origins.")
-    return preflight(origin, "POST")
+def document_decide(app: Litestar) -> None:
+    """Add ``POST /v1/decide`` to the app's OpenAPI schema, which lists only Litestar's HTTP routes."""
+    path_item, schemas = _decide_openapi()
+    openapi = app.openapi_schema
+    openapi.paths = {**(openapi.paths or {}), "/v1/decide": path_item}
+    openapi.components.schemas = {**schemas, **openapi.components.schemas}
+
+
+@functools.cache
+def _decide_openapi() -> tuple[PathItem, dict[str, Schema]]:
+    """Decide's path item and schemas, as Litestar documents an HTTP handler of the same signature."""
+
+    @post(
+        "/v1/decide",
+        status_code=200,
+        tags=["gate"],
+        summary="Decide on one page view: allow, nag or wall",
+        description=(
+            "Every page view asks once. A bad pass never fails the request: the visitor is anonymous "
+            "and `pass_error` says why. Bodies over 4 KB get 413. See docs/gate.md for the rules."
+        ),
+        responses={
+            400: ResponseSpec(None, description="A field is invalid; `detail` names it."),
+            401: ResponseSpec(None, description="No site key and no browser Origin."),
+            403: ResponseSpec(None, description="A site key or Origin of another site."),
+            404: ResponseSpec(None, description="No such site."),
+            413: ResponseSpec(None, description="The body is over 4 KB."),
+        },
+        security=[{"SiteKey": []}, {}],
+    )
+    async def decide_contract(data: JSONBody[DecideIn]) -> Decision:
+        raise NotImplementedError  # documentation only: never routed
+
+    spec = Litestar([decide_contract], openapi_config=OpenAPIConfig(title="decide", version="1")).openapi_schema
+    assert spec.paths is not None
+    return spec.paths["/v1/decide"], dict(spec.components.schemas)
+
+
+async def _read_body(receive: Receive, content_length: str | None) -> bytes:
+    """The request body, refusing (413) one over MAX_DECIDE_BYTES before or while reading it."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > MAX_DECIDE_BYTES:
+        raise PayloadTooLarge("The request body is larger than this endpoint accepts.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = cast("HTTPReceiveMessage", await receive())
+        if message["type"] == "http.disconnect":
+            raise ClientException("The client went away before sending the whole body.")
+        chunk = message["body"]
+        size += len(chunk)
+        if size > MAX_DECIDE_BYTES:
+            raise PayloadTooLarge("The request body is larger than this endpoint accepts.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=raw))
+    await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
 
 
 @post(
@@ -188,6 +263,6 @@ gate_router = Router(
     path="/",
     # Each preflight handler before its POST: registered after it, Litestar's own OPTIONS handler,
     # added to a path that has none yet, would answer instead.
-    route_handlers=[decide_preflight, decide, report_preflight, report_false_positive],
+    route_handlers=[decide, report_preflight, report_false_positive],
     tags=["gate"],
 )

@@ -122,7 +122,7 @@ class PassService:
             claims = await self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer)
             checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
             self._remember((token, site_id), (checked, issued_at))
-        cutoff = await self._store.redis.get(keys.pass_cutoff(site_id, checked.session))
+        cutoff = await self._store.get_batched(keys.pass_cutoff(site_id, checked.session))
         if cutoff is not None and issued_at <= int(cutoff):
             raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
         return checked
