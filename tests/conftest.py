@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +55,17 @@ def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     binary = server_binary(request.param)
     with EmbeddedStore(tmp_path_factory.mktemp(request.param), binary=binary) as server:
         yield server
+
+
+@pytest.fixture(params=["valkey", "redis"])
+def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """A store of the test's own, which it may stop, freeze, kill or restart: Valkey 8 and Redis 7 in turn."""
+    server = EmbeddedStore(tmp_path / "data", binary=server_binary(request.param))
+    server.start()
+    yield server
+    if server.pid:
+        os.kill(server.pid, signal.SIGCONT)
+    server.stop()
 
 
 @pytest.fixture

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +17,7 @@ from supportgate.mail import MailQueue, mailer_for
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
-from tests.conftest import FakeClock, server_binary
+from tests.conftest import FakeClock
 from tests.gate_helpers import (
     BLOG_ORIGIN,
     NEWS_ORIGIN,
@@ -447,17 +444,6 @@ async def test_policy_changes_apply_within_the_cache_ttl(client: Client, service
 
 
 # The store failing
-
-
-@pytest.fixture(params=["valkey", "redis"])
-def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedStore]:
-    """A store of this test's own, which it may stop: Valkey 8 and Redis 7 in turn."""
-    server = EmbeddedStore(tmp_path / "data", binary=server_binary(request.param))
-    server.start()
-    yield server
-    if server.pid:
-        os.kill(server.pid, signal.SIGCONT)
-    server.stop()
 
 
 @pytest.fixture

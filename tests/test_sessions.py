@@ -6,13 +6,10 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
-import signal
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -27,7 +24,7 @@ from supportgate.store import EmbeddedStore, Store, connect, keys
 from supportgate.tokens.jose import ACCESS_TYPE
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.keys import SigningKeys
-from tests.conftest import FakeClock, server_binary
+from tests.conftest import FakeClock
 
 ISSUER = "https://gate.example"
 DEVICE = "Chrome on macOS"
@@ -380,17 +377,6 @@ async def test_logout_of_an_unknown_or_malformed_token_is_no_error(
     await sessions.logout(pair.refresh_token)
     await sessions.logout(pair.refresh_token)
     assert ended.calls == [(supporter, [session_of(pair)])]
-
-
-@pytest.fixture(params=["valkey", "redis"])
-def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedStore]:
-    """A store of this test's own, which it may stop and start: Valkey 8 and Redis 7 in turn."""
-    server = EmbeddedStore(tmp_path / "data", binary=server_binary(request.param))
-    server.start()
-    yield server
-    if server.pid:
-        os.kill(server.pid, signal.SIGCONT)
-    server.stop()
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -16,21 +13,10 @@ from supportgate.admin.keys import ApiKeys
 from supportgate.app import create_app
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
-from tests.conftest import FakeClock, server_binary
+from tests.conftest import FakeClock
 
 Client = AsyncTestClient[Litestar]
 TIER = {"id": "supporter", "name": "Supporter", "entitlements": ["adblock_ok"], "max_devices": 3}
-
-
-@pytest.fixture(params=["valkey", "redis"])
-def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedStore]:
-    """A store of this test's own, which it may stop, freeze or kill: Valkey 8 and Redis 7 in turn."""
-    server = EmbeddedStore(tmp_path / "data", binary=server_binary(request.param))
-    server.start()
-    yield server
-    if server.pid:
-        os.kill(server.pid, signal.SIGCONT)
-    server.stop()
 
 
 async def admin_client(url: str, clock: FakeClock, timeout: float = 2.0) -> tuple[Client, str]:
