@@ -152,7 +152,7 @@ class SupporterController(Controller):
         await services.supporters.get(supporter_id)
         ended = await services.sessions.end_all(supporter_id)
         await services.supporters.note(
-            supporter_id, action=f"supporter.sign-out:{len(ended)}", actor=request.user.actor
+            supporter_id, action="supporter.sign-out", actor=request.user.actor, detail={"sessions_ended": len(ended)}
         )
 
 

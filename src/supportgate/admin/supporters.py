@@ -58,13 +58,13 @@ class SupporterService:
         for listener in self._listeners:
             await listener(before, after)
 
-    async def note(self, supporter_id: str, *, action: str, actor: str) -> None:
-        """Add an audit entry about a supporter without changing them (an activation code was made)."""
+    async def note(self, supporter_id: str, *, action: str, actor: str, detail: object = None) -> None:
+        """Add an audit entry about a supporter without changing them (an activation code, a sign-out)."""
         now = self._clock()
 
         async def change(pipe: Pipeline) -> None:
             begin(pipe)
-            self._audit.record(pipe, at=now, actor=actor, action=action, target=_target(supporter_id))
+            self._audit.record(pipe, at=now, actor=actor, action=action, target=_target(supporter_id), after=detail)
 
         await self._store.atomically(change)
 

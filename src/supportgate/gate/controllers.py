@@ -26,7 +26,7 @@ from litestar.types import (
     Send,
 )
 
-from supportgate.admin.auth import bearer, bearer_token
+from supportgate.admin.auth import bearer
 from supportgate.dto import Body, decode_strict
 from supportgate.errors import BadRequest, Forbidden, PayloadTooLarge
 from supportgate.gate.schemas import DecideIn, Decision, Report, ReportIn, Stats
@@ -50,9 +50,9 @@ SitePath = Annotated[
 ]
 
 
-async def caller_site(request: AnyRequest, services: Services) -> str | None:
-    """The site of the site key the request sent, None if it sent none; 401 for a bad one."""
-    token = bearer_token(request)
+async def caller_site(authorization: str | None, services: Services) -> str | None:
+    """The site of the site key in an ``Authorization`` header, None if there is none; 401 for a bad one."""
+    token = bearer(authorization)
     return None if token is None else await services.decide.key_site(token)
 
 
@@ -109,16 +109,14 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     if method != "POST":
         raise MethodNotAllowedException(headers={"Allow": "POST, OPTIONS"})
     data = decode_strict(await _read_body(receive, headers.get("content-length")), DecideIn)
-    token = bearer(headers.get("authorization"))
-    site = None if token is None else await services.decide.key_site(token)
-    client = http.get("client")
+    site = await caller_site(headers.get("authorization"), services)
     decision = await services.decide.decide(
         data,
         pass_header=headers.get(PASS_HEADER),
         caller_site=site,
         origin=origin,
         user_agent=headers.get("user-agent"),
-        peer_ip=client[0] if client else "unknown",
+        peer_ip=client_ip(scope),
     )
     answer_headers = cors_headers(origin if site is None else None)
     answer_headers["Cache-Control"] = "no-store"
@@ -203,10 +201,12 @@ async def report_false_positive(
     site: SitePath, data: JSONBody[ReportIn], request: AnyRequest, services: NamedDependency[Services]
 ) -> Response[None]:
     """Kept for the site's admins and counted in ``false_positive_reports``."""
-    key_site = await caller_site(request, services)
+    key_site = await caller_site(request.headers.get("authorization"), services)
     origin = request.headers.get("origin")
     await services.decide.site_for(site, caller_site=key_site, origin=origin)
-    await services.reports.add(site, data, user_agent=request.headers.get("user-agent"), client_ip=client_ip(request))
+    await services.reports.add(
+        site, data, user_agent=request.headers.get("user-agent"), client_ip=client_ip(request.scope)
+    )
     return Response(None, status_code=202, headers=cors_headers(origin if key_site is None else None))
 
 

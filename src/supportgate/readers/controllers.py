@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, PathParameter
+from litestar.types import Scope
 
 from supportgate.admin.auth import bearer_token
 from supportgate.dto import Body
@@ -31,9 +32,10 @@ __all__ = ["jwks", "readers_router"]
 SessionPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A session id.")]
 
 
-def client_ip(request: Request[Any, Any, Any]) -> str:
-    """The address the request came from, for rate limits."""
-    return request.client.host if request.client else "unknown"
+def client_ip(scope: Scope) -> str:
+    """The address the request came from (the connection's peer), for rate limits and crawler ranges."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 async def provide_caller(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Caller:
@@ -54,7 +56,7 @@ class AuthController(Controller):
     async def request_code(
         self, data: JSONBody[CodeRequestIn], services: NamedDependency[Services], request: Request[Any, Any, Any]
     ) -> CodeRequested:
-        await services.codes.request(data.email, site=data.site, client_ip=client_ip(request), lang=data.lang)
+        await services.codes.request(data.email, site=data.site, client_ip=client_ip(request.scope), lang=data.lang)
         return CodeRequested()
 
     @post("/code/verify", dto=Body[CodeVerifyIn], return_dto=None, status_code=200, summary="Sign in with the code")
@@ -62,7 +64,11 @@ class AuthController(Controller):
         self, data: JSONBody[CodeVerifyIn], services: NamedDependency[Services], request: Request[Any, Any, Any]
     ) -> SignIn:
         return await services.readers.sign_in_with_code(
-            data.email, data.code, device=data.device, end_sessions=data.end_sessions, client_ip=client_ip(request)
+            data.email,
+            data.code,
+            device=data.device,
+            end_sessions=data.end_sessions,
+            client_ip=client_ip(request.scope),
         )
 
     @post(
@@ -72,7 +78,7 @@ class AuthController(Controller):
         self, data: JSONBody[ActivateIn], services: NamedDependency[Services], request: Request[Any, Any, Any]
     ) -> SignIn:
         return await services.readers.activate(
-            data.code, device=data.device, end_sessions=data.end_sessions, client_ip=client_ip(request)
+            data.code, device=data.device, end_sessions=data.end_sessions, client_ip=client_ip(request.scope)
         )
 
     @post(
