@@ -17,15 +17,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.schemas import SupporterIn, TierIn
-from supportgate.admin.supporters import SupporterService
-from supportgate.admin.tiers import TierService
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.schemas import SupporterIn, TierIn
+from supportgate.catalog.supporters import SupporterService
+from supportgate.catalog.tiers import TierService
 from supportgate.clock import utc_now
 from supportgate.readers.sessions import SessionService
 from supportgate.store import EmbeddedStore, Store, connect
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import SigningKeys
+from supportgate.tokens.signing_keys import SigningKeys
 
 ISSUER = "https://gate.example"
 

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from supportgate.passes import PassVerifier
 from supportgate.tokens import jose
-from supportgate.tokens.passes import pass_claims
+from supportgate.tokens.claims import pass_claims
+from supportgate.tokens.verifier import PassVerifier
 
 SITE = "news-example"
 ISSUER = "https://gate.example"

@@ -9,8 +9,8 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.admin.schemas import SiteIn, SitePatch, SupporterIn, TierIn
-from supportgate.gate.decide import CACHE_TTL
+from supportgate.catalog.schemas import SiteIn, SitePatch, SupporterIn, TierIn
+from supportgate.gate.access import CACHE_TTL
 from supportgate.readers.sessions import Caller
 from supportgate.services import Services
 from tests.conftest import FakeClock

@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.admin.schemas import SupporterIn
+from supportgate.catalog.schemas import SupporterIn
 from supportgate.services import Services
 from tests.conftest import FakeClock
 

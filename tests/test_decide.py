@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from supportgate.admin.schemas import SitePatch
 from supportgate.app import create_app
+from supportgate.catalog.schemas import SitePatch
 from supportgate.gate.cache import TtlCache
 from supportgate.gate.controllers import MAX_DECIDE_BYTES
 from supportgate.mail import MailQueue, mailer_for

@@ -8,8 +8,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.admin.schemas import SitePatch
 from supportgate.app import create_app
+from supportgate.catalog.schemas import SitePatch
 from supportgate.demo.articles import ARTICLES
 from supportgate.demo.seed import seed
 from supportgate.demo.site import VISITOR_COOKIE

@@ -17,10 +17,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.admin.schemas import Site
-from supportgate.gate.assets import contrast_ratio, minify, render_interstitial, render_script
+from supportgate.catalog.policy import Policy, Theme
+from supportgate.catalog.schemas import Site
+from supportgate.gate.interstitial import contrast_ratio, render_interstitial
 from supportgate.gate.messages import LANGUAGES, negotiate_language
-from supportgate.gate.policy import Policy, Theme
+from supportgate.gate.script import minify, render_script
 from supportgate.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

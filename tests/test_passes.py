@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from supportgate.passes import JWKS_REFETCH_INTERVAL, InvalidToken, PassVerifier, VerifiedPass
 from supportgate.store import Store, connect
 from supportgate.tokens import jose
+from supportgate.tokens.claims import pass_claims, pseudonym
 from supportgate.tokens.jose import ACCESS_TYPE, PASS_TYPE, public_jwk, thumbprint
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import PseudonymSecret, SigningKeys
-from supportgate.tokens.passes import pass_claims, pseudonym
+from supportgate.tokens.signing_keys import SigningKeys
+from supportgate.tokens.stored_secrets import PseudonymSecret
+from supportgate.tokens.verifier import JWKS_REFETCH_INTERVAL, InvalidToken, PassVerifier, VerifiedPass
 from tests.conftest import FakeClock
 from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE, LocalServer, forge, good_claims
 
@@ -248,9 +249,9 @@ def test_jwks_entries_that_are_not_our_keys_are_skipped(signer: Signer, clock: F
 
 
 def test_importing_it_needs_neither_litestar_nor_redis() -> None:
-    """supportgate.passes imports without Litestar or the redis client, so a site can use it alone."""
+    """supportgate.tokens.verifier imports without Litestar or the redis client, so a site can use it alone."""
     probe = (
-        "import sys, supportgate.passes; "
+        "import sys, supportgate.tokens.verifier; "
         "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'litestar', 'redis'}); "
         "print(loaded)"
     )

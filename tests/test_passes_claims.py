@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from supportgate.store import Store, connect
-from supportgate.tokens.keys import PseudonymSecret
-from supportgate.tokens.passes import ACCESS_LIFETIME, PASS_LIFETIME, access_claims, pass_claims, pseudonym
+from supportgate.tokens.claims import access_claims, pass_claims, pseudonym
+from supportgate.tokens.lifetimes import ACCESS_LIFETIME, PASS_LIFETIME
+from supportgate.tokens.stored_secrets import PseudonymSecret
 from tests.conftest import FakeClock
 from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE
 

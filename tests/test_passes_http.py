@@ -10,9 +10,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.errors import InvalidToken
-from supportgate.passes import PassVerifier
 from supportgate.services import Services
 from supportgate.settings import Settings
+from supportgate.tokens.verifier import PassVerifier
 from tests.conftest import FakeClock
 from tests.readers_helpers import sign_in
 
@@ -116,10 +116,10 @@ async def test_revocation_voids_passes_at_the_gate(
 ) -> None:
     """After an admin revokes the supporter, the gate's pass check refuses passes issued before."""
     token = await get_pass(client, signed_in, "news")
-    assert (await services.passes.verify(token, "news")).tier == "supporter"
+    assert (await services.pass_check.verify(token, "news")).tier == "supporter"
     await admin.delete(f"/v1/admin/supporters/{signed_in['supporter_id']}")
     with pytest.raises(InvalidToken) as refused:
-        await services.passes.verify(token, "news")
+        await services.pass_check.verify(token, "news")
     assert refused.value.reason == "revoked"
     headers = {"Authorization": f"Bearer {signed_in['access_token']}"}
     assert (await client.post("/v1/passes", json={"site": "news"}, headers=headers)).status_code in {401, 403}
@@ -130,7 +130,7 @@ async def test_logout_voids_the_sessions_passes(client: Client, signed_in: dict[
     token = await get_pass(client, signed_in, "news")
     await client.post("/v1/auth/logout", json={"refresh_token": signed_in["refresh_token"]})
     with pytest.raises(InvalidToken):
-        await services.passes.verify(token, "news")
+        await services.pass_check.verify(token, "news")
 
 
 async def test_tier_change_voids_old_passes_but_not_new_ones(
@@ -140,8 +140,8 @@ async def test_tier_change_voids_old_passes_but_not_new_ones(
     old = await get_pass(client, signed_in, "news")
     await admin.patch(f"/v1/admin/supporters/{signed_in['supporter_id']}", json={"tier": "reader"})
     with pytest.raises(InvalidToken):
-        await services.passes.verify(old, "news")
-    fresh = await services.passes.verify(await get_pass(client, signed_in, "news"), "news")
+        await services.pass_check.verify(old, "news")
+    fresh = await services.pass_check.verify(await get_pass(client, signed_in, "news"), "news")
     assert (fresh.tier, fresh.entitlements) == ("reader", ("newsletter",))
 
 
@@ -159,7 +159,7 @@ async def test_rotation_waits_for_publication_and_keeps_old_passes_valid(
     assert states == ["active", "next", "retiring"]
     published = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
     assert {k["kid"] for k in rotated.json()["keys"]} == published
-    assert (await services.passes.verify(before, "news")).tier == "supporter"
+    assert (await services.pass_check.verify(before, "news")).tier == "supporter"
     assert "signing-keys.rotate" in (await admin.get("/v1/admin/audit")).text
 
 

@@ -14,16 +14,18 @@ from typing import TypeVar
 
 import pytest
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.schemas import SupporterIn, SupporterPatch, TierIn
-from supportgate.admin.supporters import SupporterService
-from supportgate.admin.tiers import TierService
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.schemas import SupporterIn, SupporterPatch, TierIn
+from supportgate.catalog.supporters import SupporterService
+from supportgate.catalog.tiers import TierService
 from supportgate.errors import BadRequest, Conflict, NotFound, Problem, Unauthorized
-from supportgate.readers.sessions import Caller, DeviceLimit, SessionInfo, SessionService, TokenPair
-from supportgate.store import EmbeddedStore, Store, connect, keys
+from supportgate.readers.problems import DeviceLimit
+from supportgate.readers.schemas import SessionInfo, TokenPair
+from supportgate.readers.sessions import Caller, SessionService
+from supportgate.store import EmbeddedStore, Store, connect, names
 from supportgate.tokens.jose import ACCESS_TYPE
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import SigningKeys
+from supportgate.tokens.signing_keys import SigningKeys
 from tests.conftest import FakeClock
 
 ISSUER = "https://gate.example"
@@ -69,7 +71,7 @@ class EndedLog:
 
 
 async def make_supporter(catalog: Catalog, email: str = "reader@example.com") -> str:
-    if not await catalog.store.redis.exists(keys.tier("supporter")):
+    if not await catalog.store.redis.exists(names.tier("supporter")):
         tier = TierIn(id="supporter", name="Supporter", entitlements=["adblock_ok"], max_devices=3)
         await catalog.tiers.create(tier, actor="test")
     made = await catalog.supporters.create(SupporterIn(email=email, tier="supporter"), actor="test")
@@ -501,7 +503,7 @@ async def test_idle_sessions_expire(
     await refused(sessions.end(supporter, session_of(idle)), NotFound, "not-found")
     fresh = await sign_in(sessions, supporter, max_devices=1)
     assert [info.id for info in await sessions.list(supporter)] == [session_of(fresh)]
-    assert not await catalog.store.redis.exists(keys.session(supporter, session_of(idle)))
+    assert not await catalog.store.redis.exists(names.session(supporter, session_of(idle)))
 
 
 async def test_refreshing_keeps_a_session_alive_and_renews_its_store_expiry(
@@ -510,16 +512,16 @@ async def test_refreshing_keeps_a_session_alive_and_renews_its_store_expiry(
     """Each refresh restarts the idle period, and resets the store's expiry of the session keys to a little over it."""
     pair = await sign_in(sessions, supporter)
     redis = catalog.store.redis
-    record = keys.session(supporter, session_of(pair))
+    record = names.session(supporter, session_of(pair))
     idle_ms = IDLE.total_seconds() * 1000
-    rotated = keys.session_rotated(supporter, session_of(pair))
+    rotated = names.session_rotated(supporter, session_of(pair))
     for round_ in range(3):
         clock.advance(days=20)
-        for key in (record, keys.sessions(supporter), rotated):
+        for key in (record, names.sessions(supporter), rotated):
             await redis.pexpire(key, 60_000)
         pair = await sessions.refresh(pair.refresh_token)
         # The first refresh replaces the sign-in token, which is then the previous one: no older ones yet.
-        for key in (record, keys.sessions(supporter), rotated) if round_ else (record, keys.sessions(supporter)):
+        for key in (record, names.sessions(supporter), rotated) if round_ else (record, names.sessions(supporter)):
             ttl = await redis.pttl(key)
             assert idle_ms < ttl <= idle_ms + 2 * 3600 * 1000, key
     await sessions.authenticate(pair.access_token)

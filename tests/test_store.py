@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from supportgate.admin.schemas import SiteIn, SupporterIn, SupporterPatch, TierIn
+from supportgate.catalog.schemas import SiteIn, SupporterIn, SupporterPatch, TierIn
 from supportgate.services import Services
 from supportgate.store import EmbeddedStore, Store, connect
 

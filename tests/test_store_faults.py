@@ -8,9 +8,9 @@ import signal
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.keys import ApiKeys
 from supportgate.app import create_app
+from supportgate.catalog.api_keys import ApiKeys
+from supportgate.catalog.audit import AuditLog
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from tests.conftest import FakeClock

@@ -16,11 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from supportgate.errors import Conflict, InvalidToken
-from supportgate.store import Store, connect, keys
-from supportgate.tokens.jose import ACCESS_TYPE, JWKS_MAX_AGE, public_jwk, thumbprint
+from supportgate.store import Store, connect, names
+from supportgate.tokens.claims import access_claims
+from supportgate.tokens.jose import ACCESS_TYPE, public_jwk, thumbprint
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import CACHE_MAX_AGE, PUBLICATION_DELAY, KeyState, SigningKeys
-from supportgate.tokens.passes import access_claims
+from supportgate.tokens.lifetimes import JWKS_MAX_AGE, KEY_SET_MAX_AGE, PUBLICATION_DELAY
+from supportgate.tokens.signing_keys import KeyState, SigningKeys
 from tests.conftest import FakeClock
 from tests.tokens_helpers import ISSUER, b64url
 
@@ -107,7 +108,7 @@ async def test_published_kids_are_rfc7638_thumbprints(signing_keys: SigningKeys)
 async def test_private_keys_are_stored_as_pkcs8_pem(signing_keys: SigningKeys, store: Store) -> None:
     """The store holds each private key as unencrypted PKCS8 PEM that loads to the published key."""
     published = {jwk["kid"]: jwk for jwk in (await signing_keys.jwks())["keys"]}
-    stored = json.loads(await store.redis.get(keys.signing_keys()))
+    stored = json.loads(await store.redis.get(names.signing_keys()))
     assert {entry["kid"] for entry in stored} == set(published)
     for entry in stored:
         assert entry["private_pem"].startswith("-----BEGIN PRIVATE KEY-----")
@@ -142,12 +143,12 @@ async def test_rotation_signs_only_with_a_key_published_beforehand(
 async def test_rotating_too_soon_is_refused(signing_keys: SigningKeys, store: Store, clock: FakeClock) -> None:
     """Rotating before next was published for the JWKS max-age plus the cache age is refused, changing nothing."""
     await signing_keys.ensure()
-    stored = await store.redis.get(keys.signing_keys())
+    stored = await store.redis.get(names.signing_keys())
     clock.advance(seconds=JWKS_MAX_AGE.total_seconds())
     with pytest.raises(Conflict, match="published for only 300 s") as refused:
         await signing_keys.rotate(HOUR)
-    assert refused.value.extra["ready_at"] == (clock.now + CACHE_MAX_AGE).isoformat()
-    assert await store.redis.get(keys.signing_keys()) == stored
+    assert refused.value.extra["ready_at"] == (clock.now + KEY_SET_MAX_AGE).isoformat()
+    assert await store.redis.get(names.signing_keys()) == stored
 
 
 async def test_forced_rotation_skips_the_wait(signing_keys: SigningKeys) -> None:
@@ -184,7 +185,7 @@ async def test_retired_key_is_dropped_after_its_window(
     assert active.kid not in await signing_keys.verification_keys()
 
     await signing_keys.rotate(HOUR)
-    stored = json.loads(await store.redis.get(keys.signing_keys()))
+    stored = json.loads(await store.redis.get(names.signing_keys()))
     assert active.kid not in {entry["kid"] for entry in stored}
     assert [entry["state"] for entry in stored] == ["active", "next", "retiring"]
 
@@ -206,9 +207,9 @@ async def test_cached_key_set_needs_no_store_round_trip(
         await verify_access(tokens, await sign_access(tokens, clock))
     await signing_keys.jwks()
     assert reads == []
-    clock.advance(seconds=CACHE_MAX_AGE.total_seconds())
+    clock.advance(seconds=KEY_SET_MAX_AGE.total_seconds())
     await signing_keys.jwks()
-    assert reads == [keys.signing_keys()]
+    assert reads == [names.signing_keys()]
 
 
 async def test_another_process_rotation_is_seen_within_the_cache_age(stores: list[Store], clock: FakeClock) -> None:
@@ -220,7 +221,7 @@ async def test_another_process_rotation_is_seen_within_the_cache_age(stores: lis
     await bystander.jwks()
     await rotator.rotate(HOUR)
     assert header_kid(await sign_access(bystander_tokens, clock)) == active.kid
-    clock.advance(seconds=CACHE_MAX_AGE.total_seconds())
+    clock.advance(seconds=KEY_SET_MAX_AGE.total_seconds())
     assert header_kid(await sign_access(bystander_tokens, clock)) == upcoming.kid
 
 

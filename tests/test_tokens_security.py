@@ -16,14 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from supportgate.errors import InvalidToken
-from supportgate.errors_base import TokenFailure
+from supportgate.errors import InvalidToken, TokenFailure
 from supportgate.store import Store, connect
 from supportgate.tokens import jose
+from supportgate.tokens.claims import access_claims
 from supportgate.tokens.jose import ACCESS_TYPE, PASS_TYPE, TokenType, public_jwk, thumbprint
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import PUBLICATION_DELAY, SigningKeys
-from supportgate.tokens.passes import access_claims
+from supportgate.tokens.lifetimes import PUBLICATION_DELAY
+from supportgate.tokens.signing_keys import SigningKeys
 from tests.conftest import FakeClock
 from tests.tokens_helpers import ISSUER, OTHER_SITE, SITE, LocalServer, b64url, forge, good_claims
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -18,10 +20,11 @@ from supportgate import __version__
 from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
-from supportgate.errors import SettingsError, exception_handlers
-from supportgate.gate.assets import gate_assets_router
-from supportgate.gate.controllers import document_decide, gate_router
-from supportgate.health import healthz, index, readyz
+from supportgate.errors import SettingsError
+from supportgate.gate.controllers import gate_assets_router, gate_router
+from supportgate.gate.openapi import document_decide
+from supportgate.http.health import healthz, index, readyz
+from supportgate.http.problems import exception_handlers
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
@@ -31,9 +34,17 @@ from supportgate.store import Store, connect
 __all__ = ["app_from_env", "create_app", "demo_app_from_env"]
 
 
-def _services(state: State) -> Services:
-    services: Services = state.services
-    return services
+def _provider(name: str) -> Provide:
+    """A dependency that hands routes the service ``name`` of the app's :class:`Services`."""
+
+    def provide(state: State) -> Any:  # noqa: ANN401 - each service has its own type
+        return getattr(state.services, name)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+_DEPENDENCIES: dict[str, Provide] = {field.name: _provider(field.name) for field in dataclasses.fields(Services)}
+"""Every service, by its field name in :class:`Services`: a route asks for ``tiers``, ``decide``…"""
 
 
 def _settle_garbage_collector() -> None:
@@ -95,7 +106,7 @@ def create_app(
             gate_assets_router,
             *([demo_router] if demo else []),
         ],
-        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        dependencies=_DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,

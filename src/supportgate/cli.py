@@ -170,7 +170,7 @@ def rotate_keys(force: bool) -> None:
     settings = Settings.from_env()
 
     async def rotate(services: Services) -> str:
-        key_set = await services.key_admin.rotate(force=force, actor="cli")
+        key_set = await services.key_rotation.rotate(force=force, actor="cli")
         return "\n".join(
             f"{key.state:<9} {key.kid}"
             + (f"  published until {key.retire_until:%Y-%m-%d %H:%M}Z" if key.retire_until else "")

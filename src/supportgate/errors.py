@@ -1,18 +1,15 @@
-"""The service's exceptions and their RFC 9457 ``application/problem+json`` rendering."""
+"""Every exception supportgate raises on purpose, and nothing else.
+
+No web framework and no store client here: the domain modules raise these, and only
+:mod:`supportgate.http.problems` turns them into ``application/problem+json`` responses. The
+offline pass verifier (:mod:`supportgate.tokens.verifier`) raises :class:`InvalidToken` without
+pulling in either.
+"""
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
-from typing import Any, ClassVar
-
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
-from redis.exceptions import BusyLoadingError, ReadOnlyError
-from redis.exceptions import ConnectionError as StoreConnectionError
-from redis.exceptions import TimeoutError as StoreTimeoutError
-
-from supportgate.errors_base import InvalidToken, SupportgateError
+from typing import Any, ClassVar, Literal
 
 __all__ = [
     "BadRequest",
@@ -25,21 +22,48 @@ __all__ = [
     "SettingsError",
     "StoreUnavailable",
     "SupportgateError",
+    "TokenFailure",
     "TooManyRequests",
     "Unauthorized",
-    "exception_handlers",
+    "validation_detail",
 ]
 
-PROBLEM_JSON = "application/problem+json"
-_log = logging.getLogger("supportgate.errors")
+TokenFailure = Literal[
+    "malformed",
+    "bad_algorithm",
+    "unknown_key",
+    "keys_unavailable",
+    "bad_signature",
+    "wrong_type",
+    "missing_claim",
+    "wrong_issuer",
+    "wrong_audience",
+    "expired",
+    "not_yet_valid",
+    "revoked",
+]
+"""Why a token was refused: the short, machine-readable part of :class:`InvalidToken`."""
+
+
+class SupportgateError(Exception):
+    """Base of every error supportgate raises on purpose."""
 
 
 class SettingsError(SupportgateError):
     """A setting is missing or wrong; the message names the variable."""
 
 
+class InvalidToken(SupportgateError):
+    """A token failed verification; ``reason`` says why in one word a machine can read."""
+
+    def __init__(self, reason: TokenFailure, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: TokenFailure = reason
+        self.detail = detail
+
+
 class Problem(SupportgateError):
-    """An error a client caused or must know about, rendered as problem+json."""
+    """An error a client caused or must know about, rendered as problem+json (RFC 9457)."""
 
     status: int = 400
     """HTTP status of the response."""
@@ -141,77 +165,17 @@ class StoreUnavailable(Problem):
         super().__init__(detail)
 
 
-def problem_response(problem: Problem) -> Response[dict[str, Any]]:
-    """Render a problem as an HTTP response."""
-    return Response(
-        content=problem.body(),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers={"Cache-Control": "no-store", **problem.headers},
-    )
+def validation_detail(message: str, *, root: str = "$") -> str:
+    """A msgspec message that reads well: ``Expected int, got str - at `$.a``` → ``$.a: expected int, got str``.
 
-
-def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
-    return problem_response(exc)
-
-
-def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
-    errors = exc.extra if isinstance(exc.extra, list) else []
-    fields = [_describe(err) for err in errors if isinstance(err, dict)]
-    detail = "; ".join(fields) if fields else _clean(exc.detail)
-    return problem_response(BadRequest(detail, title="Invalid request", errors=errors or None))
-
-
-def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    status = exc.status_code
-    problem = Problem(
-        _clean(exc.detail) or HTTPStatus(status).phrase, slug=HTTPStatus(status).name.lower().replace("_", "-")
-    )
-    problem.status = status
-    problem.title = HTTPStatus(status).phrase
-    if status == 413:
-        problem.detail = "The request body is larger than this endpoint accepts."
-    problem.headers.update(exc.headers or {})
-    return problem_response(problem)
-
-
-def _on_store(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    _log.warning("store unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return problem_response(StoreUnavailable())
-
-
-def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    _log.exception("unexpected error during %s %s", request.method, request.url.path, exc_info=exc)
-    problem = Problem("The service failed to handle this request; it has been logged.", slug="internal-error")
-    problem.status = 500
-    problem.title = HTTPStatus.INTERNAL_SERVER_ERROR.phrase
-    return problem_response(problem)
-
-
-def _describe(err: dict[str, Any]) -> str:
-    message = _clean(str(err.get("message", "invalid value")))
-    key = err.get("key")
-    if key and key != "data" and f"`{key}`" not in message and f"$.{key}" not in message:
-        return f"{key}: {message}"
-    return message
-
-
-def _clean(text: str) -> str:
-    """Make msgspec's messages read well: ``Expected int, got str - at $.a`` → ``$.a: expected int, got str``."""
-    message, sep, where = text.partition(" - at `")
-    if sep:
-        return f"{where.rstrip('`')}: {message[:1].lower()}{message[1:]}"
-    return text
-
-
-exception_handlers: dict[type[Exception] | int, Any] = {
-    Problem: _on_problem,
-    ValidationException: _on_validation,
-    HTTPException: _on_http,
-    StoreConnectionError: _on_store,
-    StoreTimeoutError: _on_store,
-    BusyLoadingError: _on_store,
-    ReadOnlyError: _on_store,
-    Exception: _on_unexpected,
-}
-"""The app's exception handlers: everything leaves as problem+json, never a traceback."""
+    ``root`` names what ``$`` stands for when the document was part of a larger one (``policy``);
+    a message about the whole document is then put under it. With the default root, a message with
+    no location is returned as it came.
+    """
+    text, sep, where = message.partition(" - at `")
+    if not sep and root == "$":
+        return message
+    path = where.rstrip("`") or "$"
+    if root != "$":
+        path = root + path.removeprefix("$")
+    return f"{path}: {text[:1].lower()}{text[1:]}"

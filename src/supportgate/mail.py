@@ -21,6 +21,7 @@ import aiosmtplib
 import jinja2
 import msgspec
 
+from supportgate.languages import normalise_language_tag
 from supportgate.settings import Settings
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("supportgate.mail")
-_LANG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("supportgate", "templates/email"),
     autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -279,10 +279,11 @@ def _render(name: str, lang: str, *, to: str, **context: object) -> Mail:
 
 
 def _languages(lang: str) -> list[str]:
-    """``de-at`` → ``["de-at", "de"]``; anything that is not a language tag → ``[]``."""
-    tag = lang.strip().lower().replace("_", "-")
-    if not _LANG.match(tag):
+    """``de-AT`` → ``["de-at", "de"]`` (the template folders' names); anything but a language tag → ``[]``."""
+    normal = normalise_language_tag(lang.strip())
+    if normal is None:
         return []
+    tag = normal.lower()
     primary = tag.split("-", 1)[0]
     return [tag, primary] if primary != tag else [tag]
 

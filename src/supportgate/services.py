@@ -1,30 +1,37 @@
-"""The services the app is made of, built once per process around one store."""
+"""The services the app is made of, built once per process around one store: construction only.
+
+Every rule lives in the service that owns it; this module only decides which instance each
+service gets. The app hands each field to the routes as a dependency of the same name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.keys import ApiKeys
-from supportgate.admin.schemas import Supporter
-from supportgate.admin.signing import SigningKeyAdmin
-from supportgate.admin.sites import SiteService
-from supportgate.admin.supporters import SupporterService
-from supportgate.admin.tiers import TierService
+from supportgate.catalog.api_keys import ApiKeys
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.key_rotation import KeyRotation
+from supportgate.catalog.sites import SiteService
+from supportgate.catalog.supporters import SupporterService
+from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock, utc_now
+from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
+from supportgate.gate.passes import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
 from supportgate.mail import MailQueue
 from supportgate.readers.codes import ActivationCodes, SignInCodes
-from supportgate.readers.limits import RateLimiter
 from supportgate.readers.passes import PassService
-from supportgate.readers.service import ReaderService
+from supportgate.readers.revocation import Revocation
 from supportgate.readers.sessions import SessionService
+from supportgate.readers.signin import SignInService
 from supportgate.settings import Settings
 from supportgate.store import Store
+from supportgate.store.limits import RateLimiter
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import CodeSecret, PseudonymSecret, SigningKeys
+from supportgate.tokens.signing_keys import SigningKeys
+from supportgate.tokens.stored_secrets import CodeSecret, PseudonymSecret
 
 __all__ = ["Services"]
 
@@ -40,21 +47,24 @@ class Services:
     supporters: SupporterService
     sites: SiteService
     signing_keys: SigningKeys
-    key_admin: SigningKeyAdmin
+    key_rotation: KeyRotation
     tokens: Tokens
     sessions: SessionService
     passes: PassService
     codes: SignInCodes
     activation: ActivationCodes
-    readers: ReaderService
+    signin: SignInService
     mail: MailQueue
     stats: StatsBuffer
+    access: SiteAccess
+    pass_check: PassCheck
     decide: DecideService
     reports: ReportService
 
     @classmethod
     def build(cls, store: Store, settings: Settings, mail: MailQueue, clock: Clock = utc_now) -> Services:
         """Wire the services together."""
+        issuer = settings.issuer
         audit = AuditLog(store)
         tiers = TierService(store, audit, clock)
         supporters = SupporterService(store, audit, clock)
@@ -62,27 +72,16 @@ class Services:
         api_keys = ApiKeys(store, audit, clock)
         signing_keys = SigningKeys(store, clock)
         tokens = Tokens(signing_keys, clock)
-        passes = PassService(
-            store, tokens, supporters, tiers, sites, PseudonymSecret(store), clock, issuer=settings.issuer
-        )
-
-        async def sessions_ended(_supporter_id: str, session_ids: list[str]) -> None:
-            await passes.void(session_ids)
-
-        sessions = SessionService(store, tokens, supporters, clock, issuer=settings.issuer, on_ended=sessions_ended)
-
-        async def supporter_changed(before: Supporter, after: Supporter | None) -> None:
-            if after is None or after.status != "active":
-                await sessions.end_all(before.id)
-            else:
-                await passes.supporter_changed(before, after, [s.id for s in await sessions.list(before.id)])
-
-        supporters.subscribe(supporter_changed)
+        passes = PassService(store, tokens, supporters, tiers, sites, PseudonymSecret(store), clock, issuer=issuer)
+        sessions = SessionService(store, tokens, supporters, clock, issuer=issuer, on_ended=passes.sessions_ended)
+        supporters.subscribe(Revocation(sessions, passes).supporter_changed)
         limiter = RateLimiter(store, clock)
         code_secret = CodeSecret(store)
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
         stats = StatsBuffer(store, clock)
+        access = SiteAccess(sites, api_keys, clock, public_url=settings.public_url)
+        pass_check = PassCheck(store, tokens, clock, issuer=issuer)
         return cls(
             store=store,
             audit=audit,
@@ -91,15 +90,17 @@ class Services:
             supporters=supporters,
             sites=sites,
             signing_keys=signing_keys,
-            key_admin=SigningKeyAdmin(store, signing_keys, tiers, audit, clock),
+            key_rotation=KeyRotation(store, signing_keys, tiers, audit, clock),
             tokens=tokens,
             sessions=sessions,
             passes=passes,
             codes=codes,
             activation=activation,
-            readers=ReaderService(codes, activation, sessions, supporters, tiers),
+            signin=SignInService(codes, activation, sessions, supporters, tiers),
             mail=mail,
             stats=stats,
-            decide=DecideService(sites, api_keys, passes, stats, store, clock, public_url=settings.public_url),
+            access=access,
+            pass_check=pass_check,
+            decide=DecideService(access, pass_check, stats, store, clock),
             reports=ReportService(store, stats, limiter, clock),
         )

@@ -1,1 +1,1 @@
-"""The admin API: tiers, supporters, sites, keys and the audit log."""
+"""The admin HTTP API over the catalog, the signing keys and the gate's numbers (and, later, the console)."""

@@ -5,21 +5,11 @@ from __future__ import annotations
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from supportgate.catalog.api_keys import ApiKeys
 from supportgate.errors import Unauthorized
-from supportgate.services import Services
+from supportgate.http.auth import bearer_token
 
-__all__ = ["AdminAuth", "bearer", "bearer_token"]
-
-
-def bearer(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer …`` header value, if it is one."""
-    scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def bearer_token(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
-    """The token of the request's ``Authorization: Bearer`` header, if there is one."""
-    return bearer(connection.headers.get("authorization"))
+__all__ = ["AdminAuth"]
 
 
 class AdminAuth(AbstractAuthenticationMiddleware):
@@ -30,8 +20,8 @@ class AdminAuth(AbstractAuthenticationMiddleware):
         token = bearer_token(connection)
         if token is None:
             raise Unauthorized("This endpoint needs an admin key: send 'Authorization: Bearer <admin key>'.")
-        services: Services = connection.app.state.services
-        key = await services.api_keys.check("admin", token)
+        api_keys: ApiKeys = connection.app.state.services.api_keys
+        key = await api_keys.check("admin", token)
         if key is None:
             raise Unauthorized("The admin key is not valid: it is unknown, revoked or mistyped.")
         return AuthenticationResult(user=key, auth=token)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, patch, post
@@ -9,11 +11,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from supportgate.admin.auth import AdminAuth
-from supportgate.admin.keys import ValidKey
-from supportgate.admin.schemas import (
+from supportgate.admin.schemas import RotateIn
+from supportgate.catalog.api_keys import ApiKeys, ValidKey
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.key_rotation import KeyRotation, KeySet
+from supportgate.catalog.schemas import (
     AuditPage,
     KeyCreated,
-    RotateIn,
     Site,
     SiteIn,
     SitePatch,
@@ -27,11 +31,18 @@ from supportgate.admin.schemas import (
     TierIn,
     TierPatch,
 )
-from supportgate.admin.signing import KeySet
-from supportgate.dto import Body
-from supportgate.gate.controllers import GateAdminController
-from supportgate.readers.codes import ActivationCode
-from supportgate.services import Services
+from supportgate.catalog.sites import SiteService
+from supportgate.catalog.supporters import SupporterService
+from supportgate.catalog.tiers import TierService
+from supportgate.errors import BadRequest
+from supportgate.gate.reports import ReportService
+from supportgate.gate.schemas import Report, Stats
+from supportgate.gate.stats import StatsBuffer
+from supportgate.http.body import Body
+from supportgate.http.params import SitePath
+from supportgate.readers.codes import ActivationCodes
+from supportgate.readers.schemas import ActivationCode
+from supportgate.readers.sessions import SessionService
 
 __all__ = ["admin_router"]
 
@@ -48,6 +59,16 @@ def items(values: list[Any]) -> dict[str, list[Any]]:
     return {"items": values}
 
 
+def day_param(name: str, value: str | None) -> date | None:
+    """A ``YYYY-MM-DD`` query parameter as a date; BadRequest naming it otherwise."""
+    if value is None:
+        return None
+    if len(value) == len("2026-11-24"):  # fromisoformat alone would also take 20261124
+        with contextlib.suppress(ValueError):
+            return date.fromisoformat(value)
+    raise BadRequest(f"{name}: {value!r} is not a day such as 2026-11-24")
+
+
 class TierController(Controller):
     """Supporter tiers."""
 
@@ -56,33 +77,33 @@ class TierController(Controller):
 
     @post("/", dto=Body[TierIn], return_dto=None, summary="Create a tier")
     async def create_tier(
-        self, data: JSONBody[TierIn], services: NamedDependency[Services], request: AdminRequest
+        self, data: JSONBody[TierIn], tiers: NamedDependency[TierService], request: AdminRequest
     ) -> Tier:
-        return await services.tiers.create(data, actor=request.user.actor)
+        return await tiers.create(data, actor=request.user.actor)
 
     @get("/", summary="List tiers")
-    async def list_tiers(self, services: NamedDependency[Services]) -> dict[str, list[Tier]]:
-        return items(await services.tiers.list())
+    async def list_tiers(self, tiers: NamedDependency[TierService]) -> dict[str, list[Tier]]:
+        return items(await tiers.list())
 
     @get("/{tier_id:str}", summary="Get a tier")
-    async def get_tier(self, tier_id: IdPath, services: NamedDependency[Services]) -> Tier:
-        return await services.tiers.get(tier_id)
+    async def get_tier(self, tier_id: IdPath, tiers: NamedDependency[TierService]) -> Tier:
+        return await tiers.get(tier_id)
 
     @patch("/{tier_id:str}", dto=Body[TierPatch], return_dto=None, summary="Change a tier")
     async def update_tier(
-        self, tier_id: IdPath, data: JSONBody[TierPatch], services: NamedDependency[Services], request: AdminRequest
+        self, tier_id: IdPath, data: JSONBody[TierPatch], tiers: NamedDependency[TierService], request: AdminRequest
     ) -> Tier:
-        return await services.tiers.update(tier_id, data, actor=request.user.actor)
+        return await tiers.update(tier_id, data, actor=request.user.actor)
 
     @delete("/{tier_id:str}", summary="Delete a tier (409 while it has supporters, unless move_to)")
     async def delete_tier(
         self,
         tier_id: IdPath,
-        services: NamedDependency[Services],
+        tiers: NamedDependency[TierService],
         request: AdminRequest,
         move_to: Annotated[Slug | None, QueryParameter(description="Move the tier's supporters here first.")] = None,
     ) -> None:
-        await services.tiers.delete(tier_id, move_to=move_to, actor=request.user.actor)
+        await tiers.delete(tier_id, move_to=move_to, actor=request.user.actor)
 
 
 class SupporterController(Controller):
@@ -93,65 +114,69 @@ class SupporterController(Controller):
 
     @post("/", dto=Body[SupporterIn], return_dto=None, summary="Grant supporter status")
     async def create_supporter(
-        self, data: JSONBody[SupporterIn], services: NamedDependency[Services], request: AdminRequest
+        self, data: JSONBody[SupporterIn], supporters: NamedDependency[SupporterService], request: AdminRequest
     ) -> Supporter:
-        return await services.supporters.create(data, actor=request.user.actor)
+        return await supporters.create(data, actor=request.user.actor)
 
     @get("/", summary="List supporters, newest first")
     async def list_supporters(
         self,
         *,
-        services: NamedDependency[Services],
+        supporters: NamedDependency[SupporterService],
         tier: FromQuery[Slug | None] = None,
         status: FromQuery[SupporterStatus | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=254, description="Part of the email or note.")] = None,
         limit: Limit = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
     ) -> SupporterPage:
-        return await services.supporters.page(tier=tier, status=status, q=q, limit=limit, cursor=cursor)
+        return await supporters.page(tier=tier, status=status, q=q, limit=limit, cursor=cursor)
 
     @get("/{supporter_id:str}", summary="Get a supporter")
-    async def get_supporter(self, supporter_id: IdPath, services: NamedDependency[Services]) -> Supporter:
-        return await services.supporters.get(supporter_id)
+    async def get_supporter(self, supporter_id: IdPath, supporters: NamedDependency[SupporterService]) -> Supporter:
+        return await supporters.get(supporter_id)
 
     @patch("/{supporter_id:str}", dto=Body[SupporterPatch], return_dto=None, summary="Change a supporter")
     async def update_supporter(
         self,
         supporter_id: IdPath,
         data: JSONBody[SupporterPatch],
-        services: NamedDependency[Services],
+        supporters: NamedDependency[SupporterService],
         request: AdminRequest,
     ) -> Supporter:
-        return await services.supporters.update(supporter_id, data, actor=request.user.actor)
+        return await supporters.update(supporter_id, data, actor=request.user.actor)
 
     @delete("/{supporter_id:str}", summary="Revoke a supporter, or erase them with forget=true")
     async def delete_supporter(
         self,
         supporter_id: IdPath,
-        services: NamedDependency[Services],
+        supporters: NamedDependency[SupporterService],
         request: AdminRequest,
         forget: Annotated[
             bool, QueryParameter(description="Erase the person's data (GDPR) instead of revoking.")
         ] = False,
     ) -> None:
         if forget:
-            await services.supporters.forget(supporter_id, actor=request.user.actor)
+            await supporters.forget(supporter_id, actor=request.user.actor)
         else:
-            await services.supporters.revoke(supporter_id, actor=request.user.actor)
+            await supporters.revoke(supporter_id, actor=request.user.actor)
 
     @post("/{supporter_id:str}/activation-codes", summary="Make a one-time activation code (valid 7 days)")
     async def create_activation_code(
-        self, supporter_id: IdPath, services: NamedDependency[Services], request: AdminRequest
+        self, supporter_id: IdPath, activation: NamedDependency[ActivationCodes], request: AdminRequest
     ) -> ActivationCode:
-        return await services.activation.create(supporter_id, actor=request.user.actor)
+        return await activation.create(supporter_id, actor=request.user.actor)
 
     @delete("/{supporter_id:str}/sessions", summary="Sign a supporter out everywhere")
     async def end_sessions(
-        self, supporter_id: IdPath, services: NamedDependency[Services], request: AdminRequest
+        self,
+        supporter_id: IdPath,
+        supporters: NamedDependency[SupporterService],
+        sessions: NamedDependency[SessionService],
+        request: AdminRequest,
     ) -> None:
-        await services.supporters.get(supporter_id)
-        ended = await services.sessions.end_all(supporter_id)
-        await services.supporters.note(
+        await supporters.get(supporter_id)
+        ended = await sessions.end_all(supporter_id)
+        await supporters.note(
             supporter_id, action="supporter.sign-out", actor=request.user.actor, detail={"sessions_ended": len(ended)}
         )
 
@@ -164,29 +189,29 @@ class SiteController(Controller):
 
     @post("/", dto=Body[SiteIn], return_dto=None, summary="Create a site")
     async def create_site(
-        self, data: JSONBody[SiteIn], services: NamedDependency[Services], request: AdminRequest
+        self, data: JSONBody[SiteIn], sites: NamedDependency[SiteService], request: AdminRequest
     ) -> Site:
-        return await services.sites.create(data, actor=request.user.actor)
+        return await sites.create(data, actor=request.user.actor)
 
     @get("/", summary="List sites")
-    async def list_sites(self, services: NamedDependency[Services]) -> dict[str, list[Site]]:
-        return items(await services.sites.list())
+    async def list_sites(self, sites: NamedDependency[SiteService]) -> dict[str, list[Site]]:
+        return items(await sites.list())
 
     @get("/{site_id:str}", summary="Get a site")
-    async def get_site(self, site_id: IdPath, services: NamedDependency[Services]) -> Site:
-        return await services.sites.get(site_id)
+    async def get_site(self, site_id: IdPath, sites: NamedDependency[SiteService]) -> Site:
+        return await sites.get(site_id)
 
     @patch("/{site_id:str}", dto=Body[SitePatch], return_dto=None, summary="Change a site or its policy")
     async def update_site(
-        self, site_id: IdPath, data: JSONBody[SitePatch], services: NamedDependency[Services], request: AdminRequest
+        self, site_id: IdPath, data: JSONBody[SitePatch], sites: NamedDependency[SiteService], request: AdminRequest
     ) -> Site:
-        return await services.sites.update(site_id, data, actor=request.user.actor)
+        return await sites.update(site_id, data, actor=request.user.actor)
 
     @post("/{site_id:str}/keys", summary="Make a site API key (shown once)")
     async def create_site_key(
-        self, site_id: IdPath, services: NamedDependency[Services], request: AdminRequest
+        self, site_id: IdPath, api_keys: NamedDependency[ApiKeys], request: AdminRequest
     ) -> KeyCreated:
-        return await services.api_keys.create("site", name=site_id, site=site_id, actor=request.user.actor)
+        return await api_keys.create("site", name=site_id, site=site_id, actor=request.user.actor)
 
 
 class SigningKeyController(Controller):
@@ -196,23 +221,64 @@ class SigningKeyController(Controller):
     tags = ("admin: signing keys",)
 
     @get("/", summary="The signing keys and their states")
-    async def list_keys(self, services: NamedDependency[Services]) -> KeySet:
-        return await services.key_admin.describe()
+    async def list_keys(self, key_rotation: NamedDependency[KeyRotation]) -> KeySet:
+        return await key_rotation.describe()
 
     @post("/rotate", dto=Body[RotateIn], return_dto=None, status_code=200, summary="Rotate the signing keys")
     async def rotate_keys(
-        self, data: JSONBody[RotateIn], services: NamedDependency[Services], request: AdminRequest
+        self, data: JSONBody[RotateIn], key_rotation: NamedDependency[KeyRotation], request: AdminRequest
     ) -> KeySet:
-        return await services.key_admin.rotate(force=data.force, actor=request.user.actor)
+        return await key_rotation.rotate(force=data.force, actor=request.user.actor)
+
+
+class GateAdminController(Controller):
+    """What the gate saw: counters per day, and false-positive reports."""
+
+    path = "/"
+    tags = ("admin: gate",)
+
+    @get("/stats", summary="A site's counters per day and in total")
+    async def get_stats(
+        self,
+        sites: NamedDependency[SiteService],
+        stats: NamedDependency[StatsBuffer],
+        site: Annotated[str, QueryParameter(pattern=r"^[a-z0-9-]{1,64}$", description="The site's id.")],
+        from_date: Annotated[
+            str | None,
+            QueryParameter(
+                name="from", max_length=10, description="First day, YYYY-MM-DD (default: 29 days before to)."
+            ),
+        ] = None,
+        to_date: Annotated[
+            str | None,
+            QueryParameter(name="to", max_length=10, description="Last day, YYYY-MM-DD (default: today, UTC)."),
+        ] = None,
+    ) -> Stats:
+        """Every day of the range (at most 400), zeros included, and the totals; 400 for a bad range."""
+        first, last = day_param("from", from_date), day_param("to", to_date)
+        await sites.get(site)
+        return await stats.read(site, first, last)
+
+    @get("/sites/{site_id:str}/reports", summary="A site's latest false-positive reports, newest first")
+    async def list_reports(
+        self,
+        site_id: SitePath,
+        sites: NamedDependency[SiteService],
+        reports: NamedDependency[ReportService],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="How many (1 to 1000).")] = 100,
+    ) -> dict[str, list[Report]]:
+        """The latest of the 1,000 kept: when, which path, the User-Agent and the probes' signals."""
+        await sites.get(site_id)
+        return {"items": await reports.latest(site_id, limit)}
 
 
 @get("/audit", tags=["admin: audit"], summary="The admin writes, newest first")
 async def list_audit(
-    services: NamedDependency[Services],
+    audit: NamedDependency[AuditLog],
     limit: Limit = 50,
     cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
 ) -> AuditPage:
-    return await services.audit.page(limit=limit, cursor=cursor)
+    return await audit.page(limit=limit, cursor=cursor)
 
 
 admin_router = Router(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable
 
-from supportgate.admin.schemas import SiteIn, SupporterIn, TierIn
+from supportgate.catalog.policy import Policy
+from supportgate.catalog.schemas import SiteIn, SupporterIn, TierIn
 from supportgate.errors import Conflict
-from supportgate.gate.policy import Policy
 from supportgate.services import Services
 
 __all__ = ["DEMO_ORIGINS", "seed"]

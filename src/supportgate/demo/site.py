@@ -19,10 +19,11 @@ from markupsafe import Markup
 
 from supportgate.demo.articles import ARTICLES, Article, find_article
 from supportgate.errors import NotFound
-from supportgate.gate.assets import render_interstitial
+from supportgate.gate.access import SiteAccess
+from supportgate.gate.decide import DecideService
+from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.schemas import AdblockSignal, DecideIn, Decision
-from supportgate.services import Services
 from supportgate.settings import Settings
 
 __all__ = ["DEMO_SITE", "VISITOR_COOKIE", "demo_router"]
@@ -116,7 +117,10 @@ async def client_article(slug: Slug, request: Request[Any, Any, Any]) -> str:
 
 @get("/server/{slug:str}", include_in_schema=False)
 async def server_article(
-    slug: Slug, request: Request[Any, Any, Any], services: NamedDependency[Services]
+    slug: Slug,
+    request: Request[Any, Any, Any],
+    decide: NamedDependency[DecideService],
+    access: NamedDependency[SiteAccess],
 ) -> Response[str]:
     """An article gated by the demo's backend: it asks the gate first and sends only what the reader may see."""
     article = _article(slug)
@@ -126,7 +130,7 @@ async def server_article(
     new_visitor = None if _VISITOR.fullmatch(visitor) else secrets.token_urlsafe(16)
     _, lang = negotiate_language(None, request.headers.get("accept-language"))
     peer_ip = _peer_ip(request)
-    decision: Decision = await services.decide.decide(
+    decision: Decision = await decide.decide(
         DecideIn(
             site=DEMO_SITE,
             path=request.url.path,
@@ -143,7 +147,7 @@ async def server_article(
         peer_ip=peer_ip or "unknown",
     )
     interstitial = None
-    site = (await services.decide.site_for(DEMO_SITE, caller_site=DEMO_SITE, origin=None)).site
+    site = (await access.site_for(DEMO_SITE, caller_site=DEMO_SITE, origin=None)).site
     if decision.decision == "wall":
         interstitial = Markup(  # noqa: S704 - the gate's own template, rendered with autoescape
             render_interstitial(site, lang, fragment=True, gate_url=settings.public_url)

@@ -1,1 +1,1 @@
-"""The gate: site policy and, per page view, the decision between wall and content."""
+"""The gate: site access, the decision per page view, pass checks, counters, reports, gate.js and the wall."""

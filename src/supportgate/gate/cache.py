@@ -6,19 +6,14 @@ from collections.abc import Awaitable, Callable, Hashable
 from datetime import timedelta
 from typing import Generic, TypeVar
 
-from redis.exceptions import ConnectionError as StoreConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as StoreTimeoutError
-
+from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock
+from supportgate.store import STORE_ERRORS
 
-__all__ = ["STORE_ERRORS", "TtlCache"]
+__all__ = ["TtlCache"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-STORE_ERRORS = (StoreConnectionError, StoreTimeoutError, ReadOnlyError)
-"""What the store client raises when the store is down, hung, loading or read-only."""
 
 
 class TtlCache(Generic[K, V]):
@@ -32,8 +27,7 @@ class TtlCache(Generic[K, V]):
     def __init__(self, clock: Clock, *, ttl: timedelta, max_entries: int = 10_000) -> None:
         self._clock = clock
         self._ttl = ttl.total_seconds()
-        self._max = max_entries
-        self._entries: dict[K, tuple[float, V]] = {}
+        self._entries: BoundedDict[K, tuple[float, V]] = BoundedDict(max_entries)
 
     async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
         """The value for ``key``, loaded with ``load`` when there is no fresh one."""
@@ -48,14 +42,5 @@ class TtlCache(Generic[K, V]):
             if entry is None:
                 raise
             return entry[1]
-        self._put(key, (now, value))
+        self._entries.put(key, (now, value))
         return value
-
-    def _put(self, key: K, entry: tuple[float, V]) -> None:
-        # Insertion order is load order: the first entry is the oldest, so eviction is O(1) even
-        # when a flood of unknown keys keeps the cache full.
-        entries = self._entries
-        entries.pop(key, None)
-        if len(entries) >= self._max:
-            del entries[next(iter(entries))]
-        entries[key] = entry

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
 
-from supportgate.gate.policy import Policy
+from supportgate.catalog.policy import Policy
+from supportgate.languages import normalise_language_tag
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Texts", "negotiate_language", "reader_preferences", "texts_for"]
 
-_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z0-9]{1,8}))*$")
 _MAX_PREFERENCES = 20
 
 
@@ -61,17 +60,6 @@ LANGUAGES: dict[str, Texts] = _load()
 """The built-in texts by language, from ``templates/gate/messages.toml``."""
 
 
-def _normalise(tag: str) -> str | None:
-    """``de-at`` → ``de-AT``: a language tag in the form site messages are keyed by, or None."""
-    if _TAG.fullmatch(tag) is None:
-        return None
-    parts = re.split(r"[-_]", tag)
-    language = parts[0].lower()
-    if len(parts) > 1 and len(parts[1]) == 2 and parts[1].isalpha():
-        return f"{language}-{parts[1].upper()}"
-    return language
-
-
 def reader_preferences(lang: str | None, accept_language: str | None) -> list[str]:
     """The reader's language tags, most wanted first: ``lang``, then ``Accept-Language`` by q-value."""
     wanted: list[tuple[float, int, str]] = []
@@ -85,11 +73,11 @@ def reader_preferences(lang: str | None, accept_language: str | None) -> list[st
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        normal = _normalise(tag.strip())
+        normal = normalise_language_tag(tag.strip())
         if normal is not None and quality > 0:
             wanted.append((-quality, index, normal))
     tags = [tag for _, _, tag in sorted(wanted)]
-    first = _normalise(lang) if lang else None
+    first = normalise_language_tag(lang) if lang else None
     return [first, *tags] if first else tags
 
 

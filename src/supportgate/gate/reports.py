@@ -9,8 +9,8 @@ import msgspec
 from supportgate.clock import Clock
 from supportgate.gate.schemas import Report, ReportIn
 from supportgate.gate.stats import StatsBuffer
-from supportgate.readers.limits import RateLimit, RateLimiter
-from supportgate.store import Store, keys
+from supportgate.store import Store, names
+from supportgate.store.limits import RateLimit, RateLimiter
 
 __all__ = ["REPORTS_KEPT", "REPORT_LIMIT", "ReportService"]
 
@@ -44,7 +44,7 @@ class ReportService:
         report = Report(
             at=self._clock(), path=data.path, user_agent=data.user_agent or user_agent or "", signals=data.signals
         )
-        key = keys.reports(site_id)
+        key = names.reports(site_id)
         async with self._store.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, _encode(report))
             pipe.ltrim(key, 0, REPORTS_KEPT - 1)
@@ -53,5 +53,5 @@ class ReportService:
 
     async def latest(self, site_id: str, limit: int) -> list[Report]:
         """The site's latest ``limit`` reports, newest first."""
-        raws = await self._store.redis.lrange(keys.reports(site_id), 0, limit - 1)
+        raws = await self._store.redis.lrange(names.reports(site_id), 0, limit - 1)
         return [_decode(raw) for raw in raws]

@@ -7,14 +7,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from supportgate.admin.schemas import Slug
-from supportgate.errors_base import TokenFailure
+from supportgate.catalog.schemas import Slug
+from supportgate.errors import TokenFailure
+from supportgate.languages import LanguageTag
 
 __all__ = [
     "AdblockSignal",
     "Counters",
     "DecideIn",
     "Decision",
+    "DecisionValue",
     "Meter",
     "Reason",
     "Report",
@@ -22,13 +24,12 @@ __all__ = [
     "Stats",
     "StatsDay",
     "SupporterInfo",
-    "Verdict",
 ]
 
 AdblockSignal = Literal["blocked", "clear", "inconclusive", "unknown"]
 """What detection found; ``unknown`` means it did not run."""
-Verdict = Literal["allow", "nag", "wall"]
-"""Show the content, a dismissible nag, or the wall."""
+DecisionValue = Literal["allow", "nag", "wall"]
+"""A decision's ``decision``: show the content, a dismissible nag, or the wall."""
 Reason = Literal[
     "not_found_page",
     "exempt_path",
@@ -52,15 +53,6 @@ Visitor = Annotated[
     ),
 ]
 UserAgent = Annotated[str, msgspec.Meta(max_length=512)]
-LanguageTag = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$",
-        max_length=35,
-        description="A BCP 47 language tag such as en or de-AT.",
-        examples=["de-AT"],
-    ),
-]
 SignalName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{1,32}$")]
 SignalValue = bool | Annotated[str, msgspec.Meta(max_length=64)] | None
 
@@ -111,7 +103,7 @@ class Meter(msgspec.Struct, kw_only=True):
 class Decision(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The answer for one page view. Fields that do not apply are left out, never ``null``."""
 
-    decision: Verdict
+    decision: DecisionValue
     """Show the content, a dismissible nag, or the wall."""
     reason: Reason
     """The rule that decided."""

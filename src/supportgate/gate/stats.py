@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest
 from supportgate.gate.schemas import Counters, Stats, StatsDay
-from supportgate.store import Store, keys, text
+from supportgate.store import Store, names, text
 
 __all__ = ["MAX_RANGE_DAYS", "RETENTION", "StatField", "StatsBuffer"]
 
@@ -33,7 +33,7 @@ StatField = Literal[
     "metered_allows",
     "false_positive_reports",
 ]
-"""The name of one counter."""
+"""The name of one counter: a field of :class:`~supportgate.gate.schemas.Counters`, spelt again for the type checker."""
 RETENTION: Final = timedelta(days=400)
 """How long a day's counters are kept in the store."""
 MAX_RANGE_DAYS: Final = 400
@@ -41,7 +41,9 @@ MAX_RANGE_DAYS: Final = 400
 DEFAULT_RANGE_DAYS: Final = 30
 """The days a stats read spans when it gives no start."""
 
-_FIELDS: frozenset[str] = frozenset(get_args(StatField))
+_FIELDS: Final = Counters.__struct_fields__
+if set(get_args(StatField)) != set(_FIELDS):  # the wire's Counters is the source; the Literal must follow it
+    raise RuntimeError(f"StatField {get_args(StatField)} does not name the fields of Counters {_FIELDS}")
 _log = logging.getLogger("supportgate.gate.stats")
 
 
@@ -84,7 +86,7 @@ class StatsBuffer:
                 async with self._store.redis.pipeline(transaction=False) as pipe:
                     hashes: set[str] = set()
                     for (site, day, field), n in batch.items():
-                        key = keys.stats(site, day)
+                        key = names.stats(site, day)
                         pipe.hincrby(key, field, n)
                         hashes.add(key)
                     for key in hashes:
@@ -133,7 +135,7 @@ class StatsBuffer:
         dates = [from_date + timedelta(days=n) for n in range(span)]
         async with self._store.redis.pipeline(transaction=False) as pipe:
             for day in dates:
-                pipe.hgetall(keys.stats(site, day.isoformat()))
+                pipe.hgetall(names.stats(site, day.isoformat()))
             replies = await pipe.execute()
         days = [StatsDay(date=day, **_counts(reply)) for day, reply in zip(dates, replies, strict=True)]
         totals = {field: sum(getattr(day, field) for day in days) for field in _FIELDS}

@@ -1,1 +1,1 @@
-"""Readers and supporters: sign-in, sessions, passes and /v1/me."""
+"""What readers do: sign in with an emailed or activation code, keep a session, get per-site passes."""

@@ -11,22 +11,24 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final, TypeVar
 
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.sites import SiteService
-from supportgate.admin.supporters import SupporterService, normalise_email
+from supportgate.catalog.sites import SiteService
+from supportgate.catalog.supporters import SupporterService, normalise_email
 from supportgate.clock import Clock
-from supportgate.errors import BadRequest, NotFound, Problem
+from supportgate.errors import BadRequest, NotFound
 from supportgate.mail import MailQueue, no_support_mail, sign_in_code_mail
-from supportgate.readers.limits import RateLimit, RateLimiter
-from supportgate.store import Store, begin, keys
-from supportgate.tokens.keys import StoredSecret
+from supportgate.readers.problems import InvalidCode
+from supportgate.readers.schemas import ActivationCode
+from supportgate.store import Store, begin, names
+from supportgate.store.limits import RateLimit, RateLimiter
+from supportgate.tokens.stored_secrets import StoredSecret
 
-__all__ = ["ActivationCodes", "InvalidCode", "SignInCodes"]
+__all__ = ["ActivationCodes", "SignInCodes"]
 
 T = TypeVar("T")
 
@@ -46,19 +48,6 @@ ACTIVATIONS_PER_IP = RateLimit(
 # Crockford's base32: no I, L, O or U, so a code read aloud or retyped survives.
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_READ = str.maketrans({"O": "0", "I": "1", "L": "1"})
-
-
-class InvalidCode(Problem):
-    """The code is wrong, used up, expired, or was never sent: one answer for all of them."""
-
-    status = 400
-    slug = "invalid-code"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The code is not valid: it may be mistyped, expired or already used. Ask for a new one.",
-            title="Invalid code",
-        )
 
 
 class _PendingCode(msgspec.Struct):
@@ -120,7 +109,7 @@ class SignInCodes:
         mac = _mac(secret, f"code:{address}:{code}") if active else secrets.token_hex(32)
         lifetime = int(SIGN_IN_CODE_LIFETIME.total_seconds())
         pending = _PendingCode(mac=mac, tries_left=MAX_TRIES, expires=self._clock().timestamp() + lifetime)
-        await self._store.redis.set(keys.sign_in_code(digest), _encode(pending), ex=lifetime)
+        await self._store.redis.set(names.sign_in_code(digest), _encode(pending), ex=lifetime)
         await self._store.durable()
         site_name = site_record.name if site_record else None
         if active:
@@ -140,7 +129,7 @@ class SignInCodes:
         await self._limiter.hit(VERIFIES_PER_IP, client_ip)
         address = normalise_email(email)
         secret = await self._secret.get()
-        key = keys.sign_in_code(_mac(secret, f"address:{address}"))
+        key = names.sign_in_code(_mac(secret, f"address:{address}"))
         expected = _mac(secret, f"code:{address}:{code.strip()}")
         now = self._clock().timestamp()
 
@@ -172,15 +161,6 @@ class SignInCodes:
         return await _or_restore(self._store, key, raw, ttl, then(supporter.id))
 
 
-class ActivationCode(msgspec.Struct, kw_only=True):
-    """A one-time code that signs a supporter in, shown once to the admin who made it."""
-
-    code: str
-    """The code, as ``XXXX-XXXX-XXXX-XXXX``; letters and digits in Crockford base32."""
-    expires_at: datetime
-    """When it stops working if unused."""
-
-
 class ActivationCodes:
     """Makes activation codes for admins and redeems them for readers."""
 
@@ -208,7 +188,7 @@ class ActivationCodes:
         lifetime = int(ACTIVATION_CODE_LIFETIME.total_seconds())
         digest = _mac(await self._secret.get(), f"activation:{text}")
         record = _Activation(supporter=supporter_id, expires=now.timestamp() + lifetime)
-        await self._store.redis.set(keys.activation_code(digest), _encode(record), ex=lifetime)
+        await self._store.redis.set(names.activation_code(digest), _encode(record), ex=lifetime)
         await self._store.durable()
         await self._supporters.note(supporter_id, action="supporter.activation-code", actor=actor)
         return ActivationCode(code=code, expires_at=now + ACTIVATION_CODE_LIFETIME)
@@ -219,7 +199,7 @@ class ActivationCodes:
         text = code.upper().replace("-", "").replace(" ", "").translate(_CROCKFORD_READ)
         if len(text) != 16 or any(c not in _CROCKFORD for c in text):
             raise InvalidCode
-        key = keys.activation_code(_mac(await self._secret.get(), f"activation:{text}"))
+        key = names.activation_code(_mac(await self._secret.get(), f"activation:{text}"))
         async with self._store.redis.pipeline(transaction=True) as pipe:
             pipe.pttl(key)
             pipe.getdel(key)

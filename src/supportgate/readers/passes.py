@@ -1,51 +1,39 @@
-"""Supporter passes: issued per site to a signed-in supporter, checked by the gate.
+"""Supporter passes: issued per site to a signed-in supporter, voided when support or a session ends.
 
 A pass is valid offline until it expires. So that revoking a supporter or a session, or
 moving a supporter to a tier without the site's entitlement, takes effect at once at the
 gate, ending a session records a *cutoff* per site: passes of that session issued before
-it are void. Cutoffs live as long as the longest pass could.
+it are void (the gate's :mod:`supportgate.gate.passes` checks it). Cutoffs live as long as the
+longest pass could.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
 
-import msgspec
-
-from supportgate.admin.schemas import Supporter
-from supportgate.admin.sites import SiteService, normalise_origin
-from supportgate.admin.supporters import SupporterService
-from supportgate.admin.tiers import TierService
+from supportgate.catalog.schemas import Supporter
+from supportgate.catalog.sites import SiteService, normalise_origin
+from supportgate.catalog.supporters import SupporterService
+from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock
-from supportgate.errors import Forbidden, InvalidToken
-from supportgate.passes import VerifiedPass
+from supportgate.errors import Forbidden
+from supportgate.readers.schemas import IssuedPass
 from supportgate.readers.sessions import Caller
-from supportgate.store import Store, keys
+from supportgate.store import Store, names
+from supportgate.tokens.claims import pass_claims, pseudonym
 from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.keys import StoredSecret
-from supportgate.tokens.passes import pass_claims, pseudonym
+from supportgate.tokens.lifetimes import LONGEST_PASS
+from supportgate.tokens.stored_secrets import StoredSecret
 
-__all__ = ["IssuedPass", "PassService"]
+__all__ = ["PassService"]
 
-LONGEST_PASS: Final = timedelta(days=7)
-"""A pass never lives longer than this (the most a tier's ``pass_ttl_seconds`` allows)."""
-VERIFIED_KEPT: Final = 10_000
-"""How many verified passes a process remembers, so a reader's next page view skips the signature check."""
-
-
-class IssuedPass(msgspec.Struct, kw_only=True):
-    """A pass for one site."""
-
-    pass_: str = msgspec.field(name="pass")
-    """The signed pass (JWT, ``typ`` ``sg-pass+jwt``, ``aud`` the site)."""
-    expires_at: datetime
-    """When it stops being accepted; fetch a new one before."""
+# A cutoff outlives the longest pass by this much, so clock skew cannot revive a void pass.
+_CUTOFF_SLACK_S = 60
 
 
 class PassService:
-    """Issues passes, voids them, and checks them for the gate."""
+    """Issues passes to signed-in supporters and voids those of ended sessions."""
 
     def __init__(
         self,
@@ -67,7 +55,6 @@ class PassService:
         self._secret = pseudonym_secret
         self._clock = clock
         self._issuer = issuer
-        self._verified: dict[tuple[str, str], tuple[VerifiedPass, int]] = {}
 
     async def issue(self, caller: Caller, site_id: str, *, origin: str | None = None) -> IssuedPass:
         """A pass for ``site_id`` alone, for as long as the tier says and support lasts.
@@ -85,7 +72,7 @@ class PassService:
         secret = await self._secret.get()
         now = self._clock()
         session = pseudonym(secret, site.id, f"session:{caller.session_id}")
-        cutoff = await self._store.redis.get(keys.pass_cutoff(site.id, session))
+        cutoff = await self._store.redis.get(names.pass_cutoff(site.id, session))
         if cutoff is not None and int(cutoff) >= int(now.timestamp()):
             # Passes carry whole seconds: one issued in the second its session's passes were
             # voided must still read as newer than the cutoff, so it is dated the next second.
@@ -107,48 +94,25 @@ class PassService:
         token = await self._tokens.sign(claims, PASS_TYPE)
         return IssuedPass(pass_=token, expires_at=datetime.fromtimestamp(claims["exp"], tz=now.tzinfo))
 
-    async def verify(self, token: str, site_id: str) -> VerifiedPass:
-        """The pass's claims if it is valid for ``site_id`` and not void; InvalidToken otherwise.
-
-        A reader presents the same pass on every page view, so a pass whose signature checked
-        out is remembered, by its exact text and site, until it expires (as the offline
-        :class:`~supportgate.passes.PassVerifier` does): the signature is checked once per
-        process, the revocation cutoff on every call.
-        """
-        remembered = self._verified.get((token, site_id))
-        if remembered is not None and self._clock() < remembered[0].expires_at:
-            checked, issued_at = remembered
-        else:
-            claims = await self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer)
-            checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
-            self._remember((token, site_id), (checked, issued_at))
-        cutoff = await self._store.get_batched(keys.pass_cutoff(site_id, checked.session))
-        if cutoff is not None and issued_at <= int(cutoff):
-            raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
-        return checked
-
-    def _remember(self, key: tuple[str, str], entry: tuple[VerifiedPass, int]) -> None:
-        verified = self._verified
-        verified.pop(key, None)
-        if len(verified) >= VERIFIED_KEPT:
-            del verified[next(iter(verified))]  # the oldest checked: dicts keep insertion order
-        verified[key] = entry
-
     async def void(self, session_ids: list[str]) -> None:
         """Void every pass issued so far for these sessions, at every site."""
         if not session_ids:
             return
         secret = await self._secret.get()
         now = int(self._clock().timestamp())
-        ttl = int(LONGEST_PASS.total_seconds()) + 60
+        ttl = int(LONGEST_PASS.total_seconds()) + _CUTOFF_SLACK_S
         sites = await self._sites.list()
         async with self._store.redis.pipeline(transaction=False) as pipe:
             for site in sites:
                 for session_id in session_ids:
                     session = pseudonym(secret, site.id, f"session:{session_id}")
-                    pipe.set(keys.pass_cutoff(site.id, session), now, ex=ttl)
+                    pipe.set(names.pass_cutoff(site.id, session), now, ex=ttl)
             await pipe.execute()
         await self._store.durable()
+
+    async def sessions_ended(self, _supporter_id: str, session_ids: list[str]) -> None:
+        """Sessions ended (signed out, revoked, reused): their passes are void at every site."""
+        await self.void(session_ids)
 
     async def supporter_changed(self, before: Supporter, after: Supporter | None, live: list[str]) -> None:
         """Void the passes of ``live`` sessions when a change could withdraw what they grant."""

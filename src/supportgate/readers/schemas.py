@@ -1,4 +1,4 @@
-"""The wire contract of sign-in, sessions, passes and /v1/me."""
+"""The wire contract of sign-in, sessions, passes, activation codes and /v1/me."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ from typing import Annotated
 
 import msgspec
 
-from supportgate.admin.schemas import EmailText, Slug
+from supportgate.catalog.schemas import EmailText, Slug
+from supportgate.languages import EmailLanguageTag
 
 __all__ = [
     "ActivateIn",
+    "ActivationCode",
     "CodeRequestIn",
     "CodeRequested",
     "CodeVerifyIn",
+    "IssuedPass",
     "LogoutIn",
     "Me",
     "MeSession",
     "PassIn",
     "RefreshIn",
+    "SessionInfo",
     "SignIn",
     "SupporterSummary",
+    "TokenPair",
 ]
 
 Device = Annotated[
@@ -31,7 +36,6 @@ EndSessions = Annotated[
     list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]],
     msgspec.Meta(max_length=100, description="Sessions of yours to end as you sign in here (over the device limit)."),
 ]
-Lang = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$", description="Language of the email.")]
 RefreshToken = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
 
 
@@ -41,7 +45,7 @@ class CodeRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     email: EmailText
     site: Slug | None = None
     """The site the reader came from: its name and "become a supporter" link go in the email."""
-    lang: Lang = "en"
+    lang: EmailLanguageTag = "en"
 
 
 class CodeRequested(msgspec.Struct, kw_only=True):
@@ -134,3 +138,47 @@ class Me(msgspec.Struct, kw_only=True):
     entitlements: list[str]
     expires_at: datetime | None
     sessions: list[MeSession]
+
+
+class TokenPair(msgspec.Struct, kw_only=True):
+    """What a sign-in or a refresh answers: an access token and the next refresh token."""
+
+    access_token: str
+    """Bearer token for the gate's reader API (``typ`` ``sg-access+jwt``, ``aud`` the issuer)."""
+    token_type: str = "Bearer"  # noqa: S105 - an auth scheme, not a password
+    """How to present ``access_token``: in an ``Authorization: Bearer`` header."""
+    expires_in: int
+    """Seconds the access token lives."""
+    refresh_token: str
+    """Gets the next pair, once; keep it where no page can read it."""
+
+
+class SessionInfo(msgspec.Struct, kw_only=True):
+    """One signed-in device, as its supporter sees it."""
+
+    id: str
+    """The session id."""
+    device: str
+    """The label the device signed in with ("Chrome on macOS")."""
+    created_at: datetime
+    """When the device signed in."""
+    last_used_at: datetime
+    """When its refresh token was last used (or the sign-in, if never)."""
+
+
+class ActivationCode(msgspec.Struct, kw_only=True):
+    """A one-time code that signs a supporter in, shown once to the admin who made it."""
+
+    code: str
+    """The code, as ``XXXX-XXXX-XXXX-XXXX``; letters and digits in Crockford base32."""
+    expires_at: datetime
+    """When it stops working if unused."""
+
+
+class IssuedPass(msgspec.Struct, kw_only=True):
+    """A pass for one site."""
+
+    pass_: str = msgspec.field(name="pass")
+    """The signed pass (JWT, ``typ`` ``sg-pass+jwt``, ``aud`` the site)."""
+    expires_at: datetime
+    """When it stops being accepted; fetch a new one before."""

@@ -1,11 +1,10 @@
-"""Supporter sessions: sign-in on a device, rotating refresh tokens, logout and the device limit.
+"""Supporter sessions: sign-in on a device, refresh, logout, the device limit, and access tokens.
 
-A session is one signed-in device. Its refresh token, ``sgr_<supporter>_<session>_<64 hex>``,
-names where the session is kept; of its 32 random bytes only a SHA-256 is stored. Every refresh
-replaces the token presented. Presenting a replaced token again revokes the whole session, except
-for a client retrying the same rotation (same ``request_id``: it gets the same successor again,
-derived from the old secret so that nothing secret is stored) and a refresh that lost a race with
-another one moments ago (409; the session lives on).
+A session is one signed-in device, kept as a record in the store; its refresh tokens are
+:mod:`supportgate.readers.refresh_tokens`. Every refresh replaces the token presented. Presenting
+a replaced token again revokes the whole session, except for a client retrying the same
+rotation (same ``request_id``: it gets the same successor again) and a refresh that lost a race
+with another one moments ago (409; the session lives on).
 
 A supporter's session keys share the ``{sup:<id>}`` hash tag, so each change is one optimistic
 transaction, on Redis Cluster as on one server. Idle expiry is decided on the stored times; the
@@ -14,36 +13,35 @@ store's own key expiry, a little later, only collects what is left.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Final
 
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.supporters import SupporterService
+from supportgate.catalog.supporters import SupporterService
 from supportgate.clock import Clock
-from supportgate.errors import BadRequest, Conflict, InvalidToken, NotFound, Unauthorized
-from supportgate.store import Store, begin, keys, texts
+from supportgate.errors import BadRequest, InvalidToken, NotFound, Unauthorized
+from supportgate.readers.problems import (
+    DeviceLimit,
+    invalid_refresh_token,
+    refresh_conflict,
+    refresh_reused,
+    support_ended,
+)
+from supportgate.readers.refresh_tokens import SESSION_ID, SUPPORTER_ID, RefreshToken, Rotation, match_token
+from supportgate.readers.schemas import SessionInfo, TokenPair
+from supportgate.store import Store, begin, names, texts
+from supportgate.tokens.claims import access_claims
 from supportgate.tokens.jose import ACCESS_TYPE
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.passes import access_claims
+from supportgate.tokens.lifetimes import ACCESS_LIFETIME, REFRESH_RACE_WINDOW, SESSION_IDLE_LIFETIME
 
-__all__ = [
-    "KEPT_ROTATIONS",
-    "Caller",
-    "DeviceLimit",
-    "OnEnded",
-    "SessionInfo",
-    "SessionService",
-    "TokenPair",
-]
+__all__ = ["KEPT_ROTATIONS", "Caller", "OnEnded", "SessionService"]
 
 KEPT_ROTATIONS: Final = 100
 """How many older rotated tokens of a session are still recognised as reuse (beyond the previous one)."""
@@ -53,40 +51,10 @@ MAX_REQUEST_ID: Final = 128
 """Longest ``request_id`` a refresh accepts."""
 # The store forgets a session this long after it idled out; until then the stored times decide.
 _GC_GRACE = timedelta(hours=1)
-_FORMAT = re.compile(r"sgr_([a-z0-9-]{1,64})_([0-9a-f]{16})_([0-9a-f]{64})")
-_SUPPORTER_ID = re.compile(r"[a-z0-9-]{1,64}")
-_SESSION_ID = re.compile(r"[0-9a-f]{16}")
-_MAX_TOKEN_LENGTH = 4 + 64 + 1 + 16 + 1 + 64
 _log = logging.getLogger("supportgate.sessions")
 
 OnEnded = Callable[[str, list[str]], Awaitable[None]]
 """Told ``(supporter_id, session_ids)`` once sessions have ended, after the change is stored."""
-
-
-class TokenPair(msgspec.Struct, kw_only=True):
-    """What a sign-in or a refresh answers: an access token and the next refresh token."""
-
-    access_token: str
-    """Bearer token for the gate's reader API (``typ`` ``sg-access+jwt``, ``aud`` the issuer)."""
-    token_type: str = "Bearer"  # noqa: S105 - an auth scheme, not a password
-    """How to present ``access_token``: in an ``Authorization: Bearer`` header."""
-    expires_in: int
-    """Seconds the access token lives."""
-    refresh_token: str
-    """Gets the next pair, once; keep it where no page can read it."""
-
-
-class SessionInfo(msgspec.Struct, kw_only=True):
-    """One signed-in device, as its supporter sees it."""
-
-    id: str
-    """The session id."""
-    device: str
-    """The label the device signed in with ("Chrome on macOS")."""
-    created_at: datetime
-    """When the device signed in."""
-    last_used_at: datetime
-    """When its refresh token was last used (or the sign-in, if never)."""
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -96,33 +64,6 @@ class Caller(msgspec.Struct, frozen=True):
     """The supporter signed in."""
     session_id: str
     """The session the access token was issued to."""
-
-
-class DeviceLimit(Conflict):
-    """Signing in would pass the tier's device limit (409); the problem lists the sessions to choose from."""
-
-    slug = "device-limit"
-
-    def __init__(self, *, sessions: list[SessionInfo], max_devices: int) -> None:
-        super().__init__(
-            f"You are signed in on {len(sessions)} devices and your tier allows {max_devices}. "
-            "To sign in here, sign in again naming the sessions to end in end_sessions.",
-            title="Too many devices",
-            sessions=[msgspec.to_builtins(info) for info in sessions],
-            max_devices=max_devices,
-        )
-        self.sessions = sessions
-
-
-class _Rotation(msgspec.Struct, frozen=True):
-    """The refresh token a session had before its current one."""
-
-    hash: str
-    """SHA-256 (hex) of its secret."""
-    at: datetime
-    """When the refresh that replaced it was stored."""
-    request_id: str | None
-    """The ``request_id`` of that refresh, if the client sent one."""
 
 
 class _Session(msgspec.Struct, kw_only=True):
@@ -138,77 +79,12 @@ class _Session(msgspec.Struct, kw_only=True):
     """When the session started or was last refreshed: idle expiry counts from here."""
     current: str
     """SHA-256 (hex) of the secret of the one refresh token that works."""
-    previous: _Rotation | None = None
+    previous: Rotation | None = None
     """The token the last refresh replaced."""
 
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(_Session).decode
-
-
-@dataclass(frozen=True, slots=True)
-class _RefreshToken:
-    """A refresh token taken apart: where its session is, and its secret."""
-
-    supporter_id: str
-    session_id: str
-    secret: bytes = field(repr=False)
-
-    @classmethod
-    def new(cls, supporter_id: str, session_id: str) -> _RefreshToken:
-        return cls(supporter_id, session_id, secrets.token_bytes(32))
-
-    @classmethod
-    def parse(cls, token: object) -> _RefreshToken | None:
-        if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH:
-            return None
-        found = _FORMAT.fullmatch(token)
-        return cls(found[1], found[2], bytes.fromhex(found[3])) if found else None
-
-    def successor(self, request_id: str | None) -> _RefreshToken:
-        """The token that replaces this one: derived when the refresh can be retried, else random."""
-        if request_id is None:
-            return _RefreshToken.new(self.supporter_id, self.session_id)
-        secret = hmac.new(self.secret, b"rotate:" + request_id.encode(), hashlib.sha256).digest()
-        return _RefreshToken(self.supporter_id, self.session_id, secret)
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.secret).hexdigest()
-
-    @property
-    def text(self) -> str:
-        return f"sgr_{self.supporter_id}_{self.session_id}_{self.secret.hex()}"
-
-
-def _invalid_refresh() -> Unauthorized:
-    # One answer whether the session never existed, ended, or the secret is wrong: no oracle.
-    return Unauthorized(
-        "The refresh token is not valid: sign in again.", title="Invalid refresh token", slug="invalid-refresh-token"
-    )
-
-
-def _reused() -> Unauthorized:
-    return Unauthorized(
-        "This refresh token was replaced before, so it may have been copied; the session has been ended. "
-        "Sign in again.",
-        title="Refresh token reused",
-        slug="refresh-reused",
-    )
-
-
-def _support_ended() -> Unauthorized:
-    return Unauthorized(
-        "Your support has ended, so this session has been ended.", title="Support ended", slug="support-ended"
-    )
-
-
-def _refresh_conflict() -> Conflict:
-    return Conflict(
-        "Another refresh of this token just succeeded; use the refresh token that refresh returned.",
-        title="Refresh already done",
-        slug="refresh-conflict",
-    )
 
 
 def _info(session: _Session) -> SessionInfo:
@@ -237,9 +113,9 @@ class SessionService:
         clock: Clock,
         *,
         issuer: str,
-        access_ttl: timedelta = timedelta(minutes=15),
-        idle_ttl: timedelta = timedelta(days=30),
-        race_window: timedelta = timedelta(seconds=10),
+        access_ttl: timedelta = ACCESS_LIFETIME,
+        idle_ttl: timedelta = SESSION_IDLE_LIFETIME,
+        race_window: timedelta = REFRESH_RACE_WINDOW,
         on_ended: OnEnded | None = None,
     ) -> None:
         self._store = store
@@ -266,14 +142,14 @@ class SessionService:
             BadRequest: if ``end_sessions`` names a session the supporter does not have, or the
                 device label is empty or too long.
         """
-        if not _SUPPORTER_ID.fullmatch(supporter_id):
+        if not SUPPORTER_ID.fullmatch(supporter_id):
             raise ValueError("a supporter id is 1 to 64 lowercase letters, digits or '-'")
         if not 1 <= len(device) <= MAX_DEVICE_LABEL:
             raise BadRequest(f"device: give a label of 1 to {MAX_DEVICE_LABEL} characters.")
         now = self._clock()
-        token = _RefreshToken.new(supporter_id, secrets.token_hex(8))
+        token = RefreshToken.new(supporter_id, secrets.token_hex(8))
         session = _Session(id=token.session_id, device=device, created_at=now, last_used_at=now, current=token.hash)
-        index = keys.sessions(supporter_id)
+        index = names.sessions(supporter_id)
         ending = set(end_sessions)
 
         async def change(pipe: Pipeline) -> list[str]:
@@ -288,7 +164,7 @@ class SessionService:
             gone = [sid for sid, s in stored.items() if sid in ending or s is None or not self._live(s, now)]
             begin(pipe)
             self._delete(pipe, supporter_id, gone)
-            pipe.set(keys.session(supporter_id, session.id), _encode(session), px=self._gc_ms)
+            pipe.set(names.session(supporter_id, session.id), _encode(session), px=self._gc_ms)
             pipe.sadd(index, session.id)
             pipe.pexpire(index, self._gc_ms)
             return ended
@@ -312,19 +188,23 @@ class SessionService:
         """
         if request_id is not None and not 1 <= len(request_id) <= MAX_REQUEST_ID:
             raise BadRequest(f"request_id: give 1 to {MAX_REQUEST_ID} characters, or none.")
-        presented = _RefreshToken.parse(refresh_token)
+        presented = RefreshToken.parse(refresh_token)
         if presented is None:
-            raise _invalid_refresh()
+            raise invalid_refresh_token()
         supporter_id, session_id = presented.supporter_id, presented.session_id
         supported = await self._supported(supporter_id)
         now = self._clock()
-        record = keys.session(supporter_id, session_id)
+        record = names.session(supporter_id, session_id)
 
-        async def change(pipe: Pipeline) -> _RefreshToken | Unauthorized:
+        async def change(pipe: Pipeline) -> RefreshToken | Unauthorized:
             session = await self._live_session(pipe, record, now)
-            which = None if session is None else await _which(pipe, session, presented)
+            which = (
+                None
+                if session is None
+                else await match_token(pipe, presented, current=session.current, previous=session.previous)
+            )
             if session is None or which is None:
-                raise _invalid_refresh()
+                raise invalid_refresh_token()
             if supported and which == "current":
                 return self._rotate(pipe, session, presented, request_id, now)
             if supported and which == "previous":
@@ -333,10 +213,10 @@ class SessionService:
                     return again
             begin(pipe)
             self._delete(pipe, supporter_id, [session_id])
-            return _reused() if supported else _support_ended()
+            return refresh_reused() if supported else support_ended()
 
         result = await self._store.atomically(change, record)
-        if isinstance(result, _RefreshToken):
+        if isinstance(result, RefreshToken):
             return await self._pair(result)
         if result.slug == "refresh-reused":
             _log.warning(
@@ -351,16 +231,19 @@ class SessionService:
         A logout that races a refresh still ends the session. An unknown or malformed token is
         not an error: there is nothing left to end.
         """
-        presented = _RefreshToken.parse(refresh_token)
+        presented = RefreshToken.parse(refresh_token)
         if presented is None:
             return
         supporter_id, session_id = presented.supporter_id, presented.session_id
-        record = keys.session(supporter_id, session_id)
+        record = names.session(supporter_id, session_id)
         now = self._clock()
 
         async def change(pipe: Pipeline) -> bool:
             session = await self._live_session(pipe, record, now)
-            if session is None or await _which(pipe, session, presented) is None:
+            if (
+                session is None
+                or await match_token(pipe, presented, current=session.current, previous=session.previous) is None
+            ):
                 return False
             begin(pipe)
             self._delete(pipe, supporter_id, [session_id])
@@ -388,12 +271,12 @@ class SessionService:
             ) from None
         supporter_id, session_id = claims["sub"], claims.get("sid")
         if not (
-            isinstance(session_id, str) and _SESSION_ID.fullmatch(session_id) and _SUPPORTER_ID.fullmatch(supporter_id)
+            isinstance(session_id, str) and SESSION_ID.fullmatch(session_id) and SUPPORTER_ID.fullmatch(supporter_id)
         ):
             raise Unauthorized(
                 "The access token names no session.", title="Invalid access token", slug="invalid-access-token"
             )
-        raw = await self._store.redis.get(keys.session(supporter_id, session_id))
+        raw = await self._store.redis.get(names.session(supporter_id, session_id))
         if raw is None or not self._live(_decode(raw), self._clock()):
             raise Unauthorized("This session has ended: sign in again.", title="Session ended", slug="session-ended")
         return Caller(supporter_id, session_id)
@@ -404,7 +287,7 @@ class SessionService:
         Raises:
             NotFound: if the supporter has no such live session.
         """
-        record = keys.session(supporter_id, session_id)
+        record = names.session(supporter_id, session_id)
         now = self._clock()
 
         async def change(pipe: Pipeline) -> None:
@@ -418,7 +301,7 @@ class SessionService:
 
     async def end_all(self, supporter_id: str) -> list[str]:
         """End every session of a supporter; the ids of those that were live, oldest first."""
-        index = keys.sessions(supporter_id)
+        index = names.sessions(supporter_id)
         now = self._clock()
 
         async def change(pipe: Pipeline) -> list[str]:
@@ -434,35 +317,35 @@ class SessionService:
     async def list(self, supporter_id: str) -> list[SessionInfo]:
         """A supporter's live sessions, oldest first."""
         redis = self._store.redis
-        ids = texts(await redis.smembers(keys.sessions(supporter_id)))
+        ids = texts(await redis.smembers(names.sessions(supporter_id)))
         if not ids:
             return []
         now = self._clock()
-        records = await redis.mget([keys.session(supporter_id, sid) for sid in ids])
+        records = await redis.mget([names.session(supporter_id, sid) for sid in ids])
         sessions = [_decode(raw) for raw in records if raw is not None]
         return [_info(s) for s in _oldest_first([s for s in sessions if self._live(s, now)])]
 
     def _rotate(
-        self, pipe: Pipeline, session: _Session, presented: _RefreshToken, request_id: str | None, now: datetime
-    ) -> _RefreshToken:
+        self, pipe: Pipeline, session: _Session, presented: RefreshToken, request_id: str | None, now: datetime
+    ) -> RefreshToken:
         """Queue the replacement of the session's current token, ``presented``; the successor."""
         successor = presented.successor(request_id)
-        replaced = _Rotation(hash=presented.hash, at=now, request_id=request_id)
+        replaced = Rotation(hash=presented.hash, at=now, request_id=request_id)
         after = msgspec.structs.replace(session, last_used_at=now, current=successor.hash, previous=replaced)
         supporter_id, session_id = presented.supporter_id, presented.session_id
-        rotated = keys.session_rotated(supporter_id, session_id)
+        rotated = names.session_rotated(supporter_id, session_id)
         begin(pipe)
-        pipe.set(keys.session(supporter_id, session_id), _encode(after), px=self._gc_ms)
+        pipe.set(names.session(supporter_id, session_id), _encode(after), px=self._gc_ms)
         if session.previous is not None:
             pipe.lpush(rotated, session.previous.hash)
             pipe.ltrim(rotated, 0, KEPT_ROTATIONS - 1)
             pipe.pexpire(rotated, self._gc_ms)
-        pipe.pexpire(keys.sessions(supporter_id), self._gc_ms)
+        pipe.pexpire(names.sessions(supporter_id), self._gc_ms)
         return successor
 
     def _retried(
-        self, session: _Session, presented: _RefreshToken, request_id: str | None, now: datetime
-    ) -> _RefreshToken | None:
+        self, session: _Session, presented: RefreshToken, request_id: str | None, now: datetime
+    ) -> RefreshToken | None:
         """For the token the last refresh replaced: the same successor if this retries that refresh.
 
         Returns:
@@ -479,7 +362,7 @@ class SessionService:
             if hmac.compare_digest(again.hash, session.current):
                 return again
         if now < previous.at + self._race_window:
-            raise _refresh_conflict()
+            raise refresh_conflict()
         return None
 
     def _live(self, session: _Session, now: datetime) -> bool:
@@ -494,10 +377,10 @@ class SessionService:
 
     async def _read_all(self, pipe: Pipeline, supporter_id: str) -> dict[str, _Session | None]:
         """Every session in the supporter's index, ``None`` for those the store has forgotten; all watched."""
-        ids = sorted(texts(await pipe.smembers(keys.sessions(supporter_id))))
+        ids = sorted(texts(await pipe.smembers(names.sessions(supporter_id))))
         if not ids:
             return {}
-        records = [keys.session(supporter_id, sid) for sid in ids]
+        records = [names.session(supporter_id, sid) for sid in ids]
         await pipe.watch(*records)
         raws = await pipe.mget(records)
         return {sid: None if raw is None else _decode(raw) for sid, raw in zip(ids, raws, strict=True)}
@@ -506,8 +389,8 @@ class SessionService:
         if not session_ids:
             return
         for sid in session_ids:
-            pipe.delete(keys.session(supporter_id, sid), keys.session_rotated(supporter_id, sid))
-        pipe.srem(keys.sessions(supporter_id), *session_ids)
+            pipe.delete(names.session(supporter_id, sid), names.session_rotated(supporter_id, sid))
+        pipe.srem(names.sessions(supporter_id), *session_ids)
 
     async def _supported(self, supporter_id: str) -> bool:
         try:
@@ -520,7 +403,7 @@ class SessionService:
         if session_ids and self._on_ended is not None:
             await self._on_ended(supporter_id, [*session_ids])
 
-    async def _pair(self, token: _RefreshToken) -> TokenPair:
+    async def _pair(self, token: RefreshToken) -> TokenPair:
         claims = access_claims(
             supporter_id=token.supporter_id,
             session_id=token.session_id,
@@ -533,18 +416,3 @@ class SessionService:
             expires_in=int(self._access_ttl.total_seconds()),
             refresh_token=token.text,
         )
-
-
-async def _which(
-    pipe: Pipeline, session: _Session, presented: _RefreshToken
-) -> Literal["current", "previous", "older"] | None:
-    """Which of the session's tokens ``presented`` is, if any."""
-    digest = presented.hash
-    if hmac.compare_digest(digest, session.current):
-        return "current"
-    if session.previous is not None and hmac.compare_digest(digest, session.previous.hash):
-        return "previous"
-    rotated = keys.session_rotated(presented.supporter_id, presented.session_id)
-    if await pipe.lpos(rotated, digest) is not None:
-        return "older"
-    return None

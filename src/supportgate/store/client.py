@@ -11,15 +11,23 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import ConnectionError as StoreConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError, WatchError
+from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from supportgate.errors import StoreUnavailable
 
-__all__ = ["Store", "begin", "connect", "text", "texts"]
+__all__ = ["STORE_ERRORS", "Store", "begin", "connect", "text", "texts"]
 
 T = TypeVar("T")
 _log = logging.getLogger("supportgate.store")
 _MAX_RETRIES = 20
+
+STORE_ERRORS = (StoreConnectionError, StoreTimeoutError, ReadOnlyError)
+"""What the store client raises when the store is down, hung, loading or read-only.
+
+A store that is still loading its data raises ``BusyLoadingError``, a kind of connection error.
+"""
 
 
 def connect(url: str, *, timeout: float = 2.0) -> Redis:

@@ -1,8 +1,11 @@
-"""Tokens: signing keys, the JWKS, rotation, access tokens and supporter passes.
+"""Tokens: signing keys, the JWKS, rotation, claims, lifetimes, and the offline pass verifier.
 
-The package imports nothing itself: :mod:`supportgate.tokens.jose` is pure and is
-also what the offline :class:`supportgate.passes.PassVerifier` runs on, so importing it
-must not pull in the store client.
+``lifetimes`` holds every token lifetime; ``jose`` is the pure sign-and-verify core; ``claims``
+what each token says; ``signing_keys`` and ``stored_secrets`` the key material in the store;
+``jwt`` signs and verifies with it; ``rotation`` rotates it for admins; ``verifier`` is what a
+site runs offline.
+
+The package imports nothing itself: ``jose`` and ``verifier`` must not pull in the store client.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The pure part of tokens: public JWKs, thumbprints, signing and the one verify function.
 
 No I/O, no clock of its own, no store: the service's :class:`supportgate.tokens.jwt.Tokens`
-and the sites' offline :class:`supportgate.passes.PassVerifier` both verify through
+and the sites' offline :class:`supportgate.tokens.verifier.PassVerifier` both verify through
 :func:`verify`, so the rules are written once.
 """
 
@@ -24,13 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from supportgate.errors_base import InvalidToken
+from supportgate.errors import InvalidToken
 
 __all__ = [
     "ACCESS_TYPE",
     "ALGORITHM",
     "DEFAULT_LEEWAY",
-    "JWKS_MAX_AGE",
     "MAX_TOKEN_LENGTH",
     "PASS_TYPE",
     "REQUIRED_CLAIMS",
@@ -56,8 +55,6 @@ REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub", "jti")
 """Claims every token must carry."""
 DEFAULT_LEEWAY: Final = timedelta(seconds=30)
 """Clock skew forgiven on ``exp``, ``nbf`` and ``iat``."""
-JWKS_MAX_AGE: Final = timedelta(seconds=300)
-"""The ``Cache-Control: max-age`` the JWKS is served with."""
 
 # Every kid we issue is an RFC 7638 SHA-256 thumbprint: 43 base64url characters.
 _KID = re.compile(r"[A-Za-z0-9_-]{43}")

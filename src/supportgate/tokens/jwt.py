@@ -12,7 +12,7 @@ from supportgate.clock import Clock
 from supportgate.errors import InvalidToken
 from supportgate.tokens import jose
 from supportgate.tokens.jose import DEFAULT_LEEWAY, REQUIRED_CLAIMS, TokenType
-from supportgate.tokens.keys import SigningKeys
+from supportgate.tokens.signing_keys import SigningKeys
 
 __all__ = ["Tokens"]
 

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.schemas import AuditEntry, AuditPage
-from supportgate.store import Store, keys, text, texts
+from supportgate.catalog.schemas import AuditEntry, AuditPage
+from supportgate.store import Store, names, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
 __all__ = ["AuditLog"]
@@ -51,17 +51,17 @@ class AuditLog:
             before=_plain(before),
             after=_plain(after),
         )
-        pipe.hset(keys.audit_entries(), entry_id, _encode(entry))
-        pipe.xadd(keys.audit_index(), {"entry": entry_id})
-        pipe.sadd(keys.audit_target(target), entry_id)
+        pipe.hset(names.audit_entries(), entry_id, _encode(entry))
+        pipe.xadd(names.audit_index(), {"entry": entry_id})
+        pipe.sadd(names.audit_target(target), entry_id)
 
     async def redactions(self, pipe: Pipeline, target: str, replacement: dict[str, Any]) -> dict[str, bytes]:
         """Read every entry about ``target`` and return it with ``before``/``after`` replaced.
 
         Call while watching, before ``begin(pipe)``; then queue the result with :meth:`rewrite`.
         """
-        entry_ids = texts(await pipe.smembers(keys.audit_target(target)))
-        raw = await pipe.hmget(keys.audit_entries(), entry_ids) if entry_ids else []
+        entry_ids = texts(await pipe.smembers(names.audit_target(target)))
+        raw = await pipe.hmget(names.audit_entries(), entry_ids) if entry_ids else []
         return {
             entry_id: _encode(msgspec.structs.replace(_decode_entry(blob), before=replacement, after=replacement))
             for entry_id, blob in zip(entry_ids, raw, strict=True)
@@ -72,17 +72,17 @@ class AuditLog:
     def rewrite(pipe: Pipeline, entries: dict[str, bytes]) -> None:
         """Queue rewritten entries (pipeline inside MULTI)."""
         if entries:
-            pipe.hset(keys.audit_entries(), mapping=entries)  # type: ignore[arg-type]
+            pipe.hset(names.audit_entries(), mapping=entries)  # type: ignore[arg-type]
 
     async def page(self, *, limit: int, cursor: str | None) -> AuditPage:
         """Entries newest first, ``limit`` at a time."""
         start = f"({decode_cursor(cursor)}" if cursor else "+"
         redis = self._store.redis
-        rows = await redis.xrevrange(keys.audit_index(), max=start, min="-", count=limit + 1) or []
+        rows = await redis.xrevrange(names.audit_index(), max=start, min="-", count=limit + 1) or []
         more = len(rows) > limit
         stream_ids = [text(stream_id) for stream_id, _ in rows[:limit]]
         ids = [text(fields[b"entry"]) for _, fields in rows[:limit] if fields]
-        raw = await redis.hmget(keys.audit_entries(), ids) if ids else []
+        raw = await redis.hmget(names.audit_entries(), ids) if ids else []
         items = [_decode_entry(blob) for blob in raw if blob is not None]
         return AuditPage(items=items, next_cursor=encode_cursor(stream_ids[-1]) if more else None)
 

@@ -1,4 +1,4 @@
-"""Signing-key administration: look at the key set and rotate it, from the API or the CLI."""
+"""Rotating the signing keys, from the admin API or the CLI, with the audit entry that records it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from datetime import timedelta
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.tiers import TierService
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock
 from supportgate.store import Store, begin
-from supportgate.tokens.keys import KeyState, SigningKeys
-from supportgate.tokens.passes import ACCESS_LIFETIME
+from supportgate.tokens.lifetimes import ACCESS_LIFETIME
+from supportgate.tokens.signing_keys import KeyState, SigningKeys
 
-__all__ = ["KeySet", "SigningKeyAdmin"]
+__all__ = ["KeyRotation", "KeySet"]
 
 
 class KeySet(msgspec.Struct):
@@ -23,7 +23,7 @@ class KeySet(msgspec.Struct):
     keys: list[KeyState]
 
 
-class SigningKeyAdmin:
+class KeyRotation:
     """Rotates signing keys, keeping retired ones published as long as any token they signed lives."""
 
     def __init__(self, store: Store, keys: SigningKeys, tiers: TierService, audit: AuditLog, clock: Clock) -> None:

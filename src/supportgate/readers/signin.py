@@ -1,19 +1,19 @@
-"""What a reader does: sign in with a code, look at their sessions. Composes the services below it."""
+"""Signing in with either kind of code, and the reader's view of themselves: composes codes, sessions, the catalog."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from supportgate.admin.supporters import SupporterService
-from supportgate.admin.tiers import TierService
+from supportgate.catalog.supporters import SupporterService
+from supportgate.catalog.tiers import TierService
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.schemas import Me, MeSession, SignIn, SupporterSummary
 from supportgate.readers.sessions import Caller, SessionService
 
-__all__ = ["ReaderService"]
+__all__ = ["SignInService"]
 
 
-class ReaderService:
+class SignInService:
     """Sign-in with either kind of code, and the reader's view of themselves."""
 
     def __init__(

@@ -9,7 +9,7 @@ from litestar.dto import MsgspecDTO
 from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
-from supportgate.errors import BadRequest
+from supportgate.errors import BadRequest, validation_detail
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -49,8 +49,6 @@ def decode_strict(value: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(value, type=model, strict=True)
     except msgspec.ValidationError as exc:
-        message, sep, where = str(exc).partition(" - at `")
-        detail = f"{where.rstrip('`')}: {message[:1].lower()}{message[1:]}" if sep else str(exc)
-        raise BadRequest(detail, title="Invalid request") from None
+        raise BadRequest(validation_detail(str(exc)), title="Invalid request") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}", title="Invalid request") from None

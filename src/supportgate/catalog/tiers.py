@@ -7,11 +7,12 @@ from datetime import datetime
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.schemas import Supporter, Tier, TierIn, TierPatch
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.records import create_record
+from supportgate.catalog.schemas import Supporter, Tier, TierIn, TierPatch
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
-from supportgate.store import Store, begin, keys, texts
+from supportgate.store import Store, begin, names, texts
 
 __all__ = ["TierService", "member_key"]
 
@@ -46,25 +47,25 @@ class TierService:
             created_at=now,
             updated_at=now,
         )
-        key = keys.tier(data.id)
-
-        async def change(pipe: Pipeline) -> Tier:
-            if await pipe.exists(key):
-                raise Conflict(f"A tier with id {data.id!r} already exists.", existing=data.id)
-            begin(pipe)
-            pipe.set(key, _encode(tier))
-            pipe.zadd(keys.tiers(), {data.id: 0})
-            self._audit.record(pipe, at=now, actor=actor, action="tier.create", target=f"tier:{data.id}", after=tier)
-            return tier
-
-        return await self._store.atomically(change, key)
+        await create_record(
+            self._store,
+            self._audit,
+            kind="tier",
+            record_id=data.id,
+            record=tier,
+            key=names.tier(data.id),
+            index=names.tiers(),
+            at=now,
+            actor=actor,
+        )
+        return tier
 
     async def get(self, tier_id: str) -> Tier:
         """One tier with its supporter count; NotFound if there is none."""
         redis = self._store.redis
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.tier(tier_id))
-            pipe.zcard(keys.tier_members(tier_id))
+            pipe.get(names.tier(tier_id))
+            pipe.zcard(names.tier_members(tier_id))
             raw, count = await pipe.execute()
         if raw is None:
             raise NotFound(f"There is no tier {tier_id!r}.")
@@ -73,13 +74,13 @@ class TierService:
     async def list(self) -> list[Tier]:
         """Every tier, by id."""
         redis = self._store.redis
-        ids = texts(await redis.zrange(keys.tiers(), 0, -1))
+        ids = texts(await redis.zrange(names.tiers(), 0, -1))
         if not ids:
             return []
         async with redis.pipeline(transaction=False) as pipe:
             for tier_id in ids:
-                pipe.get(keys.tier(tier_id))
-                pipe.zcard(keys.tier_members(tier_id))
+                pipe.get(names.tier(tier_id))
+                pipe.zcard(names.tier_members(tier_id))
             replies = await pipe.execute()
         return [
             msgspec.structs.replace(_decode_tier(raw), supporters=count)
@@ -89,11 +90,11 @@ class TierService:
 
     async def exists(self, tier_id: str) -> bool:
         """Whether a tier with this id exists."""
-        return bool(await self._store.redis.exists(keys.tier(tier_id)))
+        return bool(await self._store.redis.exists(names.tier(tier_id)))
 
     async def update(self, tier_id: str, patch: TierPatch, *, actor: str) -> Tier:
         """Change the fields given in ``patch``."""
-        key = keys.tier(tier_id)
+        key = names.tier(tier_id)
         now = self._clock()
 
         async def change(pipe: Pipeline) -> Tier:
@@ -110,21 +111,21 @@ class TierService:
             return after
 
         tier = await self._store.atomically(change, key)
-        return msgspec.structs.replace(tier, supporters=await self._store.redis.zcard(keys.tier_members(tier_id)))
+        return msgspec.structs.replace(tier, supporters=await self._store.redis.zcard(names.tier_members(tier_id)))
 
     async def delete(self, tier_id: str, *, move_to: str | None, actor: str) -> None:
         """Remove a tier; with ``move_to``, first move its supporters there, in the same step."""
         if move_to == tier_id:
             raise BadRequest(f"move_to: cannot move supporters to the tier being deleted ({tier_id!r}).")
-        members_key = keys.tier_members(tier_id)
-        watched = [keys.tier(tier_id), members_key]
+        members_key = names.tier_members(tier_id)
+        watched = [names.tier(tier_id), members_key]
         if move_to is not None:
-            watched += [keys.tier(move_to), keys.tier_members(move_to)]
+            watched += [names.tier(move_to), names.tier_members(move_to)]
         now = self._clock()
 
         async def change(pipe: Pipeline) -> None:
             before = await _read(pipe, tier_id)
-            if move_to is not None and not await pipe.exists(keys.tier(move_to)):
+            if move_to is not None and not await pipe.exists(names.tier(move_to)):
                 raise BadRequest(f"move_to: there is no tier {move_to!r} to move the supporters to.")
             members = texts(await pipe.zrange(members_key, 0, -1))
             if members and move_to is None:
@@ -133,7 +134,7 @@ class TierService:
                     "move them first or pass ?move_to=<tier> to move them as it is deleted.",
                     supporters=len(members),
                 )
-            supporter_keys = [keys.supporter(m.split(":", 1)[1]) for m in members]
+            supporter_keys = [names.supporter(m.split(":", 1)[1]) for m in members]
             if supporter_keys:
                 await pipe.watch(*supporter_keys)
             records = await pipe.mget(supporter_keys) if supporter_keys else []
@@ -144,9 +145,9 @@ class TierService:
                         skey, _encode(msgspec.structs.replace(_decode_supporter(raw), tier=move_to, updated_at=now))
                     )
             if members and move_to is not None:
-                pipe.zadd(keys.tier_members(move_to), dict.fromkeys(members, 0))
-            pipe.delete(keys.tier(tier_id), members_key)
-            pipe.zrem(keys.tiers(), tier_id)
+                pipe.zadd(names.tier_members(move_to), dict.fromkeys(members, 0))
+            pipe.delete(names.tier(tier_id), members_key)
+            pipe.zrem(names.tiers(), tier_id)
             self._audit.record(
                 pipe,
                 at=now,
@@ -161,7 +162,7 @@ class TierService:
 
 
 async def _read(pipe: Pipeline, tier_id: str) -> Tier:
-    raw = await pipe.get(keys.tier(tier_id))
+    raw = await pipe.get(names.tier(tier_id))
     if raw is None:
         raise NotFound(f"There is no tier {tier_id!r}.")
     return _decode_tier(raw)

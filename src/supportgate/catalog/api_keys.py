@@ -14,20 +14,20 @@ from typing import Literal
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.schemas import KeyCreated
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.schemas import KeyCreated
 from supportgate.clock import Clock
 from supportgate.errors import NotFound
-from supportgate.store import Store, begin, keys, text
+from supportgate.store import Store, begin, names, text
 
 __all__ = ["ApiKeys", "ValidKey"]
 
 Kind = Literal["admin", "site"]
 _PREFIX: dict[Kind, str] = {"admin": "sga", "site": "sgs"}
-_HASH_KEY: dict[Kind, str] = {"admin": keys.admin_keys(), "site": keys.site_keys()}
+_HASH_KEY: dict[Kind, str] = {"admin": names.admin_keys(), "site": names.site_keys()}
 
 
-class _StoredKey(msgspec.Struct):
+class _StoredApiKey(msgspec.Struct):
     name: str
     hash: str
     created_at: str
@@ -48,7 +48,7 @@ class ValidKey(msgspec.Struct, frozen=True):
 
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(_StoredKey).decode
+_decode = msgspec.json.Decoder(_StoredApiKey).decode
 
 
 def _digest(secret: str) -> str:
@@ -68,12 +68,12 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         secret = secrets.token_hex(24)
         now = self._clock()
-        stored = _StoredKey(name=name, hash=_digest(secret), created_at=now.isoformat(), site=site)
+        stored = _StoredApiKey(name=name, hash=_digest(secret), created_at=now.isoformat(), site=site)
         created = KeyCreated(id=key_id, name=name, key=f"{_PREFIX[kind]}_{key_id}_{secret}", created_at=now, site=site)
-        watched = [keys.site(site)] if site else []
+        watched = [names.site(site)] if site else []
 
         async def change(pipe: Pipeline) -> KeyCreated:
-            if site is not None and not await pipe.exists(keys.site(site)):
+            if site is not None and not await pipe.exists(names.site(site)):
                 raise NotFound(f"There is no site {site!r}.")
             begin(pipe)
             pipe.hset(_HASH_KEY[kind], key_id, _encode(stored))

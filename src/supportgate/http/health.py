@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 
 from supportgate import __version__
 from supportgate.errors import StoreUnavailable
-from supportgate.services import Services
+from supportgate.store import Store
 
 __all__ = ["healthz", "index", "readyz"]
 
@@ -31,11 +31,11 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="The store is reachable")
-async def readyz(services: NamedDependency[Services]) -> dict[str, str]:
+async def readyz(store: NamedDependency[Store]) -> dict[str, str]:
     """Answers 200 when the store answers a PING within a second, else 503."""
     try:
         async with asyncio.timeout(1.0):
-            await services.store.ping()
+            await store.ping()
     except (TimeoutError, OSError) as exc:
         raise StoreUnavailable(f"The store did not answer: {exc or 'timed out'}.") from exc
     return {"status": "ready"}

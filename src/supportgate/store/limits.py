@@ -8,7 +8,8 @@ import msgspec
 
 from supportgate.clock import Clock
 from supportgate.errors import TooManyRequests
-from supportgate.store import Store, keys
+from supportgate.store import names
+from supportgate.store.client import Store
 
 __all__ = ["RateLimit", "RateLimiter"]
 
@@ -37,7 +38,7 @@ class RateLimiter:
         """Count one hit of ``subject``; raise TooManyRequests once it is over the limit."""
         now = self._clock().timestamp()
         window = int(now // limit.window_seconds)
-        key = keys.rate(limit.scope, subject, window)
+        key = names.rate(limit.scope, subject, window)
         async with self._store.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, limit.window_seconds + 60)

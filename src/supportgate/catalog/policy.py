@@ -8,14 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 
 from supportgate.errors import BadRequest
+from supportgate.languages import MessagesLanguageTag
 
-__all__ = ["Crawlers", "Message", "Policy", "Theme", "check_policy"]
+__all__ = ["DEFAULT_CRAWLERS", "Crawlers", "Entitlement", "Message", "Policy", "Theme", "check_policy"]
 
 Entitlement = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,64}$", description="An entitlement name: a-z, 0-9, '_' or '-'.")
 ]
 Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$", description="A colour as #rrggbb.")]
-Locale = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description="A locale such as en or pt-BR.")]
 
 DEFAULT_CRAWLERS = ["Googlebot", "Bingbot", "DuckDuckBot", "Applebot"]
 
@@ -70,7 +70,9 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The entitlement a supporter's pass must carry to skip the wall."""
     crawlers: Crawlers = msgspec.field(default_factory=Crawlers)
     """Crawlers that see the full content."""
-    messages: Annotated[dict[Locale, Message], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=dict)
+    messages: Annotated[dict[MessagesLanguageTag, Message], msgspec.Meta(max_length=50)] = msgspec.field(
+        default_factory=dict
+    )
     """The site's own words for the wall, per locale; missing locales use the built-in text."""
     theme: Theme = msgspec.field(default_factory=Theme)
     """Colours and logo of the wall."""

@@ -8,20 +8,11 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
-__all__ = [
-    "ACCESS_LIFETIME",
-    "PASS_LIFETIME",
-    "access_claims",
-    "pass_claims",
-    "pseudonym",
-]
+from supportgate.tokens.lifetimes import ACCESS_LIFETIME, PASS_LIFETIME
 
-ACCESS_LIFETIME: Final = timedelta(minutes=15)
-"""How long an access token is good for."""
-PASS_LIFETIME: Final = timedelta(hours=1)
-"""How long a pass is good for when its tier does not say."""
+__all__ = ["access_claims", "pass_claims", "pseudonym"]
 
 
 def pseudonym(secret: bytes, site_id: str, supporter_id: str) -> str:

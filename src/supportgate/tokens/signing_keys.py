@@ -6,15 +6,14 @@ rotation and stay in the JWKS until ``retire_until``, then are dropped). A rotat
 makes next active, active retiring and a fresh next, so every key a token names was
 published long enough before for sites' cached JWKS to hold it.
 
-The private keys are kept in the store as unencrypted PKCS8 PEM, as is the pseudonym
-secret: the store is a secret-holding system, and whoever reads it can mint passes.
-Guard its network access, its ACLs and its AOF and backup files accordingly.
+The private keys are kept in the store as unencrypted PKCS8 PEM: the store is a
+secret-holding system, and whoever reads it can mint passes. Guard its network access, its
+ACLs and its AOF and backup files accordingly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,30 +34,14 @@ from redis.asyncio.client import Pipeline
 
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, SupportgateError
-from supportgate.store import Store, begin, keys
-from supportgate.tokens.jose import JWKS_MAX_AGE, public_jwk, thumbprint
+from supportgate.store import Store, begin, names
+from supportgate.tokens.jose import public_jwk, thumbprint
+from supportgate.tokens.lifetimes import JWKS_MAX_AGE, KEY_SET_MAX_AGE, PUBLICATION_DELAY
 
-__all__ = [
-    "CACHE_MAX_AGE",
-    "JWKS_MAX_AGE",
-    "PUBLICATION_DELAY",
-    "CodeSecret",
-    "KeyState",
-    "PseudonymSecret",
-    "SigningKeys",
-    "StoredSecret",
-]
+__all__ = ["UNKNOWN_KID_RELOAD_INTERVAL", "KeyState", "SigningKeys"]
 
 KeyRole = Literal["active", "next", "retiring"]
 
-CACHE_MAX_AGE: Final = timedelta(seconds=30)
-"""How long a process uses the key set it loaded before reading the store again."""
-PUBLICATION_DELAY: Final = JWKS_MAX_AGE + CACHE_MAX_AGE
-"""How long ``next`` must have been published before it may sign.
-
-A process may serve a key set up to ``CACHE_MAX_AGE`` old, and sites may keep what it
-served for ``JWKS_MAX_AGE``: only after both has every site had the chance to see it.
-"""
 UNKNOWN_KID_RELOAD_INTERVAL: Final = timedelta(seconds=1)
 """Least time between two reloads caused by tokens naming a kid this process lacks."""
 
@@ -76,7 +59,7 @@ class KeyState(msgspec.Struct, frozen=True):
     """For a retiring key, when it leaves the JWKS."""
 
 
-class _StoredKey(msgspec.Struct, frozen=True):
+class _StoredSigningKey(msgspec.Struct, frozen=True):
     kid: str
     state: KeyRole
     private_pem: str
@@ -89,13 +72,13 @@ class _StoredKey(msgspec.Struct, frozen=True):
 
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(list[_StoredKey]).decode
+_decode = msgspec.json.Decoder(list[_StoredSigningKey]).decode
 
 
-def _new_key(state: KeyRole, now: datetime) -> _StoredKey:
+def _new_key(state: KeyRole, now: datetime) -> _StoredSigningKey:
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    return _StoredKey(
+    return _StoredSigningKey(
         kid=thumbprint(private.public_key()),
         state=state,
         private_pem=pem.decode("ascii"),
@@ -103,7 +86,7 @@ def _new_key(state: KeyRole, now: datetime) -> _StoredKey:
     )
 
 
-def _load_private(stored: _StoredKey) -> Ed25519PrivateKey:
+def _load_private(stored: _StoredSigningKey) -> Ed25519PrivateKey:
     key = load_pem_private_key(stored.private_pem.encode("ascii"), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise SupportgateError(f"signing key {stored.kid} in the store is not Ed25519")
@@ -122,9 +105,9 @@ class _Ring:
     jwks: dict[str, list[dict[str, str]]]
 
     @classmethod
-    def build(cls, stored: list[_StoredKey], now: datetime) -> _Ring:
-        fresh_until = now + CACHE_MAX_AGE
-        live: list[_StoredKey] = []
+    def build(cls, stored: list[_StoredSigningKey], now: datetime) -> _Ring:
+        fresh_until = now + KEY_SET_MAX_AGE
+        live: list[_StoredSigningKey] = []
         for key in stored:
             if key.retire_until is not None:
                 if key.retire_until <= now:
@@ -153,7 +136,7 @@ class SigningKeys:
     """The signing key set: bootstrap, rotation, the JWKS, and a per-process cache of it.
 
     Signing and verifying read the cache, which is reloaded from the store when it is
-    older than ``CACHE_MAX_AGE`` or, at most once per ``UNKNOWN_KID_RELOAD_INTERVAL``,
+    older than ``KEY_SET_MAX_AGE`` or, at most once per ``UNKNOWN_KID_RELOAD_INTERVAL``,
     when a token names a kid it does not hold.
     """
 
@@ -194,9 +177,9 @@ class SigningKeys:
             raise BadRequest("longest_token_lifetime must be positive.")
         now = self._clock()
         fresh = _new_key("next", now)
-        stored_key = keys.signing_keys()
+        stored_key = names.signing_keys()
 
-        async def change(pipe: Pipeline) -> list[_StoredKey]:
+        async def change(pipe: Pipeline) -> list[_StoredSigningKey]:
             raw = await pipe.get(stored_key)
             if raw is None:
                 raise Conflict("There are no signing keys to rotate yet.")
@@ -273,46 +256,15 @@ class SigningKeys:
 
     async def _reload(self) -> _Ring:
         redis = self._store.redis
-        raw = await redis.get(keys.signing_keys())
+        raw = await redis.get(names.signing_keys())
         if raw is None:
             now = self._clock()
             first = _encode([_new_key("active", now), _new_key("next", now)])
-            if await redis.set(keys.signing_keys(), first, nx=True):
+            if await redis.set(names.signing_keys(), first, nx=True):
                 await self._store.durable()
-            raw = await redis.get(keys.signing_keys())
+            raw = await redis.get(names.signing_keys())
             if raw is None:
                 raise SupportgateError("the signing keys vanished as they were created")
         ring = _Ring.build(_decode(raw), self._clock())
         self._ring = ring
         return ring
-
-
-class StoredSecret:
-    """A 32-byte secret kept in the store: made once, never changed, cached once read."""
-
-    def __init__(self, store: Store, key: str) -> None:
-        self._store = store
-        self._key = key
-        self._secret: bytes | None = None
-
-    async def get(self) -> bytes:
-        """The secret, created in the store on first use; safe to race."""
-        if self._secret is None:
-            redis = self._store.redis
-            if await redis.set(self._key, secrets.token_bytes(32), nx=True):
-                await self._store.durable()
-            stored = await redis.get(self._key)
-            if not isinstance(stored, bytes) or len(stored) != 32:
-                raise SupportgateError(f"the secret {self._key} in the store is not 32 bytes")
-            self._secret = stored
-        return self._secret
-
-
-def PseudonymSecret(store: Store) -> StoredSecret:  # noqa: N802 - reads as the thing it makes
-    """The secret that keys per-site supporter pseudonyms."""
-    return StoredSecret(store, keys.pseudonym_secret())
-
-
-def CodeSecret(store: Store) -> StoredSecret:  # noqa: N802 - reads as the thing it makes
-    """The secret that keys the HMACs under which sign-in and activation codes are stored."""
-    return StoredSecret(store, keys.code_secret())

@@ -10,12 +10,12 @@ import msgspec
 from email_validator import EmailNotValidError, validate_email
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.schemas import Supporter, SupporterIn, SupporterPage, SupporterPatch, SupporterStatus
-from supportgate.admin.tiers import member_key
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.schemas import Supporter, SupporterIn, SupporterPage, SupporterPatch, SupporterStatus
+from supportgate.catalog.tiers import member_key
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
-from supportgate.store import Store, begin, keys, text, texts
+from supportgate.store import Store, begin, names, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
 __all__ = ["SupporterService", "normalise_email"]
@@ -82,17 +82,17 @@ class SupporterService:
             updated_at=now,
             note=data.note,
         )
-        email_key, tier_key = keys.email(email), keys.tier(data.tier)
+        email_key, tier_key = names.email(email), names.tier(data.tier)
 
         async def change(pipe: Pipeline) -> Supporter:
             await _require_tier(pipe, data.tier)
             await _require_free_email(pipe, email)
             member = member_key(now, supporter.id)
             begin(pipe)
-            pipe.set(keys.supporter(supporter.id), _encode(supporter))
+            pipe.set(names.supporter(supporter.id), _encode(supporter))
             pipe.set(email_key, supporter.id)
-            pipe.zadd(keys.supporters(), {member: 0})
-            pipe.zadd(keys.tier_members(data.tier), {member: 0})
+            pipe.zadd(names.supporters(), {member: 0})
+            pipe.zadd(names.tier_members(data.tier), {member: 0})
             self._audit.record(
                 pipe, at=now, actor=actor, action="supporter.create", target=_target(supporter.id), after=supporter
             )
@@ -102,7 +102,7 @@ class SupporterService:
 
     async def get(self, supporter_id: str) -> Supporter:
         """One supporter; NotFound if there is none."""
-        raw = await self._store.redis.get(keys.supporter(supporter_id))
+        raw = await self._store.redis.get(names.supporter(supporter_id))
         if raw is None:
             raise NotFound(f"There is no supporter {supporter_id!r}.")
         return self._view(_decode(raw))
@@ -114,20 +114,20 @@ class SupporterService:
         tell whether an address belongs to a supporter.
         """
         redis = self._store.redis
-        supporter_id = await redis.get(keys.email(normalise_email(address)))
-        raw = await redis.get(keys.supporter(text(supporter_id) if supporter_id else "-"))
+        supporter_id = await redis.get(names.email(normalise_email(address)))
+        raw = await redis.get(names.supporter(text(supporter_id) if supporter_id else "-"))
         return self._view(_decode(raw)) if raw is not None and supporter_id else None
 
     async def update(self, supporter_id: str, patch: SupporterPatch, *, actor: str) -> Supporter:
         """Change the fields given in ``patch``; moving tier or address moves the indexes too."""
-        key = keys.supporter(supporter_id)
+        key = names.supporter(supporter_id)
         new_email = normalise_email(patch.email) if isinstance(patch.email, str) else None
         now = self._clock()
         watched = [key]
         if new_email:
-            watched.append(keys.email(new_email))
+            watched.append(names.email(new_email))
         if isinstance(patch.tier, str):
-            watched.append(keys.tier(patch.tier))
+            watched.append(names.tier(patch.tier))
 
         async def change(pipe: Pipeline) -> tuple[Supporter, Supporter]:
             before = await _read(pipe, supporter_id)
@@ -146,11 +146,11 @@ class SupporterService:
             begin(pipe)
             pipe.set(key, _encode(after))
             if after.email != before.email:
-                pipe.delete(keys.email(before.email))
-                pipe.set(keys.email(after.email), supporter_id)
+                pipe.delete(names.email(before.email))
+                pipe.set(names.email(after.email), supporter_id)
             if after.tier != before.tier:
-                pipe.zrem(keys.tier_members(before.tier), member)
-                pipe.zadd(keys.tier_members(after.tier), {member: 0})
+                pipe.zrem(names.tier_members(before.tier), member)
+                pipe.zadd(names.tier_members(after.tier), {member: 0})
             self._audit.record(
                 pipe,
                 at=now,
@@ -175,21 +175,21 @@ class SupporterService:
 
         The record, its address and index entries go; audit entries about it keep only the id.
         """
-        key = keys.supporter(supporter_id)
+        key = names.supporter(supporter_id)
         target = _target(supporter_id)
         now = self._clock()
         erased = {"id": supporter_id, "erased": True}
 
         async def change(pipe: Pipeline) -> Supporter:
             before = await _read(pipe, supporter_id)
-            await pipe.watch(keys.audit_target(target))
+            await pipe.watch(names.audit_target(target))
             rewrites = await self._audit.redactions(pipe, target, erased)
             member = member_key(before.created_at, supporter_id)
             begin(pipe)
             pipe.delete(key)
-            pipe.delete(keys.email(before.email))
-            pipe.zrem(keys.supporters(), member)
-            pipe.zrem(keys.tier_members(before.tier), member)
+            pipe.delete(names.email(before.email))
+            pipe.zrem(names.supporters(), member)
+            pipe.zrem(names.tier_members(before.tier), member)
             self._audit.rewrite(pipe, rewrites)
             self._audit.record(pipe, at=now, actor=actor, action="supporter.forget", target=target, after=erased)
             return before
@@ -208,9 +208,9 @@ class SupporterService:
     ) -> SupporterPage:
         """Supporters newest first, filtered; stable while supporters are added meanwhile."""
         redis = self._store.redis
-        if tier is not None and not await redis.exists(keys.tier(tier)):
+        if tier is not None and not await redis.exists(names.tier(tier)):
             raise BadRequest(f"tier: there is no tier {tier!r}.")
-        index = keys.tier_members(tier) if tier else keys.supporters()
+        index = names.tier_members(tier) if tier else names.supporters()
         needle = q.strip().lower() if q else None
         start = f"({decode_cursor(cursor)}" if cursor else "+"
         items: list[Supporter] = []
@@ -222,7 +222,7 @@ class SupporterService:
             if not members:
                 exhausted = True
                 break
-            records = await redis.mget([keys.supporter(m.split(":", 1)[1]) for m in members])
+            records = await redis.mget([names.supporter(m.split(":", 1)[1]) for m in members])
             for member, raw in zip(members, records, strict=True):
                 scanned += 1
                 last = member
@@ -253,19 +253,19 @@ def _target(supporter_id: str) -> str:
 
 
 async def _read(pipe: Pipeline, supporter_id: str) -> Supporter:
-    raw = await pipe.get(keys.supporter(supporter_id))
+    raw = await pipe.get(names.supporter(supporter_id))
     if raw is None:
         raise NotFound(f"There is no supporter {supporter_id!r}.")
     return _decode(raw)
 
 
 async def _require_tier(pipe: Pipeline, tier_id: str) -> None:
-    if not await pipe.exists(keys.tier(tier_id)):
+    if not await pipe.exists(names.tier(tier_id)):
         raise BadRequest(f"tier: there is no tier {tier_id!r}; create it first or pick an existing one.")
 
 
 async def _require_free_email(pipe: Pipeline, email: str) -> None:
-    holder = await pipe.get(keys.email(email))
+    holder = await pipe.get(names.email(email))
     if holder is not None:
         existing = text(holder)
         raise Conflict(

@@ -8,12 +8,13 @@ from urllib.parse import urlsplit
 import msgspec
 from redis.asyncio.client import Pipeline
 
-from supportgate.admin.audit import AuditLog
-from supportgate.admin.schemas import Site, SiteIn, SitePatch
+from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.policy import Policy, check_policy
+from supportgate.catalog.records import create_record
+from supportgate.catalog.schemas import Site, SiteIn, SitePatch
 from supportgate.clock import Clock
-from supportgate.errors import BadRequest, Conflict, NotFound
-from supportgate.gate.policy import Policy, check_policy
-from supportgate.store import Store, begin, keys, texts
+from supportgate.errors import BadRequest, NotFound, validation_detail
+from supportgate.store import Store, begin, names, texts
 
 __all__ = ["SiteService", "normalise_origin"]
 
@@ -73,22 +74,22 @@ class SiteService:
             created_at=now,
             updated_at=now,
         )
-        key = keys.site(data.id)
-
-        async def change(pipe: Pipeline) -> Site:
-            if await pipe.exists(key):
-                raise Conflict(f"A site with id {data.id!r} already exists.", existing=data.id)
-            begin(pipe)
-            pipe.set(key, _encode(site))
-            pipe.zadd(keys.sites(), {data.id: 0})
-            self._audit.record(pipe, at=now, actor=actor, action="site.create", target=f"site:{data.id}", after=site)
-            return site
-
-        return await self._store.atomically(change, key)
+        await create_record(
+            self._store,
+            self._audit,
+            kind="site",
+            record_id=data.id,
+            record=site,
+            key=names.site(data.id),
+            index=names.sites(),
+            at=now,
+            actor=actor,
+        )
+        return site
 
     async def get(self, site_id: str) -> Site:
         """One site; NotFound if there is none."""
-        raw = await self._store.redis.get(keys.site(site_id))
+        raw = await self._store.redis.get(names.site(site_id))
         if raw is None:
             raise NotFound(f"There is no site {site_id!r}.")
         return _decode(raw)
@@ -96,13 +97,13 @@ class SiteService:
     async def list(self) -> list[Site]:
         """Every site, by id."""
         redis = self._store.redis
-        ids = texts(await redis.zrange(keys.sites(), 0, -1))
-        raws = await redis.mget([keys.site(i) for i in ids]) if ids else []
+        ids = texts(await redis.zrange(names.sites(), 0, -1))
+        raws = await redis.mget([names.site(i) for i in ids]) if ids else []
         return [_decode(raw) for raw in raws if raw is not None]
 
     async def update(self, site_id: str, patch: SitePatch, *, actor: str) -> Site:
         """Change the fields given; ``policy`` is merged field by field into the current one."""
-        key = keys.site(site_id)
+        key = names.site(site_id)
         now = self._clock()
 
         async def change(pipe: Pipeline) -> Site:
@@ -133,5 +134,4 @@ def _merge_policy(current: Policy, changes: dict[str, Any]) -> Policy:
     try:
         return check_policy(msgspec.convert(merged, Policy, strict=True))
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `$")
-        raise BadRequest(f"policy{where.rstrip('`')}: {message[:1].lower()}{message[1:]}") from None
+        raise BadRequest(validation_detail(str(exc), root="policy")) from None

@@ -12,8 +12,8 @@ A site builds one :class:`PassVerifier` per process and asks it about each pass:
     except InvalidToken as exc:
         supporter = None  # exc.reason says why: "expired", "wrong_audience", ...
 
-This module imports neither Litestar nor the store client, so a site can install
-supportgate for it alone. The rules are the service's own
+This module imports neither Litestar nor the store client (an import-linter contract checks
+it), so a site can install supportgate for it alone. The rules are the service's own
 (:func:`supportgate.tokens.jose.verify`).
 """
 
@@ -24,7 +24,6 @@ import json
 import logging
 import threading
 import urllib.request
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -34,16 +33,18 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from supportgate import __version__
+from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock, utc_now
-from supportgate.errors_base import InvalidToken
+from supportgate.errors import InvalidToken
 from supportgate.tokens import jose
+from supportgate.tokens.lifetimes import JWKS_MAX_AGE
 
 __all__ = ["JWKS_REFETCH_INTERVAL", "InvalidToken", "PassVerifier", "VerifiedPass"]
 
 JWKS_REFETCH_INTERVAL: Final = timedelta(minutes=1)
 """Least time between two fetches of the JWKS, whatever its max-age or the kids seen."""
 _MAX_JWKS_BYTES = 256 * 1024
-_log = logging.getLogger("supportgate.passes")
+_log = logging.getLogger("supportgate.verifier")
 
 
 class VerifiedPass(msgspec.Struct, frozen=True):
@@ -122,7 +123,6 @@ class PassVerifier:
         self._url = jwks_url
         self._site = site
         self._issuer = issuer
-        self._cache_size = cache_size
         self._leeway = leeway
         self._timeout = timeout
         self._clock = clock
@@ -132,7 +132,7 @@ class PassVerifier:
         self._keys_fresh_until: datetime | None = None
         self._fetched_at: datetime | None = None
         self._fetch_lock = threading.Lock()
-        self._cache: OrderedDict[str, VerifiedPass] = OrderedDict()
+        self._cache: BoundedDict[str, VerifiedPass] | None = BoundedDict(cache_size) if cache_size else None
         self._cache_lock = threading.Lock()
 
     def verify(self, token: str) -> VerifiedPass:
@@ -143,13 +143,13 @@ class PassVerifier:
                 ``bad_signature``, ``unknown_key``, ``keys_unavailable``, ...).
         """
         now = self._clock()
-        if self._cache_size:
-            cached = self._cached(token, now)
-            if cached is not None:
-                return cached
+        cached = self._cached(token, now)
+        if cached is not None:
+            return cached
         verified = VerifiedPass.from_claims(self._check(token, now))
-        if self._cache_size and now < verified.expires_at:
-            self._remember(token, verified)
+        if self._cache is not None and now < verified.expires_at:
+            with self._cache_lock:
+                self._cache.put(token, verified)
         return verified
 
     def _check(self, token: str, now: datetime) -> dict[str, Any]:
@@ -204,22 +204,17 @@ class PassVerifier:
             return True
 
     def _cached(self, token: str, now: datetime) -> VerifiedPass | None:
+        if self._cache is None:
+            return None
         with self._cache_lock:
             found = self._cache.get(token)
             if found is None:
                 return None
             if now >= found.expires_at:
-                del self._cache[token]
+                self._cache.pop(token)
                 return None
-            self._cache.move_to_end(token)
+            self._cache.put(token, found)  # the least recently used goes first
             return found
-
-    def _remember(self, token: str, verified: VerifiedPass) -> None:
-        with self._cache_lock:
-            self._cache[token] = verified
-            self._cache.move_to_end(token)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
 
 
 def _download(url: str, timeout: float) -> tuple[Any, timedelta]:
@@ -246,4 +241,4 @@ def _max_age(cache_control: str) -> timedelta:
             return timedelta(0)
         if name == "max-age" and value.strip().isdigit():
             return timedelta(seconds=int(value.strip()))
-    return jose.JWKS_MAX_AGE
+    return JWKS_MAX_AGE

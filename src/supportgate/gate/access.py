@@ -1,0 +1,161 @@
+"""Who may ask the gate about a site: site keys, the site's origins, and the site prepared for deciding.
+
+Every page view comes through here, so sites, site keys and the set of all origins are kept in
+the process for :data:`CACHE_TTL` (:class:`~supportgate.gate.cache.TtlCache`): an admin's change
+reaches every decision within that time, and a page view costs no store round trip for them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from supportgate.catalog.api_keys import ApiKeys
+from supportgate.catalog.policy import Policy
+from supportgate.catalog.schemas import Site
+from supportgate.catalog.sites import SiteService
+from supportgate.clock import Clock
+from supportgate.errors import Forbidden, NotFound, Unauthorized
+from supportgate.gate.cache import TtlCache
+
+__all__ = ["CACHE_TTL", "GatedSite", "SiteAccess"]
+
+CACHE_TTL: Final = timedelta(seconds=5)
+"""How long a process keeps a site (its origins and policy) and a site key's check: changes
+made by an admin reach every decision within this time."""
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class GatedSite:
+    """A site with its policy prepared for deciding: globs compiled, crawler rules parsed."""
+
+    site: Site
+    """The site as stored."""
+    origins: frozenset[str]
+    """Its origins, canonical, as browsers send them in ``Origin``."""
+    exempt: re.Pattern[str] | None
+    """All exempt path globs as one anchored pattern, or None when there are none."""
+    crawler_agents: tuple[str, ...]
+    """Crawler User-Agent substrings, lowercased."""
+    crawler_networks: tuple[IpNetwork, ...]
+    """Ranges a crawler must come from; empty trusts the User-Agent alone."""
+    interstitial_url: str
+    """The wall's URL, without ``lang``."""
+
+    @classmethod
+    def prepare(cls, site: Site, *, public_url: str) -> GatedSite:
+        """Compile ``site``'s policy for :meth:`DecideService.decide`."""
+        policy = site.policy
+        globs = [f"(?:{fnmatch.translate(glob)})" for glob in policy.exempt_paths]
+        return cls(
+            site=site,
+            origins=frozenset(site.origins),
+            exempt=re.compile("|".join(globs)) if globs else None,
+            crawler_agents=tuple(agent.lower() for agent in policy.crawlers.user_agents),
+            crawler_networks=tuple(ipaddress.ip_network(cidr, strict=False) for cidr in policy.crawlers.ip_ranges),
+            interstitial_url=f"{public_url}/v1/sites/{site.id}/interstitial",
+        )
+
+    @property
+    def policy(self) -> Policy:
+        """The site's gate policy."""
+        return self.site.policy
+
+    def is_exempt(self, path: str) -> bool:
+        """Whether ``path`` (its query string aside) matches one of the exempt globs as a whole."""
+        return self.exempt is not None and self.exempt.match(path.partition("?")[0]) is not None
+
+    def is_crawler(self, user_agent: str | None, ip: str | None) -> bool:
+        """Whether the User-Agent names a crawler and, when ranges are set, the IP is in one."""
+        if not user_agent:
+            return False
+        agent = user_agent.lower()
+        if not any(pattern in agent for pattern in self.crawler_agents):
+            return False
+        if not self.crawler_networks:
+            return True
+        try:
+            address = ipaddress.ip_address(ip or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.crawler_networks)
+
+
+class SiteAccess:
+    """Checks site keys and origins against the sites, from an in-process cache."""
+
+    def __init__(self, sites: SiteService, api_keys: ApiKeys, clock: Clock, *, public_url: str) -> None:
+        self._sites = sites
+        self._api_keys = api_keys
+        self._public_url = public_url
+        self._site_cache: TtlCache[str, GatedSite | None] = TtlCache(clock, ttl=CACHE_TTL)
+        self._key_cache: TtlCache[str, str | None] = TtlCache(clock, ttl=CACHE_TTL)
+        self._origin_cache: TtlCache[str, frozenset[str]] = TtlCache(clock, ttl=CACHE_TTL, max_entries=1)
+
+    async def caller_site(self, presented: str | None) -> str | None:
+        """The site of a presented site key, None when none was presented.
+
+        Raises:
+            Unauthorized: if it is not a valid site key.
+        """
+        return None if presented is None else await self.key_site(presented)
+
+    async def key_site(self, presented: str) -> str:
+        """The site a presented site key belongs to.
+
+        Raises:
+            Unauthorized: if it is not a valid site key.
+        """
+        site = await self._key_cache.get(presented, self._load_key)
+        if site is None:
+            raise Unauthorized("The site key is not valid: it is unknown, revoked or mistyped.")
+        return site
+
+    async def site_for(self, site_id: str, *, caller_site: str | None, origin: str | None) -> GatedSite:
+        """The site ``site_id``, if the caller may ask about it.
+
+        A caller with a site key (``caller_site``) may ask about its own site; a browser without
+        one, from one of the site's origins.
+
+        Raises:
+            NotFound: if there is no such site.
+            Unauthorized: if the caller sent neither a site key nor an ``Origin``.
+            Forbidden: if the key or the origin is another site's.
+        """
+        if caller_site is None and origin is None:
+            raise Unauthorized(
+                "Send a site key ('Authorization: Bearer sgs_…') or call from one of the site's origins."
+            )
+        gated = await self._site_cache.get(site_id, self._load_site)
+        if gated is None:
+            raise NotFound(f"There is no site {site_id!r}.")
+        if caller_site is not None:
+            if caller_site != site_id:
+                raise Forbidden(f"This site key is for another site, not {site_id!r}.")
+        elif origin not in gated.origins:
+            raise Forbidden(f"The origin {origin!r} is not one of site {site_id!r}'s origins.")
+        return gated
+
+    async def origin_known(self, origin: str) -> bool:
+        """Whether ``origin`` is one of any site's origins (for CORS preflights, which name no site)."""
+        return origin in await self._origin_cache.get("", self._load_origins)
+
+    async def _load_site(self, site_id: str) -> GatedSite | None:
+        try:
+            site = await self._sites.get(site_id)
+        except NotFound:
+            return None
+        return GatedSite.prepare(site, public_url=self._public_url)
+
+    async def _load_key(self, presented: str) -> str | None:
+        key = await self._api_keys.check("site", presented)
+        return key.site if key is not None else None
+
+    async def _load_origins(self, _: str) -> frozenset[str]:
+        return frozenset(origin for site in await self._sites.list() for origin in site.origins)

@@ -1,0 +1,54 @@
+"""Checking a supporter pass at the gate: its signature once per process, its revocation on every view.
+
+A pass is the reader's own signed claim to a tier; the readers' feature issues it and records a
+cutoff when the session or support behind it ends (:mod:`supportgate.readers.passes`). Here the
+gate checks both: a pass whose signature checked out is remembered, by its exact text and site,
+until it expires (as the offline :class:`~supportgate.tokens.verifier.PassVerifier` does), and
+the cutoff is read on every call, batched with the other page views of the same moment.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from supportgate.bounded import BoundedDict
+from supportgate.clock import Clock
+from supportgate.errors import InvalidToken
+from supportgate.store import Store, names
+from supportgate.tokens.jose import PASS_TYPE
+from supportgate.tokens.jwt import Tokens
+from supportgate.tokens.verifier import VerifiedPass
+
+__all__ = ["VERIFIED_KEPT", "PassCheck"]
+
+VERIFIED_KEPT: Final = 10_000
+"""How many verified passes a process remembers, so a reader's next page view skips the signature check."""
+
+
+class PassCheck:
+    """Tells whether a pass is valid for a site and not void."""
+
+    def __init__(self, store: Store, tokens: Tokens, clock: Clock, *, issuer: str) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._clock = clock
+        self._issuer = issuer
+        self._verified: BoundedDict[tuple[str, str], tuple[VerifiedPass, int]] = BoundedDict(VERIFIED_KEPT)
+
+    async def verify(self, token: str, site_id: str) -> VerifiedPass:
+        """The pass's claims if it is valid for ``site_id`` and not void.
+
+        Raises:
+            InvalidToken: with the reason, ``revoked`` for a pass whose session or support ended.
+        """
+        remembered = self._verified.get((token, site_id))
+        if remembered is not None and self._clock() < remembered[0].expires_at:
+            checked, issued_at = remembered
+        else:
+            claims = await self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer)
+            checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
+            self._verified.put((token, site_id), (checked, issued_at))
+        cutoff = await self._store.get_batched(names.pass_cutoff(site_id, checked.session))
+        if cutoff is not None and issued_at <= int(cutoff):
+            raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
+        return checked

@@ -1,0 +1,4 @@
+"""The HTTP edge shared by every feature: problem+json, bearer credentials, client address, CORS, strict bodies.
+
+This is the only layer, with the features' controllers, that imports Litestar.
+"""
