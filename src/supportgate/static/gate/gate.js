@@ -4,23 +4,23 @@
  * keep comments on lines of their own and use no template literals.
  * Under node (no document) it only exports its pure functions, for tests/js.
  */
-(function (w, d) {
+(function (window, document) {
   "use strict";
   var SITE = "__SG_SITE__";
   var GATE = "__SG_GATE__";
-  var A = "data-sg-";
+  var ATTRIBUTE_PREFIX = "data-sg-";
 
-  function classify(s) {
-    if (s.control !== "loaded") return "inconclusive";
-    if (s.network === "blocked" || s.cosmetic === "hidden") return "blocked";
-    return s.network === "loaded" && s.cosmetic === "visible" ? "clear" : "inconclusive";
+  function classify(signals) {
+    if (signals.control !== "loaded") return "inconclusive";
+    if (signals.network === "blocked" || signals.cosmetic === "hidden") return "blocked";
+    return signals.network === "loaded" && signals.cosmetic === "visible" ? "clear" : "inconclusive";
   }
 
   // decide takes ll or ll-CC; anything else is left out rather than risk a 400.
   function locale(tag) {
-    var p = String(tag || "").split(/[-_]/);
-    if (!/^[a-z]{2}$/i.test(p[0])) return null;
-    return p[0].toLowerCase() + (/^[a-z]{2}$/i.test(p[1]) ? "-" + p[1].toUpperCase() : "");
+    var parts = String(tag || "").split(/[-_]/);
+    if (!/^[a-z]{2}$/i.test(parts[0])) return null;
+    return parts[0].toLowerCase() + (/^[a-z]{2}$/i.test(parts[1]) ? "-" + parts[1].toUpperCase() : "");
   }
 
   // The server rendered with the cookie's last value: a new result may change its answer (and reason).
@@ -35,105 +35,110 @@
   }
 
   var pure = {classify: classify, locale: locale, reloads: reloads, fragmentUrl: fragmentUrl};
-  if (!d) {
+  if (!document) {
     module.exports = pure;
     return;
   }
-  if (w.supportgate) return;
+  if (window.supportgate) return;
 
-  var me = d.currentScript;
-  var attr = function (n) { return me && me.getAttribute(n); };
-  var server = attr("data-mode") === "server";
-  var html = d.documentElement;
-  var ui = null;
-  var busy = null;
-  var policy;
-  var started;
-  var api = w.supportgate = {
+  var ownScript = document.currentScript;
+  var serverMode = scriptAttribute("data-mode") === "server";
+  var html = document.documentElement;
+  var interstitial = null;
+  var running = null;
+  var trustedTypesPolicy;
+  var resolveReady;
+  var supportgate = window.supportgate = {
     detection: null,
     decision: null,
-    ready: new Promise(function (r) { started = r; }),
+    ready: new Promise(function (resolve) { resolveReady = resolve; }),
     recheck: function () { return check(false); }
   };
 
-  function rid(n) {
-    var a = crypto.getRandomValues(new Uint8Array(n)), s = "";
-    for (var i = 0; i < n; i++) s += (a[i] + 256).toString(16).slice(1);
-    return s;
+  function scriptAttribute(name) {
+    return ownScript && ownScript.getAttribute(name);
   }
 
-  function later(ms, v) {
-    return new Promise(function (r) { setTimeout(r, ms, v); });
+  function randomHex(bytes) {
+    var values = crypto.getRandomValues(new Uint8Array(bytes)), hex = "";
+    for (var i = 0; i < bytes; i++) hex += (values[i] + 256).toString(16).slice(1);
+    return hex;
+  }
+
+  function after(ms, value) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms, value); });
   }
 
   // A probe is judged by the global it sets, not by onload: blockers often redirect to a stub.
-  function probe(path, flag, bad) {
-    return new Promise(function (r) {
-      var s = d.createElement("script");
-      w[flag] = 0;
-      s.async = true;
-      s.src = trusted("createScriptURL", GATE + "/v1/sites/" + SITE + path + "?r=" + rid(4));
-      s.onload = s.onerror = function () {
-        s.remove();
-        r(w[flag] === true ? "loaded" : bad);
+  function probe(path, loadedFlag, failure) {
+    return new Promise(function (resolve) {
+      var script = document.createElement("script");
+      window[loadedFlag] = 0;
+      script.async = true;
+      script.src = trusted("createScriptURL", GATE + "/v1/sites/" + SITE + path + "?r=" + randomHex(4));
+      script.onload = script.onerror = function () {
+        script.remove();
+        resolve(window[loadedFlag] === true ? "loaded" : failure);
       };
-      html.appendChild(s);
+      html.appendChild(script);
     });
   }
 
   function detect() {
-    var timeout = later(3000, "timeout");
-    var bait = d.createElement("div");
-    bait.className = "adsbox ad-banner";
-    bait.setAttribute("aria-hidden", "true");
-    bait.textContent = "\u00a0";
-    bait.style.cssText = "position:absolute;left:-9999px;top:0;width:2px;height:2px";
-    d.body.appendChild(bait);
+    var timeout = after(3000, "timeout");
+    var cosmeticBait = document.createElement("div");
+    cosmeticBait.className = "adsbox ad-banner";
+    cosmeticBait.setAttribute("aria-hidden", "true");
+    cosmeticBait.textContent = "\u00a0";
+    cosmeticBait.style.cssText = "position:absolute;left:-9999px;top:0;width:2px;height:2px";
+    document.body.appendChild(cosmeticBait);
     return Promise.all([
       Promise.race([probe("/probe.js", "supportgateControl", "failed"), timeout]),
       Promise.race([probe("/ads/show.js", "supportgateBait", "blocked"), timeout]),
-      later(300)
-    ]).then(function (r) {
-      var c = getComputedStyle(bait);
-      var hidden = !bait.offsetWidth || !bait.offsetHeight || c.display === "none" || c.visibility === "hidden";
-      bait.remove();
-      var s = {control: r[0], network: r[1], cosmetic: hidden ? "hidden" : "visible"};
-      var det = api.detection = {result: classify(s), signals: s};
-      d.cookie = "sg_adblock=" + det.result + "; Path=/; Max-Age=1800; SameSite=Lax" +
+      after(300)
+    ]).then(function (probes) {
+      var style = getComputedStyle(cosmeticBait);
+      var hidden = !cosmeticBait.offsetWidth || !cosmeticBait.offsetHeight ||
+        style.display === "none" || style.visibility === "hidden";
+      cosmeticBait.remove();
+      var signals = {control: probes[0], network: probes[1], cosmetic: hidden ? "hidden" : "visible"};
+      var detection = supportgate.detection = {result: classify(signals), signals: signals};
+      document.cookie = "sg_adblock=" + detection.result + "; Path=/; Max-Age=1800; SameSite=Lax" +
         (location.protocol === "https:" ? "; Secure" : "");
-      return det;
+      return detection;
     });
   }
 
   // Only our own window on our own origin, echoing our nonce, can be the extension's content script.
-  function ask(type, want) {
-    return new Promise(function (r) {
-      var nonce = rid(16);
-      var t = setTimeout(done, 300, null);
-      function on(e) {
-        var m = e.data;
-        if (e.source === w && e.origin === location.origin && m && m.type === want && m.nonce === nonce) done(m);
+  function askExtension(type, answerType) {
+    return new Promise(function (resolve) {
+      var nonce = randomHex(16);
+      var timer = setTimeout(finish, 300, null);
+      function onMessage(event) {
+        var answer = event.data;
+        if (event.source === window && event.origin === location.origin &&
+          answer && answer.type === answerType && answer.nonce === nonce) finish(answer);
       }
-      function done(m) {
-        clearTimeout(t);
-        w.removeEventListener("message", on);
-        r(m);
+      function finish(answer) {
+        clearTimeout(timer);
+        window.removeEventListener("message", onMessage);
+        resolve(answer);
       }
-      w.addEventListener("message", on);
+      window.addEventListener("message", onMessage);
       try {
-        w.postMessage({type: type, site: SITE, nonce: nonce}, location.origin);
-      } catch (e) {
-        done(null);
+        window.postMessage({type: type, site: SITE, nonce: nonce}, location.origin);
+      } catch (error) {
+        finish(null);
       }
     });
   }
 
-  function visitor() {
+  function visitorId() {
     try {
-      var v = localStorage.getItem("sg_visitor");
-      if (!/^[A-Za-z0-9_-]{8,64}$/.test(v)) localStorage.setItem("sg_visitor", v = rid(16));
-      return v;
-    } catch (e) {
+      var visitor = localStorage.getItem("sg_visitor");
+      if (!/^[A-Za-z0-9_-]{8,64}$/.test(visitor)) localStorage.setItem("sg_visitor", visitor = randomHex(16));
+      return visitor;
+    } catch (error) {
       return null;
     }
   }
@@ -147,198 +152,210 @@
     });
   }
 
-  function decide(det, hello) {
-    var b = {site: SITE, path: location.pathname.slice(0, 2000), adblock: det.result};
-    var pass = hello && hello.pass;
-    var v = visitor();
-    var l = locale(html.lang || navigator.language);
-    if (typeof pass === "string" && pass && pass.length <= 4096) b.pass = pass;
-    if (v) b.visitor = v;
-    if (l) b.lang = l;
-    return post("/v1/decide", b).then(function (r) { return r.ok ? r.json() : null; }).catch(function () { return null; });
+  function decide(detection, passAnswer) {
+    var body = {site: SITE, path: location.pathname.slice(0, 2000), adblock: detection.result};
+    var pass = passAnswer && passAnswer.pass;
+    var visitor = visitorId();
+    var lang = locale(html.lang || navigator.language);
+    if (typeof pass === "string" && pass && pass.length <= 4096) body.pass = pass;
+    if (visitor) body.visitor = visitor;
+    if (lang) body.lang = lang;
+    return post("/v1/decide", body).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).catch(function () { return null; });
   }
 
-  function say(box, where, key) {
-    var el = box.querySelector("[" + A + where + "]");
-    if (el) el.textContent = box.getAttribute(A + "msg-" + key) || "";
+  function say(root, slot, message) {
+    var target = root.querySelector("[" + ATTRIBUTE_PREFIX + slot + "]");
+    if (target) target.textContent = root.getAttribute(ATTRIBUTE_PREFIX + "msg-" + message) || "";
   }
 
   // Pages that enforce Trusted Types must allow the policy name "supportgate".
-  function trusted(kind, value) {
+  function trusted(factory, value) {
     try {
-      policy = policy || w.trustedTypes.createPolicy("supportgate", {createHTML: String, createScriptURL: String});
-      return policy[kind](value);
-    } catch (e) {
+      trustedTypesPolicy = trustedTypesPolicy ||
+        window.trustedTypes.createPolicy("supportgate", {createHTML: String, createScriptURL: String});
+      return trustedTypesPolicy[factory](value);
+    } catch (error) {
       return value;
     }
   }
 
-  function show(markup, kind) {
-    var host = d.createElement("supportgate-ui");
-    var root = host.attachShadow({mode: "closed"});
-    var t = d.createElement("template");
+  function showInterstitial(markup, kind) {
+    var host = document.createElement("supportgate-ui");
+    var shadow = host.attachShadow({mode: "closed"});
+    var template = document.createElement("template");
     var css = "";
-    t.innerHTML = trusted("createHTML", markup);
-    t.content.querySelectorAll("style").forEach(function (s) {
-      css += s.textContent;
-      s.remove();
+    template.innerHTML = trusted("createHTML", markup);
+    template.content.querySelectorAll("style").forEach(function (style) {
+      css += style.textContent;
+      style.remove();
     });
     // A constructed sheet is CSSOM, so a page's style-src without 'unsafe-inline' still allows it.
     var sheet = new CSSStyleSheet();
     sheet.replaceSync(css);
-    root.adoptedStyleSheets = [sheet];
-    root.appendChild(t.content);
-    var box = root.querySelector("[" + A + "root]");
-    var dialog = box && box.querySelector("[role=dialog]");
+    shadow.adoptedStyleSheets = [sheet];
+    shadow.appendChild(template.content);
+    var root = shadow.querySelector("[" + ATTRIBUTE_PREFIX + "root]");
+    var dialog = root && root.querySelector("[role=dialog]");
     if (!dialog) return;
-    close();
-    ui = {host: host, root: root, box: box, kind: kind, saved: [], focus: d.activeElement};
-    wire(root, box);
-    d.body.appendChild(host);
+    closeInterstitial();
+    interstitial = {host: host, shadow: shadow, root: root, kind: kind, inerted: [], focusBefore: document.activeElement};
+    wireActions(shadow, root);
+    document.body.appendChild(host);
     if (kind === "nag") {
-      box.classList.add("sg-nag");
+      root.classList.add("sg-nag");
       dialog.setAttribute("aria-modal", "false");
       return;
     }
-    [].forEach.call(d.body.children, function (el) {
-      if (el === host) return;
-      ui.saved.push([el, el.inert, el.getAttribute("aria-hidden")]);
-      el.inert = true;
-      el.setAttribute("aria-hidden", "true");
+    [].forEach.call(document.body.children, function (element) {
+      if (element === host) return;
+      interstitial.inerted.push({element: element, inert: element.inert, ariaHidden: element.getAttribute("aria-hidden")});
+      element.inert = true;
+      element.setAttribute("aria-hidden", "true");
     });
-    ui.overflow = html.style.overflow;
+    interstitial.overflow = html.style.overflow;
     html.style.overflow = "hidden";
-    (box.querySelector("[tabindex='-1']") || dialog).focus();
+    (root.querySelector("[tabindex='-1']") || dialog).focus();
   }
 
-  function close(announce) {
-    var u = ui;
-    if (!u) return;
-    ui = null;
-    var inside = u.root.activeElement;
-    u.saved.forEach(function (s) {
-      s[0].inert = s[1];
-      if (s[2] === null) s[0].removeAttribute("aria-hidden");
-      else s[0].setAttribute("aria-hidden", s[2]);
+  function closeInterstitial(announceUnlock) {
+    var closing = interstitial;
+    if (!closing) return;
+    interstitial = null;
+    var focusInside = closing.shadow.activeElement;
+    closing.inerted.forEach(function (saved) {
+      saved.element.inert = saved.inert;
+      if (saved.ariaHidden === null) saved.element.removeAttribute("aria-hidden");
+      else saved.element.setAttribute("aria-hidden", saved.ariaHidden);
     });
-    if (u.kind === "wall") html.style.overflow = u.overflow;
-    if (announce) {
+    if (closing.kind === "wall") html.style.overflow = closing.overflow;
+    if (announceUnlock) {
       // Keep the live region a moment after the dialog goes, so the news is read out.
-      u.box.firstElementChild.remove();
-      say(u.box, "announce", "unlocked");
-      setTimeout(function () { u.host.remove(); }, 5000);
+      closing.root.firstElementChild.remove();
+      say(closing.root, "announce", "unlocked");
+      setTimeout(function () { closing.host.remove(); }, 5000);
     } else {
-      u.host.remove();
+      closing.host.remove();
     }
-    if ((u.kind === "wall" || inside) && u.focus && u.focus.focus) u.focus.focus();
+    var focusBefore = closing.focusBefore;
+    if ((closing.kind === "wall" || focusInside) && focusBefore && focusBefore.focus) focusBefore.focus();
   }
 
-  function apply(dec) {
-    api.decision = dec;
-    var kind = dec && dec.decision;
+  function apply(decision) {
+    supportgate.decision = decision;
+    var kind = decision && decision.decision;
     if (kind !== "wall" && kind !== "nag") {
-      close(true);
-      return dec;
+      closeInterstitial(true);
+      return decision;
     }
-    if (ui && ui.kind === kind) return dec;
-    var url = fragmentUrl(dec.interstitial_url);
-    if (!url) return dec;
-    return fetch(url, {credentials: "omit"}).then(function (r) {
-      if (!r.ok) throw Error(r.status);
-      return r.text();
+    if (interstitial && interstitial.kind === kind) return decision;
+    var url = fragmentUrl(decision.interstitial_url);
+    if (!url) return decision;
+    return fetch(url, {credentials: "omit"}).then(function (response) {
+      if (!response.ok) throw Error(response.status);
+      return response.text();
     }).then(function (markup) {
-      show(markup, kind);
-      return dec;
-    }).catch(function () { return dec; });
+      showInterstitial(markup, kind);
+      return decision;
+    }).catch(function () { return decision; });
   }
 
-  function check(first) {
-    if (busy) return busy;
-    busy = Promise.all([detect(), server ? null : ask("supportgate:hello", "supportgate:pass")]).then(function (r) {
-      if (!server) return decide(r[0], r[1]).then(apply);
-      var result = r[0].result;
-      if (reloads(result, attr("data-assumed")) && (!first || once(result))) location.reload();
+  function check(automatic) {
+    if (running) return running;
+    running = Promise.all([
+      detect(),
+      serverMode ? null : askExtension("supportgate:hello", "supportgate:pass")
+    ]).then(function (found) {
+      if (!serverMode) return decide(found[0], found[1]).then(apply);
+      var result = found[0].result;
+      if (reloads(result, scriptAttribute("data-assumed")) && (!automatic || firstReloadFor(result))) location.reload();
       return null;
-    }).catch(function () { return null; }).then(function (dec) {
-      busy = null;
-      return dec;
+    }).catch(function () { return null; }).then(function (decision) {
+      running = null;
+      return decision;
     });
-    return busy;
+    return running;
   }
 
   // One automatic reload per result and tab: a server that ignores the cookie cannot loop us.
-  function once(result) {
+  function firstReloadFor(result) {
     try {
       if (sessionStorage.getItem("sg_reload") === result) return false;
       sessionStorage.setItem("sg_reload", result);
       return true;
-    } catch (e) {
+    } catch (error) {
       return false;
     }
   }
 
-  function report() {
-    busy = detect().then(function (det) {
+  function reportFalsePositive() {
+    running = detect().then(function (detection) {
       return post("/v1/sites/" + SITE + "/reports", {
-        signals: det.signals,
+        signals: detection.signals,
         user_agent: navigator.userAgent.slice(0, 512),
         path: location.pathname.slice(0, 2000)
       });
-    }).then(function (r) { return r.ok ? "thanks" : "error"; }).catch(function () { return "error"; });
-    return busy.then(function (k) {
-      busy = null;
-      return k;
+    }).then(function (response) {
+      return response.ok ? "thanks" : "error";
+    }).catch(function () { return "error"; });
+    return running.then(function (message) {
+      running = null;
+      return message;
     });
   }
 
-  function act(k, box) {
-    if (k === "close") return close();
-    if (k === "signin") {
-      ask("supportgate:open-signin", "supportgate:signin-opened").then(function (m) {
-        say(box, "status", m ? "signin" : "noext");
+  function act(action, root) {
+    if (action === "close") return closeInterstitial();
+    if (action === "signin") {
+      askExtension("supportgate:open-signin", "supportgate:signin-opened").then(function (answer) {
+        say(root, "status", answer ? "signin" : "noext");
       });
       return;
     }
-    if (busy) return;
-    say(box, "status", "checking");
-    (k === "report" ? report() : check(false).then(function () {
-      var still = server ? api.detection && api.detection.result === "blocked" : ui && ui.box === box;
-      return still && "blocked";
-    })).then(function (key) {
-      if (key) say(box, "status", key);
+    if (running) return;
+    say(root, "status", "checking");
+    (action === "report" ? reportFalsePositive() : check(false).then(function () {
+      var stillBlocked = serverMode ?
+        supportgate.detection && supportgate.detection.result === "blocked" :
+        interstitial && interstitial.root === root;
+      return stillBlocked && "blocked";
+    })).then(function (message) {
+      if (message) say(root, "status", message);
     });
   }
 
-  function wire(root, box) {
-    root.addEventListener("click", function (e) {
-      var b = e.target.closest && e.target.closest("[" + A + "action]");
-      var k = b && b.getAttribute(A + "action");
-      if (k && k !== "support") act(k, box);
+  function wireActions(scope, root) {
+    scope.addEventListener("click", function (event) {
+      var button = event.target.closest && event.target.closest("[" + ATTRIBUTE_PREFIX + "action]");
+      var action = button && button.getAttribute(ATTRIBUTE_PREFIX + "action");
+      if (action && action !== "support") act(action, root);
     });
   }
 
-  function key(e) {
-    if (!ui) return;
-    if (e.key === "Escape" && ui.kind === "nag") close();
-    if (e.key !== "Tab" || ui.kind !== "wall") return;
-    var all = [].filter.call(ui.box.querySelectorAll("a[href],button"), function (el) {
-      return el.getClientRects().length > 0;
+  function onKeydown(event) {
+    if (!interstitial) return;
+    if (event.key === "Escape" && interstitial.kind === "nag") closeInterstitial();
+    if (event.key !== "Tab" || interstitial.kind !== "wall") return;
+    var focusable = [].filter.call(interstitial.root.querySelectorAll("a[href],button"), function (element) {
+      return element.getClientRects().length > 0;
     });
-    var cur = ui.root.activeElement;
-    var edge = e.shiftKey ? all[0] : all[all.length - 1];
-    if (cur === edge || !cur || (e.shiftKey && all.indexOf(cur) < 0)) {
-      e.preventDefault();
-      (e.shiftKey ? all[all.length - 1] : all[0]).focus();
+    var first = focusable[0];
+    var last = focusable[focusable.length - 1];
+    var focused = interstitial.shadow.activeElement;
+    if (focused === (event.shiftKey ? first : last) || !focused || (event.shiftKey && focusable.indexOf(focused) < 0)) {
+      event.preventDefault();
+      (event.shiftKey ? last : first).focus();
     }
   }
 
   function start() {
-    var box = server && d.querySelector("[" + A + "root]");
-    if (box) wire(d, box);
-    d.addEventListener("keydown", key);
-    check(true).then(started);
+    var serverWall = serverMode && document.querySelector("[" + ATTRIBUTE_PREFIX + "root]");
+    if (serverWall) wireActions(document, serverWall);
+    document.addEventListener("keydown", onKeydown);
+    check(true).then(resolveReady);
   }
 
-  if (d.readyState === "complete") start();
-  else w.addEventListener("load", start);
+  if (document.readyState === "complete") start();
+  else window.addEventListener("load", start);
 })(typeof window === "object" ? window : null, typeof document === "object" ? document : null);
