@@ -5,10 +5,10 @@
 
 import * as api from "../lib/api.js";
 import { openSignIn } from "../lib/compat.js";
-import { Refusal } from "../lib/dispatch.js";
 import { ledgerEntries } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
 import { isUsable } from "../lib/passes.js";
+import { Refusal } from "../lib/refusal.js";
 import { endSession, loadAccount, requestCode, signIn } from "./session.js";
 import {
   allowSite,

@@ -5,10 +5,10 @@
  * Functions here that change storage expect to run inside `state.exclusive`.
  */
 
-import { deviceLabel } from "../lib/compat.js";
-import { Refusal } from "../lib/dispatch.js";
 import * as api from "../lib/api.js";
+import { deviceLabel } from "../lib/compat.js";
 import { hostPattern } from "../lib/origins.js";
+import { Refusal } from "../lib/refusal.js";
 import {
   accessTokenUsable,
   beginRefresh,

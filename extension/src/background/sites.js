@@ -6,10 +6,10 @@
  */
 
 import * as api from "../lib/api.js";
-import { Refusal } from "../lib/dispatch.js";
 import { recordDelivery } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
 import { duePasses, isUsable, nextPassRefresh, passFromResponse } from "../lib/passes.js";
+import { Refusal } from "../lib/refusal.js";
 import { refreshDueAt } from "../lib/tokens.js";
 import { activeSites, sync } from "./delivery.js";
 import * as state from "./state.js";
