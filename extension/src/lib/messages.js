@@ -5,7 +5,7 @@
  * for a web page and so is trusted with nothing but its own origin's pass.
  */
 
-import { isOrigin, isSiteId, normalizeGateUrl } from "./origins.js";
+import { isOrigin, isSiteId, normaliseGateUrl } from "./origins.js";
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}$/;
 const SIX_DIGITS = /^\s*[0-9]{6}\s*$/;
@@ -17,7 +17,7 @@ const sixDigits = (value) => typeof value === "string" && SIX_DIGITS.test(value)
 const activationCode = (value) => typeof value === "string" && ACTIVATION_CODE.test(value);
 const sessionIds = (value) =>
   Array.isArray(value) && value.length <= 100 && value.every((id) => typeof id === "string" && SESSION_ID.test(id));
-const gateUrl = (value) => normalizeGateUrl(value) === value;
+const gateUrl = (value) => normaliseGateUrl(value) === value;
 const optional = (check) => Object.assign((value) => value === undefined || check(value), { optional: true });
 
 /** Each message type: who may send it and its fields (all required unless marked optional). */

@@ -1,6 +1,6 @@
 /** The options page: which gate the supporter's account lives on. */
 
-import { normalizeGateUrl } from "../lib/origins.js";
+import { normaliseGateUrl } from "../lib/origins.js";
 import { localize, send, t } from "../lib/ui.js";
 
 const input = document.getElementById("gate-url");
@@ -18,7 +18,7 @@ async function start() {
   input.value = status.gate;
   document.getElementById("gate-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const gate = normalizeGateUrl(input.value);
+    const gate = normaliseGateUrl(input.value);
     if (gate === null) return say(t("gateInvalid"), true);
     const current = await send({ type: "status" });
     if (current.ok && current.gate !== gate && (current.signedIn || current.sites.length > 0)) {
