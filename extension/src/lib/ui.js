@@ -1,17 +1,17 @@
 /**
- * Small helpers shared by the popup and the options page: localized strings, building DOM
+ * Small helpers shared by the popup and the options page: localised strings, building DOM
  * without HTML strings, and talking to the service worker.
  */
 
 import * as api from "./api.js";
 
-/** The localized message for `key`, with `$1`-style substitutions. */
+/** The localised message for `key`, with `$1`-style substitutions. */
 export function t(key, ...substitutions) {
   return api.i18n.message(key, substitutions.map(String)) || key;
 }
 
 /** Fill every `[data-i18n]` element's text (and `[data-i18n-label]`'s aria-label) under `root`. */
-export function localize(root = document) {
+export function localise(root = document) {
   for (const element of root.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
   for (const element of root.querySelectorAll("[data-i18n-placeholder]")) {
     element.placeholder = t(element.dataset.i18nPlaceholder);

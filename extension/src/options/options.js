@@ -1,7 +1,7 @@
 /** The options page: which gate the supporter's account lives on. */
 
 import { normaliseGateUrl } from "../lib/origins.js";
-import { localize, send, t } from "../lib/ui.js";
+import { localise, send, t } from "../lib/ui.js";
 
 const input = document.getElementById("gate-url");
 const message = document.getElementById("message");
@@ -12,7 +12,7 @@ function say(text, error = false) {
 }
 
 async function start() {
-  localize();
+  localise();
   const status = await send({ type: "status" });
   if (!status.ok) return say(status.error.message, true);
   input.value = status.gate;

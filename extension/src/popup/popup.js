@@ -7,7 +7,7 @@
 
 import * as api from "../lib/api.js";
 import { hostPattern, originOf, parseGateMeta } from "../lib/origins.js";
-import { formatDate, h, localize, send, t } from "../lib/ui.js";
+import { formatDate, h, localise, send, t } from "../lib/ui.js";
 
 const DETECTION = new Set(["blocked", "clear", "inconclusive"]);
 
@@ -362,7 +362,7 @@ async function refresh() {
 }
 
 async function start() {
-  localize();
+  localise();
   $("ledger-clear").addEventListener("click", () => apply(send({ type: "clear-ledger" }), t("ledgerCleared")));
   const [first, seen] = await Promise.all([send({ type: "status" }), readPage()]);
   page = seen;
