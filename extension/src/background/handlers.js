@@ -9,16 +9,8 @@ import { ledgerEntries } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
 import { isUsable } from "../lib/passes.js";
 import { Refusal } from "../lib/refusal.js";
-import { endSession, loadAccount, requestCode, signIn } from "./session.js";
-import {
-  allowSite,
-  pagePass,
-  passFailure,
-  recordIntent,
-  removeSite,
-  signOut,
-  upkeep,
-} from "./sites.js";
+import { loadAccount, requestCode, signIn, signOut } from "./session.js";
+import { allowSite, pagePass, passFailure, recordIntent, removeSite, upkeep } from "./sites.js";
 import * as state from "./state.js";
 
 /** A page may ask to open the sign-in this often at most. */
@@ -107,7 +99,7 @@ export const handlers = {
     const settings = await state.settings.get();
     if (settings.gate === gate) return;
     // Tokens and sites belong to one gate: a new gate starts from a clean slate.
-    if ((await state.session.get()) !== null) await endSession("signed-out", { logout: true });
+    if ((await state.session.get()) !== null) await signOut();
     for (const origin of Object.keys(await state.sites.get())) await removeSite(origin);
     await state.settings.set({ ...settings, gate });
   }),

@@ -140,6 +140,9 @@ export async function endSession(reason, { logout = false } = {}) {
   }
 }
 
+/** End the session on the reader's request: at the gate too. */
+export const signOut = () => endSession("signed-out", { logout: true });
+
 function asRefusal(error) {
   throw asRefusalError(error);
 }

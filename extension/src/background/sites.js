@@ -13,7 +13,7 @@ import { Refusal } from "../lib/refusal.js";
 import { refreshDueAt } from "../lib/tokens.js";
 import { activeSites, sync } from "./delivery.js";
 import * as state from "./state.js";
-import { endSession, refreshIfDue, withAccessToken } from "./session.js";
+import { refreshIfDue, withAccessToken } from "./session.js";
 
 const ALARM = "supportgate-upkeep";
 /** After a failed refresh or pass fetch, wait this long before the next try. */
@@ -189,6 +189,3 @@ function recordLedger(delivery) {
     if (after !== before) await state.ledger.set(after);
   });
 }
-
-/** End the session on the reader's request: at the gate too. */
-export const signOut = () => endSession("signed-out", { logout: true });
