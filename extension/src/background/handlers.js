@@ -10,8 +10,9 @@ import { hostPattern } from "../lib/origins.js";
 import { isUsable } from "../lib/passes.js";
 import { Refusal } from "../lib/refusal.js";
 import { loadAccount, requestCode, signIn, signOut } from "./session.js";
-import { allowSite, pagePass, passFailure, recordIntent, removeSite, upkeep } from "./sites.js";
+import { allowSite, pagePass, recordIntent, removeSite } from "./sites.js";
 import * as state from "./state.js";
+import { passFailure, upkeep } from "./upkeep.js";
 
 /** A page may ask to open the sign-in this often at most. */
 const OPEN_SIGNIN_EVERY_MS = 5_000;
