@@ -9,10 +9,11 @@ import { ledgerEntries } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
 import { isUsable } from "../lib/passes.js";
 import { Refusal } from "../lib/refusal.js";
+import { pagePass } from "./delivery.js";
 import { loadAccount, requestCode, signIn, signOut } from "./session.js";
-import { allowSite, pagePass, recordIntent, removeSite } from "./sites.js";
+import { allowSite, recordIntent, removeSite } from "./sites.js";
 import * as state from "./state.js";
-import { passFailure, upkeep } from "./upkeep.js";
+import { passFailure, queueUpkeep, upkeep } from "./upkeep.js";
 
 /** A page may ask to open the sign-in this often at most. */
 const OPEN_SIGNIN_EVERY_MS = 5_000;
@@ -105,7 +106,7 @@ export const handlers = {
     await state.settings.set({ ...settings, gate });
   }),
 
-  "page-pass": (_message, sender) => pagePass(sender.origin),
+  "page-pass": (_message, sender) => pagePass(sender.origin, queueUpkeep),
 
   "open-signin": async (_message, sender) => {
     const now = Date.now();

@@ -2,18 +2,15 @@
  * The sites the supporter allowed: allowing one (also when the permission prompt closed the
  * popup first), removing one, and following the permissions the browser grants and takes away.
  *
- * Functions here that change storage expect to run inside `state.exclusive`, except `pagePass`,
- * which only reads (a page is waiting for it).
+ * Functions here that change the sites expect to run inside `state.exclusive`.
  */
 
 import * as api from "../lib/api.js";
-import { recordDelivery } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
-import { isUsable } from "../lib/passes.js";
 import { Refusal } from "../lib/refusal.js";
-import { activeSites, sync } from "./delivery.js";
+import { sync } from "./delivery.js";
 import * as state from "./state.js";
-import { forgetFailure, queueUpkeep, scheduleUpkeep, upkeep } from "./upkeep.js";
+import { forgetFailure, scheduleUpkeep, upkeep } from "./upkeep.js";
 
 /** How long the popup's wish to allow a site lasts while the permission prompt is open. */
 const INTENT_MS = 10 * 60_000;
@@ -90,32 +87,4 @@ export async function permissionsAdded() {
       await allowSite(intent).catch(() => undefined);
     }
   }
-}
-
-/**
- * The pass for the page asking, judged by the origin the browser reported for it: `{site,
- * pass}` for an allowed site with a usable pass, else `{site: null, pass: null}`. A delivery is
- * written to the ledger.
- */
-export async function pagePass(origin, now = Date.now()) {
-  const entry = (await activeSites()).find((candidate) => candidate.origin === origin);
-  if (!entry || (await state.session.get()) === null) return { site: null, pass: null };
-  let cached = (await state.passes.get())[origin];
-  if (!isUsable(cached, now)) {
-    await queueUpkeep();
-    cached = (await state.passes.get())[origin];
-    if (!isUsable(cached, Date.now())) return { site: null, pass: null };
-  }
-  await recordLedger({ origin, site: entry.site, at: now });
-  return { site: entry.site, pass: cached.pass };
-}
-
-const ledgerQueue = state.serial();
-
-function recordLedger(delivery) {
-  return ledgerQueue(async () => {
-    const before = await state.ledger.get();
-    const after = recordDelivery(before, delivery);
-    if (after !== before) await state.ledger.set(after);
-  });
 }
