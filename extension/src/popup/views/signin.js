@@ -9,8 +9,10 @@ import { hostPattern } from "../../lib/origins.js";
 import { formatDate, h, send, t } from "../../lib/ui.js";
 import { $, say, sayError } from "./shared.js";
 
+/** The first step, and the defaults every other step starts from. */
+const FIRST_STEP = Object.freeze({ name: "email", email: "", pending: null, devices: null });
 /** The sign-in form's step: `email`, `code`, `activation`, or `devices` (over the device limit). */
-let step = { name: "email", email: "", pending: null, devices: null };
+let step = FIRST_STEP;
 
 export function renderSignIn(popup) {
   const body = $("account-body");
@@ -90,7 +92,7 @@ function field(id, label, attributes) {
 }
 
 function go(popup, next) {
-  step = { name: "email", email: "", pending: null, devices: null, ...next };
+  step = { ...FIRST_STEP, ...next };
   say("");
   popup.renderAccountCard();
   document.querySelector("#account-body input")?.focus();
@@ -113,7 +115,7 @@ async function finishSignIn(popup, message) {
     return;
   }
   if (!answer.ok) return sayError(answer);
-  step = { name: "email", email: "", pending: null, devices: null };
+  step = FIRST_STEP;
   popup.show(answer);
   say(t("signedIn"));
 }
