@@ -8,8 +8,10 @@
 import { isOrigin, isSiteId, normaliseGateUrl } from "./origins.js";
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}$/;
-const SIX_DIGITS = /^\s*[0-9]{6}\s*$/;
-const ACTIVATION_CODE = /^[0-9A-Za-z\s-]{16,40}$/;
+/** An emailed sign-in code (the popup checks it with the same pattern before sending). */
+export const SIX_DIGITS = /^\s*[0-9]{6}\s*$/;
+/** An activation code as a reader may type it (the popup checks it the same way). */
+export const ACTIVATION_CODE = /^[0-9A-Za-z\s-]{16,40}$/;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const email = (value) => typeof value === "string" && value.length <= 254 && EMAIL.test(value);

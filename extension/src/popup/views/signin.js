@@ -5,6 +5,7 @@
  */
 
 import * as api from "../../lib/api.js";
+import { ACTIVATION_CODE, SIX_DIGITS } from "../../lib/messages.js";
 import { hostPattern } from "../../lib/origins.js";
 import { formatDate, h, send, t } from "../../lib/ui.js";
 import { $, say, sayError } from "./shared.js";
@@ -67,7 +68,7 @@ function signInForm(popup) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const code = $("signin-code").value.replace(/\s/g, "");
-      if (!/^[0-9]{6}$/.test(code)) return say(t("codeInvalid"), { error: true });
+      if (!SIX_DIGITS.test(code)) return say(t("codeInvalid"), { error: true });
       finishSignIn(popup, { type: "verify-code", email: step.email, code });
     });
   } else {
@@ -80,7 +81,7 @@ function signInForm(popup) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const code = $("signin-activation").value.trim();
-      if (!/^[0-9A-Za-z\s-]{16,40}$/.test(code)) return say(t("activationInvalid"), { error: true });
+      if (!ACTIVATION_CODE.test(code)) return say(t("activationInvalid"), { error: true });
       withGatePermission(popup, () => finishSignIn(popup, { type: "activate", code }));
     });
   }
