@@ -1,6 +1,6 @@
 /**
  * Small helpers shared by the popup and the options page: localised strings, building DOM
- * without HTML strings, and talking to the service worker.
+ * without HTML strings, the page's message line, and talking to the service worker.
  */
 
 import * as api from "./api.js";
@@ -36,6 +36,13 @@ export function h(tag, attributes = {}, ...children) {
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
+}
+
+/** Show `text` in the page's `#message` line, as an error when `error` is set. */
+export function say(text, { error = false } = {}) {
+  const message = document.getElementById("message");
+  message.textContent = text;
+  message.classList.toggle("error", error);
 }
 
 /** Send a message to the service worker; its answer (`{ok, ...}`). */

@@ -7,11 +7,11 @@
  * the sign-in where the browser will not open the popup for it.
  */
 
-import { localise, send } from "../lib/ui.js";
+import { localise, say, send } from "../lib/ui.js";
 import { readPage } from "./page.js";
 import { renderAccount } from "./views/account.js";
 import { clearLedger, renderLedger } from "./views/ledger.js";
-import { $, say, sayError } from "./views/shared.js";
+import { $, sayError } from "./views/shared.js";
 import { renderSignIn } from "./views/signin.js";
 import { renderSite } from "./views/site.js";
 import { renderSites } from "./views/sites.js";

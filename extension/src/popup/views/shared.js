@@ -1,18 +1,13 @@
 /**
- * What the popup's views share: finding an element, the message line under the cards, and
- * removing a site (from the site card or from the list of allowed sites).
+ * What the popup's views share: finding an element, saying what went wrong, and removing a site
+ * (from the site card or from the list of allowed sites).
  */
 
-import { send, t } from "../../lib/ui.js";
+import { say, send, t } from "../../lib/ui.js";
 
 export const $ = (id) => document.getElementById(id);
 
-export function say(text, { error = false } = {}) {
-  const message = $("message");
-  message.textContent = text;
-  message.classList.toggle("error", error);
-}
-
+/** Show a refused answer's message in the message line. */
 export function sayError(answer) {
   say(answer.error?.message || t("errorGeneric"), { error: true });
 }

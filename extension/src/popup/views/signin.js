@@ -7,8 +7,8 @@
 import * as api from "../../lib/api.js";
 import { ACTIVATION_CODE, SIX_DIGITS } from "../../lib/messages.js";
 import { hostPattern } from "../../lib/origins.js";
-import { formatDate, h, send, t } from "../../lib/ui.js";
-import { $, say, sayError } from "./shared.js";
+import { formatDate, h, say, send, t } from "../../lib/ui.js";
+import { $, sayError } from "./shared.js";
 
 /** The first step, and the defaults every other step starts from. */
 const FIRST_STEP = Object.freeze({ name: "email", email: "", pending: null, devices: null });

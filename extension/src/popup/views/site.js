@@ -5,8 +5,8 @@
 
 import * as api from "../../lib/api.js";
 import { hostPattern } from "../../lib/origins.js";
-import { h, send, t } from "../../lib/ui.js";
-import { $, removeSite, say } from "./shared.js";
+import { h, say, send, t } from "../../lib/ui.js";
+import { $, removeSite } from "./shared.js";
 
 export function renderSite(popup) {
   const body = $("site-body");
