@@ -47,12 +47,13 @@ export function say(text, { error = false } = {}) {
 
 /** Send a message to the service worker; its answer (`{ok, ...}`). */
 export async function send(message) {
+  let answer;
   try {
-    const answer = await api.runtime.sendMessage(message);
-    return answer ?? { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
+    answer = await api.runtime.sendMessage(message);
   } catch {
-    return { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
+    // A worker that could not be reached is the same as one that did not answer.
   }
+  return answer ?? { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
 }
 
 /** A date (epoch ms or ISO string) in the reader's language; empty for no valid date. */
