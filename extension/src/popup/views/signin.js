@@ -101,10 +101,8 @@ function go(popup, next) {
 
 /** Ask for the gate's host permission inside the click, then run `work` if it was granted. */
 function withGatePermission(popup, work) {
-  api.permissions.request([hostPattern(popup.status.gate)]).then(
-    (granted) => (granted ? work() : say(t("gatePermissionRefused", popup.status.gate), { error: true })),
-    () => say(t("gatePermissionRefused", popup.status.gate), { error: true }),
-  );
+  const refused = () => say(t("gatePermissionRefused", popup.status.gate), { error: true });
+  api.permissions.request([hostPattern(popup.status.gate)]).then((granted) => (granted ? work() : refused()), refused);
 }
 
 async function finishSignIn(popup, message) {

@@ -58,14 +58,15 @@ function allowCurrentSite(popup) {
   // worker is told of the wish too, in case the prompt closes this popup before it answers.
   const granted = api.permissions.request([hostPattern(page.origin)]);
   send({ type: "intend-allow", ...request });
+  const refused = () => say(t("sitePermissionRefused"), { error: true });
   granted.then(
     async (ok) => {
       if (!ok) {
-        say(t("sitePermissionRefused"), { error: true });
+        refused();
         return;
       }
       await popup.apply(send({ type: "allow-site", ...request }), t("siteAllowed", new URL(page.origin).host));
     },
-    () => say(t("sitePermissionRefused"), { error: true }),
+    refused,
   );
 }
