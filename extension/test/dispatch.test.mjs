@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { Refusal, classifySender, createDispatcher } from "../src/lib/dispatch.js";
+import { classifySender, createDispatcher } from "../src/lib/dispatch.js";
+import { Refusal } from "../src/lib/refusal.js";
 
 const SELF = { extensionId: "abc", extensionUrl: "chrome-extension://abc/" };
 const POPUP = { id: "abc", url: "chrome-extension://abc/popup/popup.html" };

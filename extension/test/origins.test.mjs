@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { hostPattern, isOrigin, normalizeGateUrl, originOf, parseGateMeta } from "../src/lib/origins.js";
+import { hostPattern, isOrigin, normaliseGateUrl, originOf, parseGateMeta } from "../src/lib/origins.js";
 
 describe("origins", () => {
   it("takes the origin of http(s) URLs only", () => {
@@ -23,11 +23,11 @@ describe("origins", () => {
     assert.equal(hostPattern("https://news.example"), "https://news.example/*");
   });
 
-  it("normalizes gate URLs and refuses queries, credentials and other schemes", () => {
-    assert.equal(normalizeGateUrl("http://127.0.0.1:8000/"), "http://127.0.0.1:8000");
-    assert.equal(normalizeGateUrl(" https://Gate.Example/sg/ "), "https://gate.example/sg");
+  it("normalises gate URLs and refuses queries, credentials and other schemes", () => {
+    assert.equal(normaliseGateUrl("http://127.0.0.1:8000/"), "http://127.0.0.1:8000");
+    assert.equal(normaliseGateUrl(" https://Gate.Example/sg/ "), "https://gate.example/sg");
     for (const bad of ["gate.example", "ftp://gate.example", "https://gate.example/?x=1", "https://a:b@gate.example", 7]) {
-      assert.equal(normalizeGateUrl(bad), null, String(bad));
+      assert.equal(normaliseGateUrl(bad), null, String(bad));
     }
   });
 

@@ -1,12 +1,14 @@
 /**
  * How passes reach sites: header rules for the allowed origins that have a pass, and the
  * handshake content script registered for the allowed origins. Both are rebuilt from storage
- * by `sync`, so they can never drift from the sites and passes the worker keeps.
+ * by `sync`, so they can never drift from the sites and passes the worker keeps. The handshake
+ * script gets its page's pass from `pagePass`, which writes each delivery to the ledger.
  */
 
 import * as api from "../lib/api.js";
+import { recordDelivery } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
-import { prunePasses, usableGrants } from "../lib/passes.js";
+import { isUsable, prunePasses, usableGrants } from "../lib/passes.js";
 import { buildPassRules, sameRules } from "../lib/rules.js";
 import * as state from "./state.js";
 
@@ -65,4 +67,37 @@ async function syncHandshake(matches) {
   } else if (JSON.stringify([...registered.matches].sort()) !== JSON.stringify(matches)) {
     await api.contentScripts.update([script]);
   }
+}
+
+/**
+ * The pass for the page asking, judged by the origin the browser reported for it: `{site,
+ * pass}` for an allowed site with a usable pass, else `{site: null, pass: null}`. A delivery is
+ * written to the ledger.
+ *
+ * It runs outside `state.exclusive`, since a page is waiting, and changes neither the session nor
+ * the passes nor the sites (the ledger has a queue of its own). When the cached pass will not do,
+ * it runs `renew` (the queued upkeep) and looks again. The upkeep is passed in, not imported,
+ * because the upkeep itself syncs through this module.
+ */
+export async function pagePass(origin, renew, now = Date.now()) {
+  const entry = (await activeSites()).find((candidate) => candidate.origin === origin);
+  if (!entry || (await state.session.get()) === null) return { site: null, pass: null };
+  let cached = (await state.passes.get())[origin];
+  if (!isUsable(cached, now)) {
+    await renew();
+    cached = (await state.passes.get())[origin];
+    if (!isUsable(cached, Date.now())) return { site: null, pass: null };
+  }
+  await recordLedger({ origin, site: entry.site, at: now });
+  return { site: entry.site, pass: cached.pass };
+}
+
+const ledgerQueue = state.serial();
+
+function recordLedger(delivery) {
+  return ledgerQueue(async () => {
+    const before = await state.ledger.get();
+    const after = recordDelivery(before, delivery);
+    if (after !== before) await state.ledger.set(after);
+  });
 }

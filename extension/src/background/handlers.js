@@ -5,21 +5,15 @@
 
 import * as api from "../lib/api.js";
 import { openSignIn } from "../lib/compat.js";
-import { Refusal } from "../lib/dispatch.js";
 import { ledgerEntries } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
 import { isUsable } from "../lib/passes.js";
-import { endSession, loadAccount, requestCode, signIn } from "./session.js";
-import {
-  allowSite,
-  pagePass,
-  passFailure,
-  recordIntent,
-  removeSite,
-  signOut,
-  upkeep,
-} from "./sites.js";
+import { Refusal } from "../lib/refusal.js";
+import { pagePass } from "./delivery.js";
+import { loadAccount, requestCode, signIn, signOut } from "./session.js";
+import { allowSite, recordIntent, removeSite } from "./sites.js";
 import * as state from "./state.js";
+import { passFailure, queueUpkeep, upkeep } from "./upkeep.js";
 
 /** A page may ask to open the sign-in this often at most. */
 const OPEN_SIGNIN_EVERY_MS = 5_000;
@@ -107,12 +101,12 @@ export const handlers = {
     const settings = await state.settings.get();
     if (settings.gate === gate) return;
     // Tokens and sites belong to one gate: a new gate starts from a clean slate.
-    if ((await state.session.get()) !== null) await endSession("signed-out", { logout: true });
+    if ((await state.session.get()) !== null) await signOut();
     for (const origin of Object.keys(await state.sites.get())) await removeSite(origin);
     await state.settings.set({ ...settings, gate });
   }),
 
-  "page-pass": (_message, sender) => pagePass(sender.origin),
+  "page-pass": (_message, sender) => pagePass(sender.origin, queueUpkeep),
 
   "open-signin": async (_message, sender) => {
     const now = Date.now();

@@ -11,8 +11,9 @@ import { restrictSecretStorage } from "../lib/compat.js";
 import { createDispatcher } from "../lib/dispatch.js";
 import { sync } from "./delivery.js";
 import { handlers } from "./handlers.js";
-import { isUpkeepAlarm, permissionsAdded, permissionsRemoved, upkeep } from "./sites.js";
+import { permissionsAdded, permissionsRemoved } from "./sites.js";
 import * as state from "./state.js";
+import { isUpkeepAlarm, queueUpkeep } from "./upkeep.js";
 
 const ready = (async () => {
   await restrictSecretStorage();
@@ -30,10 +31,10 @@ const afterReady = (work) => async (...args) => {
   return work(...args);
 };
 
-const runUpkeep = afterReady(() => state.exclusive(() => upkeep()));
+const runUpkeep = afterReady(queueUpkeep);
 
 api.runtime.onMessage(afterReady(dispatch));
-api.alarms.onAlarm(afterReady((alarm) => (isUpkeepAlarm(alarm) ? state.exclusive(() => upkeep()) : undefined)));
+api.alarms.onAlarm(afterReady((alarm) => (isUpkeepAlarm(alarm) ? queueUpkeep() : undefined)));
 api.permissions.onAdded(afterReady(() => state.exclusive(() => permissionsAdded())));
 api.permissions.onRemoved(
   afterReady((removed) => state.exclusive(() => permissionsRemoved(removed.origins ?? []))),

@@ -5,10 +5,10 @@
  * Functions here that change storage expect to run inside `state.exclusive`.
  */
 
-import { deviceLabel } from "../lib/compat.js";
-import { Refusal } from "../lib/dispatch.js";
 import * as api from "../lib/api.js";
+import { deviceLabel } from "../lib/compat.js";
 import { hostPattern } from "../lib/origins.js";
+import { Refusal } from "../lib/refusal.js";
 import {
   accessTokenUsable,
   beginRefresh,
@@ -139,6 +139,9 @@ export async function endSession(reason, { logout = false } = {}) {
       .catch(() => undefined);
   }
 }
+
+/** End the session on the reader's request: at the gate too. */
+export const signOut = () => endSession("signed-out", { logout: true });
 
 function asRefusal(error) {
   throw asRefusalError(error);

@@ -1,29 +1,19 @@
 /**
- * The sites the supporter allowed, their passes, and the periodic upkeep that keeps both fresh.
+ * The sites the supporter allowed: allowing one (also when the permission prompt closed the
+ * popup first), removing one, and following the permissions the browser grants and takes away.
  *
- * Functions here that change storage expect to run inside `state.exclusive`, except `pagePass`,
- * which only reads (a page is waiting for it).
+ * Functions here that change the sites expect to run inside `state.exclusive`.
  */
 
 import * as api from "../lib/api.js";
-import { Refusal } from "../lib/dispatch.js";
-import { recordDelivery } from "../lib/ledger.js";
 import { hostPattern } from "../lib/origins.js";
-import { duePasses, isUsable, nextPassRefresh, passFromResponse } from "../lib/passes.js";
-import { refreshDueAt } from "../lib/tokens.js";
-import { activeSites, sync } from "./delivery.js";
+import { Refusal } from "../lib/refusal.js";
+import { sync } from "./delivery.js";
 import * as state from "./state.js";
-import { endSession, refreshIfDue, withAccessToken } from "./session.js";
+import { forgetFailure, scheduleUpkeep, upkeep } from "./upkeep.js";
 
-const ALARM = "supportgate-upkeep";
-/** After a failed refresh or pass fetch, wait this long before the next try. */
-const RETRY_MS = 60_000;
 /** How long the popup's wish to allow a site lasts while the permission prompt is open. */
 const INTENT_MS = 10 * 60_000;
-/** Failures per origin in this worker's life, so the popup can say why a site has no pass. */
-const failures = new Map();
-/** When the last upkeep failed to refresh the session (the gate unreachable, say), or 0. */
-let upkeepFailedAt = 0;
 
 /**
  * Allow `origin` to receive the supporter's status, once the browser has granted the host
@@ -45,7 +35,7 @@ export async function allowSite({ origin, site, gate }) {
     delete cache[origin];
     await state.passes.set(cache);
   }
-  failures.delete(origin);
+  forgetFailure(origin);
   await upkeep();
 }
 
@@ -58,9 +48,9 @@ export async function removeSite(origin) {
   const cache = await state.passes.get();
   delete cache[origin];
   await state.passes.set(cache);
-  failures.delete(origin);
+  forgetFailure(origin);
   await sync();
-  await schedule();
+  await scheduleUpkeep();
   const pattern = hostPattern(origin);
   const { gate } = await state.settings.get();
   const stillNeeded =
@@ -98,97 +88,3 @@ export async function permissionsAdded() {
     }
   }
 }
-
-/**
- * The periodic upkeep: refresh the access token when due, fetch the passes that are missing or
- * due, bring the header rules and content script in line, and set the next alarm.
- */
-export async function upkeep(now = Date.now()) {
-  try {
-    if ((await state.session.get()) !== null) {
-      await refreshIfDue(now);
-      await fetchDuePasses(now);
-    }
-    upkeepFailedAt = 0;
-  } catch (error) {
-    if (!(error instanceof Refusal)) throw error;
-    upkeepFailedAt = Date.now();
-  } finally {
-    await sync();
-    await schedule();
-  }
-}
-
-async function fetchDuePasses(now) {
-  const active = await activeSites();
-  const cache = await state.passes.get();
-  const due = duePasses(
-    cache,
-    active.map((entry) => entry.origin),
-    now,
-  ).filter((origin) => !(failures.get(origin)?.retryAt > now));
-  for (const entry of active.filter((candidate) => due.includes(candidate.origin))) {
-    try {
-      const answer = await withAccessToken((client, token) => client.pass(token, entry.site, entry.origin));
-      const fresh = passFromResponse(answer, { origin: entry.origin, site: entry.site, now: Date.now() });
-      await state.passes.set({ ...(await state.passes.get()), [entry.origin]: fresh });
-      failures.delete(entry.origin);
-    } catch (error) {
-      if (error instanceof Refusal && error.code === "signed-out") throw error;
-      const retryAt = Date.now() + RETRY_MS;
-      failures.set(entry.origin, { code: error.code ?? "error", message: error.message, retryAt });
-    }
-  }
-}
-
-async function schedule() {
-  const [session, cache] = await Promise.all([state.session.get(), state.passes.get()]);
-  if (session === null) {
-    await api.alarms.clear(ALARM);
-    return;
-  }
-  const times = [refreshDueAt(session), nextPassRefresh(cache), ...[...failures.values()].map((f) => f.retryAt)];
-  const next = Math.min(...times.filter((time) => time !== null));
-  const earliest = upkeepFailedAt ? upkeepFailedAt + RETRY_MS : Date.now() + 1_000;
-  await api.alarms.set(ALARM, Math.max(next, earliest));
-}
-
-/** Whether an alarm is the upkeep's. */
-export const isUpkeepAlarm = (alarm) => alarm.name === ALARM;
-
-/** Why an origin has no pass, if a fetch failed: `{code, message}` or undefined. */
-export function passFailure(origin) {
-  const failure = failures.get(origin);
-  return failure && { code: failure.code, message: failure.message };
-}
-
-/**
- * The pass for the page asking, judged by the origin the browser reported for it: `{site,
- * pass}` for an allowed site with a usable pass, else `{site: null, pass: null}`. A delivery is
- * written to the ledger.
- */
-export async function pagePass(origin, now = Date.now()) {
-  const entry = (await activeSites()).find((candidate) => candidate.origin === origin);
-  if (!entry || (await state.session.get()) === null) return { site: null, pass: null };
-  let cached = (await state.passes.get())[origin];
-  if (!isUsable(cached, now)) {
-    await state.exclusive(() => upkeep());
-    cached = (await state.passes.get())[origin];
-    if (!isUsable(cached, Date.now())) return { site: null, pass: null };
-  }
-  await recordLedger({ origin, site: entry.site, at: now });
-  return { site: entry.site, pass: cached.pass };
-}
-
-const ledgerQueue = state.serial();
-
-function recordLedger(delivery) {
-  return ledgerQueue(async () => {
-    const before = await state.ledger.get();
-    const after = recordDelivery(before, delivery);
-    if (after !== before) await state.ledger.set(after);
-  });
-}
-
-/** End the session on the reader's request: at the gate too. */
-export const signOut = () => endSession("signed-out", { logout: true });

@@ -5,15 +5,7 @@
 
 import { MESSAGES, validateMessage } from "./messages.js";
 import { originOf } from "./origins.js";
-
-/** An expected failure a handler reports to the sender: a code, a message and details. */
-export class Refusal extends Error {
-  constructor(code, message, details = {}) {
-    super(message);
-    this.code = code;
-    this.details = details;
-  }
-}
+import { Refusal } from "./refusal.js";
 
 /**
  * Who sent a message, from the browser's own `MessageSender` (never from the message):

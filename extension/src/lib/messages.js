@@ -5,11 +5,13 @@
  * for a web page and so is trusted with nothing but its own origin's pass.
  */
 
-import { isOrigin, isSiteId, normalizeGateUrl } from "./origins.js";
+import { isOrigin, isSiteId, normaliseGateUrl } from "./origins.js";
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}$/;
-const SIX_DIGITS = /^\s*[0-9]{6}\s*$/;
-const ACTIVATION_CODE = /^[0-9A-Za-z\s-]{16,40}$/;
+/** An emailed sign-in code (the popup checks it with the same pattern before sending). */
+export const SIX_DIGITS = /^\s*[0-9]{6}\s*$/;
+/** An activation code as a reader may type it (the popup checks it the same way). */
+export const ACTIVATION_CODE = /^[0-9A-Za-z\s-]{16,40}$/;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const email = (value) => typeof value === "string" && value.length <= 254 && EMAIL.test(value);
@@ -17,7 +19,7 @@ const sixDigits = (value) => typeof value === "string" && SIX_DIGITS.test(value)
 const activationCode = (value) => typeof value === "string" && ACTIVATION_CODE.test(value);
 const sessionIds = (value) =>
   Array.isArray(value) && value.length <= 100 && value.every((id) => typeof id === "string" && SESSION_ID.test(id));
-const gateUrl = (value) => normalizeGateUrl(value) === value;
+const gateUrl = (value) => normaliseGateUrl(value) === value;
 const optional = (check) => Object.assign((value) => value === undefined || check(value), { optional: true });
 
 /** Each message type: who may send it and its fields (all required unless marked optional). */

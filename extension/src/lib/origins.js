@@ -40,7 +40,7 @@ export function hostPattern(origin) {
  * A gate URL in its one written form: an http(s) origin plus an optional path, no trailing slash.
  * Returns null for anything that is not a plain gate address.
  */
-export function normalizeGateUrl(value) {
+export function normaliseGateUrl(value) {
   if (typeof value !== "string" || value.length > 2048) return null;
   let parsed;
   try {
@@ -72,7 +72,7 @@ export function parseGateMeta(content) {
     if (!fields.has(key)) fields.set(key, part.slice(at + 1).trim());
   }
   const site = fields.get("site");
-  const gate = normalizeGateUrl(fields.get("gate") ?? "");
+  const gate = normaliseGateUrl(fields.get("gate") ?? "");
   if (!isSiteId(site) || gate === null) return null;
   return { site, gate };
 }

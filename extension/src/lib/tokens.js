@@ -21,11 +21,7 @@ export function sessionFromSignIn(body, { gate, now }) {
   const supporter = body.supporter ?? {};
   return {
     gate,
-    accessToken: body.access_token,
-    accessIssuedAt: now,
-    accessExpiresAt: now + body.expires_in * 1000,
-    refreshToken: body.refresh_token,
-    pendingRefresh: null,
+    ...tokenPair(body, now),
     account: {
       id: supporter.id ?? null,
       email: null,
@@ -81,8 +77,12 @@ export function beginRefresh(session, newRequestId) {
 
 /** The session after a successful refresh: the new pair, nothing pending. */
 export function completeRefresh(session, body, now) {
+  return { ...session, ...tokenPair(body, now) };
+}
+
+/** A session's token fields from a sign-in or refresh answer received at `now`: nothing pending. */
+function tokenPair(body, now) {
   return {
-    ...session,
     accessToken: body.access_token,
     accessIssuedAt: now,
     accessExpiresAt: now + body.expires_in * 1000,

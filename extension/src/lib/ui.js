@@ -1,17 +1,17 @@
 /**
- * Small helpers shared by the popup and the options page: localized strings, building DOM
- * without HTML strings, and talking to the service worker.
+ * Small helpers shared by the popup and the options page: localised strings, building DOM
+ * without HTML strings, the page's message line, and talking to the service worker.
  */
 
 import * as api from "./api.js";
 
-/** The localized message for `key`, with `$1`-style substitutions. */
+/** The localised message for `key`, with `$1`-style substitutions. */
 export function t(key, ...substitutions) {
   return api.i18n.message(key, substitutions.map(String)) || key;
 }
 
 /** Fill every `[data-i18n]` element's text (and `[data-i18n-label]`'s aria-label) under `root`. */
-export function localize(root = document) {
+export function localise(root = document) {
   for (const element of root.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
   for (const element of root.querySelectorAll("[data-i18n-placeholder]")) {
     element.placeholder = t(element.dataset.i18nPlaceholder);
@@ -38,14 +38,22 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/** Show `text` in the page's `#message` line, as an error when `error` is set. */
+export function say(text, { error = false } = {}) {
+  const message = document.getElementById("message");
+  message.textContent = text;
+  message.classList.toggle("error", error);
+}
+
 /** Send a message to the service worker; its answer (`{ok, ...}`). */
 export async function send(message) {
+  let answer;
   try {
-    const answer = await api.runtime.sendMessage(message);
-    return answer ?? { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
+    answer = await api.runtime.sendMessage(message);
   } catch {
-    return { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
+    // A worker that could not be reached is the same as one that did not answer.
   }
+  return answer ?? { ok: false, error: { code: "internal", message: t("errorNoAnswer") } };
 }
 
 /** A date (epoch ms or ISO string) in the reader's language; empty for no valid date. */
