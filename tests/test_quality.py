@@ -40,3 +40,9 @@ def test_mypy_strict() -> None:
     """`mypy --strict` passes on src/."""
     result = run(tool("mypy"), "--strict", "src/")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts() -> None:
+    """The import-linter contracts in pyproject.toml hold: dependencies point one way, Litestar stays at the edge."""
+    result = run(tool("lint-imports"), "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,7 @@ from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock, utc_now
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
-from supportgate.gate.passes import PassCheck
+from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
 from supportgate.mail import MailQueue

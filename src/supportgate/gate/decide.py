@@ -16,7 +16,7 @@ from supportgate.catalog.policy import Policy
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, InvalidToken, TokenFailure
 from supportgate.gate.access import GatedSite, SiteAccess
-from supportgate.gate.passes import PassCheck
+from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.schemas import DecideIn, Decision, DecisionValue, Meter, Reason, SupporterInfo
 from supportgate.gate.stats import StatField, StatsBuffer
 from supportgate.store import STORE_ERRORS, Store, names

@@ -3,7 +3,7 @@
 A pass is valid offline until it expires. So that revoking a supporter or a session, or
 moving a supporter to a tier without the site's entitlement, takes effect at once at the
 gate, ending a session records a *cutoff* per site: passes of that session issued before
-it are void (the gate's :mod:`supportgate.gate.passes` checks it). Cutoffs live as long as the
+it are void (the gate's :mod:`supportgate.gate.pass_check` checks it). Cutoffs live as long as the
 longest pass could.
 """
 
