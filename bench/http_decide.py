@@ -158,9 +158,10 @@ def emailed_code(outbox: Path) -> str:
 
 
 def lua_post(path: str, body: dict[str, Any], headers: dict[str, str]) -> str:
-    """A wrk script that sends the same POST every time."""
+    """A wrk script that sends the same JSON POST every time."""
     lines = ['wrk.method = "POST"', f"wrk.path = {json.dumps(path)}", f"wrk.body = {json.dumps(json.dumps(body))}"]
-    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    sent = {"Content-Type": "application/json", **headers}
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in sent.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -335,13 +335,13 @@ async def test_preflight_is_answered_for_configured_origins_only(client: Client)
 
 
 @pytest.mark.usefixtures("world")
-async def test_a_browser_may_send_text_plain_to_skip_the_preflight(client: Client) -> None:
-    """The body is JSON whatever the Content-Type, so gate.js can make a simple CORS request."""
+async def test_a_text_plain_body_cannot_skip_the_preflight(client: Client) -> None:
+    """A body sent as text/plain (a CORS request without a preflight) is refused with 415, even from a site's origin."""
     body = b'{"site": "news", "path": "/", "adblock": "clear"}'
     headers = {"Origin": NEWS_ORIGIN, "Content-Type": "text/plain"}
     answer = await client.post("/v1/decide", content=body, headers=headers)
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["reason"] == "no_adblock"
+    assert answer.status_code == 415, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
 
 
 # Errors

@@ -23,6 +23,7 @@ from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError
 from supportgate.gate.controllers import gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
+from supportgate.http.body import document_json_only
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.problems import exception_handlers
 from supportgate.mail import MailQueue, mailer_for
@@ -86,6 +87,7 @@ def create_app(
             await services.signing_keys.ensure()
             await services.stats.start()
             document_decide(app)
+            document_json_only(app.openapi_schema)
             if server_process:
                 _settle_garbage_collector()
             yield

@@ -25,6 +25,7 @@ __all__ = [
     "TokenFailure",
     "TooManyRequests",
     "Unauthorized",
+    "UnsupportedMediaType",
     "validation_detail",
 ]
 
@@ -141,6 +142,13 @@ class PayloadTooLarge(Problem):
 
     status = 413
     slug = "payload-too-large"
+
+
+class UnsupportedMediaType(Problem):
+    """The body is not in the media type the endpoint takes (415)."""
+
+    status = 415
+    slug = "unsupported-media-type"
 
 
 class TooManyRequests(Problem):

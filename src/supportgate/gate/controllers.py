@@ -28,7 +28,7 @@ from supportgate.gate.schemas import DecideIn, ReportIn
 from supportgate.gate.script import BAIT_SCRIPT, CONTROL_SCRIPT, accepts_gzip, etag_matches, script_for
 from supportgate.http.asgi import read_body, send_answer
 from supportgate.http.auth import bearer
-from supportgate.http.body import Body, decode_strict
+from supportgate.http.body import Body, decode_strict, require_json
 from supportgate.http.client import client_ip
 from supportgate.http.cors import cors_headers, preflight, preflight_headers
 from supportgate.http.params import SitePath
@@ -82,6 +82,7 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if method != "POST":
         raise MethodNotAllowedException(headers={"Allow": "POST, OPTIONS"})
+    require_json(headers.get("content-type"))
     body = await read_body(receive, headers.get("content-length"), limit=MAX_DECIDE_BYTES)
     data = decode_strict(body, DecideIn)
     site = await access.caller_site(bearer(headers.get("authorization")))

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from supportgate.errors import BadRequest, Problem, StoreUnavailable, validation_detail
+from supportgate.http.body import require_json
 from supportgate.store import STORE_ERRORS
 
 __all__ = ["PROBLEM_JSON", "exception_handlers", "problem_response"]
@@ -32,8 +33,15 @@ def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, A
     return problem_response(exc)
 
 
-def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     errors = exc.extra if isinstance(exc.extra, list) else []
+    if any(isinstance(err, dict) and err.get("source") == "body" and err.get("key") == "data" for err in errors):
+        # Litestar does not decode an empty body, so it never reaches the media type check.
+        try:
+            require_json(request.headers.get("content-type"))
+        except Problem as problem:
+            return problem_response(problem)
+        return problem_response(BadRequest("The request has no body; send a JSON object.", title="Invalid request"))
     fields = [_describe(err) for err in errors if isinstance(err, dict)]
     detail = "; ".join(fields) if fields else validation_detail(exc.detail)
     return problem_response(BadRequest(detail, title="Invalid request", errors=errors or None))
