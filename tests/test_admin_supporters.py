@@ -34,6 +34,16 @@ async def grant(admin: Client, email: str, tier: str = "supporter", **extra: Any
 
 
 @pytest.mark.usefixtures("tiers")
+async def test_compatibility_forms_are_the_same_address(admin: Client) -> None:
+    """Granting reader@example.com spelt with a fullwidth r (U+FF52) when it exists is a 409 naming the holder."""
+    holder = await grant(admin, "reader@example.com")
+    answer = await admin.post("/v1/admin/supporters", json={"email": "\uff52eader@example.com", "tier": "supporter"})
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["existing_supporter"] == holder["id"]
+    assert (await grant(admin, "\uff32eader2@\uff45xample.com"))["email"] == "reader2@example.com"
+
+
+@pytest.mark.usefixtures("tiers")
 async def test_grant_normalises_the_address(admin: Client) -> None:
     """A grant stores the address trimmed and lowercased, and answers with every field."""
     body = await grant(admin, "  Reader@Example.COM ", note="met at the fair")

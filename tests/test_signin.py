@@ -54,6 +54,21 @@ async def test_supporter_signs_in_with_the_emailed_code(
     assert await emailed_code(outbox, READER) not in mail["Subject"]
 
 
+async def test_a_compatibility_form_of_the_address_reaches_the_supporter(
+    client: Client, outbox: Path, supporter: dict[str, Any]
+) -> None:
+    """A code asked for with a fullwidth r (U+FF52) in the address reaches reader@example.com and signs them in."""
+    asked = await client.post("/v1/auth/code/request", json={"email": "\uff52eader@example.com"})
+    assert asked.status_code == 202, asked.text
+    code = await emailed_code(outbox, READER)
+    answer = await client.post(
+        "/v1/auth/code/verify", json={"email": "\uff52eader@example.com", "code": code, "device": "Test browser"}
+    )
+    assert answer.status_code == 200, answer.text
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+    assert me.json()["id"] == supporter["id"]
+
+
 async def test_anyone_else_gets_the_same_answer_and_a_how_to_mail(client: Client, outbox: Path, admin: Client) -> None:
     """An address with no support gets the same 202 body, a "no active support" mail, and no working code."""
     await admin.post("/v1/admin/tiers", json={"id": "t", "name": "T", "entitlements": [], "max_devices": 1})

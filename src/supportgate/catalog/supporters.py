@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,9 +34,13 @@ Listener = Callable[[Supporter, Supporter | None], Awaitable[None]]
 
 
 def normalise_email(address: str, *, field: str = "email") -> str:
-    """The canonical form of an address (IDNA domain, lowercase); BadRequest if it is not one."""
+    """The canonical form of an address (NFKC, IDNA domain, lowercase); BadRequest if it is not one.
+
+    NFKC first, so that compatibility forms (U+FF52, a fullwidth r) are the same address as what they
+    stand for: one person, one supporter, one sign-in.
+    """
     try:
-        valid = validate_email(address.strip(), check_deliverability=False)
+        valid = validate_email(unicodedata.normalize("NFKC", address.strip()), check_deliverability=False)
     except EmailNotValidError as exc:
         raise BadRequest(f"{field}: {address!r} is not an email address ({exc})") from None
     return valid.normalized.lower()
