@@ -271,13 +271,27 @@ async def test_a_retry_with_the_same_request_id_gets_the_same_token(
     second = await sessions.refresh(first.refresh_token, request_id="req-1")
     again = await sessions.refresh(first.refresh_token, request_id="req-1")
     assert again.refresh_token == second.refresh_token
-    clock.advance(minutes=5)
+    clock.advance(seconds=RACE.total_seconds() - 1)
     late = await sessions.refresh(first.refresh_token, request_id="req-1")
     assert late.refresh_token == second.refresh_token
     await sessions.authenticate(late.access_token)
     third = await sessions.refresh(second.refresh_token, request_id="req-2")
     assert session_of(third) == session_of(first)
     assert ended.calls == []
+
+
+async def test_a_retry_after_the_race_window_is_reuse(
+    sessions: SessionService, supporter: str, clock: FakeClock, ended: EndedLog
+) -> None:
+    """The same token and request_id once race_window has passed since the rotation are reuse: the session ends."""
+    first = await sign_in(sessions, supporter)
+    second = await sessions.refresh(first.refresh_token, request_id="req-1")
+    clock.advance(seconds=RACE.total_seconds())
+    reused = await refused(sessions.refresh(first.refresh_token, request_id="req-1"), Unauthorized, "refresh-reused")
+    assert reused.status == 401
+    assert await sessions.list(supporter) == []
+    assert ended.calls == [(supporter, [session_of(first)])]
+    await refused(sessions.refresh(second.refresh_token), Unauthorized, "invalid-refresh-token")
 
 
 async def test_a_retry_after_its_successor_was_used_is_reuse(

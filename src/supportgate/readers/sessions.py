@@ -2,9 +2,9 @@
 
 A session is one signed-in device, kept as a record in the store; its refresh tokens are
 :mod:`supportgate.readers.refresh_tokens`. Every refresh replaces the token presented. Presenting
-a replaced token again revokes the whole session, except for a client retrying the same
-rotation (same ``request_id``: it gets the same successor again) and a refresh that lost a race
-with another one moments ago (409; the session lives on).
+a replaced token again revokes the whole session, except within the race window after its
+rotation: a client retrying the same rotation (same ``request_id``) gets the same successor again,
+and a refresh that lost a race with another one gets 409 (the session lives on).
 
 A supporter's session keys share the ``{sup:<id>}`` hash tag, so each change is one optimistic
 transaction, on Redis Cluster as on one server. Idle expiry is decided on the stored times; the
@@ -177,12 +177,14 @@ class SessionService:
         """Trade a refresh token for a new pair; the token presented stops working.
 
         A client that did not get the answer may send the same token with the same
-        ``request_id`` again and gets the same new refresh token, as long as that one is unused.
+        ``request_id`` again and gets the same new refresh token, as long as that one is unused
+        and ``race_window`` has not passed since the first answer; later it is reuse.
 
         Raises:
             Unauthorized: ``invalid-refresh-token`` if the token is unknown, malformed or its session
-                has ended; ``refresh-reused`` if it had been replaced before (the session is now
-                ended); ``support-ended`` if the supporter is no longer active (likewise).
+                has ended; ``refresh-reused`` if it had been replaced more than ``race_window`` ago
+                (the session is now ended); ``support-ended`` if the supporter is no longer active
+                (likewise).
             Conflict: ``refresh-conflict`` if another refresh replaced this token within ``race_window``.
             BadRequest: if ``request_id`` is empty or too long.
         """
@@ -348,22 +350,25 @@ class SessionService:
     ) -> RefreshToken | None:
         """For the token the last refresh replaced: the same successor if this retries that refresh.
 
+        A retry is taken only within ``race_window`` of that refresh: a token presented later,
+        whatever its ``request_id``, is reuse, so a stolen token and its request cannot be
+        replayed at leisure.
+
         Returns:
-            The current token when ``request_id`` is the one that refresh had, else None: reuse.
+            The current token when ``request_id`` is the one that refresh had and ``race_window``
+            has not passed since it, else None: reuse.
 
         Raises:
             Conflict: if that refresh was within ``race_window``: this one lost a race to it.
         """
         previous = session.previous
-        if previous is None:
+        if previous is None or now >= previous.at + self._race_window:
             return None
         if request_id is not None and request_id == previous.request_id:
             again = presented.successor(request_id)
             if hmac.compare_digest(again.hash, session.current):
                 return again
-        if now < previous.at + self._race_window:
-            raise refresh_conflict()
-        return None
+        raise refresh_conflict()
 
     def _live(self, session: _Session, now: datetime) -> bool:
         return now < session.last_used_at + self._idle_ttl

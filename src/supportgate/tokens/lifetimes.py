@@ -34,7 +34,7 @@ LONGEST_PASS: Final = timedelta(days=7)
 SESSION_IDLE_LIFETIME: Final = timedelta(days=30)
 """A session (its refresh token) ends after this long unused."""
 REFRESH_RACE_WINDOW: Final = timedelta(seconds=10)
-"""A replaced refresh token presented this soon after its replacement lost a race (409), not a theft."""
+"""A replaced refresh token presented this soon after its replacement is a retry or lost a race (409); later, reuse."""
 JWKS_MAX_AGE: Final = timedelta(seconds=300)
 """The ``Cache-Control: max-age`` the JWKS is served with: how long a site may keep it."""
 KEY_SET_MAX_AGE: Final = timedelta(seconds=30)
