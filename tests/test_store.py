@@ -1,18 +1,22 @@
-"""The store layer: key discipline for Redis Cluster, and the embedded server's lifecycle."""
+"""The store layer: key discipline for Redis Cluster, durable transactions, and the embedded server's lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import AbstractConnection
 
 from supportgate.catalog.schemas import SiteIn, SupporterIn, SupporterPatch, TierIn
 from supportgate.services import Services
-from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.store import EmbeddedStore, Store, begin, connect
 
+_COMMAND = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n")
 # The hash tags a multi-key change may span; each change stays inside one of them.
 TAGGED = re.compile(r"^sg:\{(dir|keys|sup:[a-z0-9-]+|site:[a-z0-9-]+|code:[0-9a-f]{64}|act:[0-9a-f]{64}|rate:[^}]+)\}")
 
@@ -100,5 +104,81 @@ async def test_batched_gets_share_the_stores_failure(tmp_path: Path) -> None:
     try:
         results = await asyncio.gather(*(store.get_batched(f"k{n}") for n in range(5)), return_exceptions=True)
         assert all(isinstance(r, redis.exceptions.ConnectionError) for r in results), results
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> dict[int, list[str]]:
+    """The names of the commands every store connection sends from now on, in order, by connection."""
+    by_connection: dict[int, list[str]] = {}
+    original = AbstractConnection.send_packed_command
+
+    async def recording(
+        self: AbstractConnection,
+        command: bytes | str | Iterable[bytes],
+        check_health: bool = True,
+    ) -> None:
+        packed = command.encode() if isinstance(command, str) else command
+        raw = packed if isinstance(packed, bytes) else b"".join(packed)
+        by_connection.setdefault(id(self), []).extend(name.decode().upper() for name in _COMMAND.findall(raw))
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", recording)
+    return by_connection
+
+
+@pytest.mark.parametrize("watching", [True, False])
+async def test_each_durability_wait_runs_on_its_transactions_connection(
+    store_url: str, sent: dict[int, list[str]], *, watching: bool
+) -> None:
+    """Under 100 concurrent transactions, each EXEC is followed by its WAITAOF on its own connection."""
+    store = Store(connect(store_url))
+
+    async def write(n: int) -> None:
+        async def change(pipe: Pipeline) -> None:
+            begin(pipe)
+            pipe.set(f"k{n}", n)
+
+        await store.atomically(change, *([f"k{n}"] if watching else []))
+
+    try:
+        await asyncio.gather(*(write(n) for n in range(100)))
+        has_waitaof = store._waitaof
+        logs = list(sent.values())
+        assert sum(log.count("EXEC") for log in logs) == 100
+        for log in logs:
+            steps = [name for name in log if name != "UNWATCH"]
+            for at, name in enumerate(steps):
+                if name == "WAITAOF":
+                    assert steps[at - 1] == "EXEC", log
+                elif name == "EXEC" and has_waitaof:
+                    assert steps[at + 1 : at + 2] == ["WAITAOF"], log
+        waits = sum(log.count("WAITAOF") for log in logs)
+        assert waits == 100 if has_waitaof else waits >= 1
+    finally:
+        await store.close()
+
+
+async def test_a_durable_write_waits_on_its_own_connection(store_url: str, sent: dict[int, list[str]]) -> None:
+    """Writes made through ``durably``, alongside 50 others, are followed by their WAITAOF on their connection."""
+    store = Store(connect(store_url))
+
+    async def write(n: int) -> bool:
+        async def set_key(one: redis.asyncio.Redis) -> bool:
+            return bool(await one.set(f"d{n}", n, nx=True))
+
+        return await store.durably(set_key)
+
+    try:
+        assert all(await asyncio.gather(*(write(n) for n in range(50))))
+        has_waitaof = store._waitaof
+        for log in sent.values():
+            for at, name in enumerate(log):
+                if name == "WAITAOF":
+                    assert log[at - 1] == "SET", log
+                elif name == "SET" and has_waitaof:
+                    assert log[at + 1 : at + 2] == ["WAITAOF"], log
+        assert await store.redis.get("d7") == b"7"
     finally:
         await store.close()

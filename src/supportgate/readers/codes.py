@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Final, TypeVar
 
 import msgspec
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.sites import SiteService
@@ -109,8 +110,11 @@ class SignInCodes:
         mac = _mac(secret, f"code:{address}:{code}") if active else secrets.token_hex(32)
         lifetime = int(SIGN_IN_CODE_LIFETIME.total_seconds())
         pending = _PendingCode(mac=mac, tries_left=MAX_TRIES, expires=self._clock().timestamp() + lifetime)
-        await self._store.redis.set(names.sign_in_code(digest), _encode(pending), ex=lifetime)
-        await self._store.durable()
+
+        async def store_code(redis: Redis) -> None:
+            await redis.set(names.sign_in_code(digest), _encode(pending), ex=lifetime)
+
+        await self._store.durably(store_code)
         site_name = site_record.name if site_record else None
         if active:
             self._mail.send_later(
@@ -188,8 +192,11 @@ class ActivationCodes:
         lifetime = int(ACTIVATION_CODE_LIFETIME.total_seconds())
         digest = _mac(await self._secret.get(), f"activation:{text}")
         record = _Activation(supporter=supporter_id, expires=now.timestamp() + lifetime)
-        await self._store.redis.set(names.activation_code(digest), _encode(record), ex=lifetime)
-        await self._store.durable()
+
+        async def store_code(redis: Redis) -> None:
+            await redis.set(names.activation_code(digest), _encode(record), ex=lifetime)
+
+        await self._store.durably(store_code)
         await self._supporters.note(supporter_id, action="supporter.activation-code", actor=actor)
         return ActivationCode(code=code, expires_at=now + ACTIVATION_CODE_LIFETIME)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from redis.asyncio import Redis
+
 from supportgate.catalog.schemas import Supporter
 from supportgate.catalog.sites import SiteService, normalise_origin
 from supportgate.catalog.supporters import SupporterService
@@ -102,13 +104,16 @@ class PassService:
         now = int(self._clock().timestamp())
         ttl = int(LONGEST_PASS.total_seconds()) + _CUTOFF_SLACK_S
         sites = await self._sites.list()
-        async with self._store.redis.pipeline(transaction=False) as pipe:
-            for site in sites:
-                for session_id in session_ids:
-                    session = pseudonym(secret, site.id, f"session:{session_id}")
-                    pipe.set(names.pass_cutoff(site.id, session), now, ex=ttl)
-            await pipe.execute()
-        await self._store.durable()
+
+        async def cut_off(redis: Redis) -> None:
+            async with redis.pipeline(transaction=False) as pipe:
+                for site in sites:
+                    for session_id in session_ids:
+                        session = pseudonym(secret, site.id, f"session:{session_id}")
+                        pipe.set(names.pass_cutoff(site.id, session), now, ex=ttl)
+                await pipe.execute()
+
+        await self._store.durably(cut_off)
 
     async def sessions_ended(self, _supporter_id: str, session_ids: list[str]) -> None:
         """Sessions ended (signed out, revoked, reused): their passes are void at every site."""

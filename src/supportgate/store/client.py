@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as StoreConnectionError
@@ -103,13 +105,14 @@ class Store:
                 future.set_result(value if isinstance(value, bytes) else None)
 
     async def atomically(self, change: Callable[[Pipeline], Awaitable[T]], *watch: str) -> T:
-        """Run ``change`` as one optimistic transaction over the ``watch`` keys.
+        """Run ``change`` as one optimistic transaction over the ``watch`` keys, then wait for the disk.
 
         ``change`` reads through the pipeline (immediate mode), calls ``pipe.multi()`` and queues
         its writes; they are applied all together or, when a watched key changed meanwhile, not at
-        all and ``change`` runs again. Raising from ``change`` writes nothing.
+        all and ``change`` runs again. Raising from ``change`` writes nothing. Once applied, the
+        writes are on disk where the server can say so (:meth:`durably`).
         """
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self._one_connection() as (one, connection), one.pipeline(transaction=True) as pipe:
             for _ in range(_MAX_RETRIES):
                 try:
                     if watch:
@@ -119,18 +122,42 @@ class Store:
                 except WatchError:
                     continue
                 else:
-                    await self.durable()
+                    await self._wait_for_aof(connection)
                     return result
                 finally:
-                    await pipe.reset()  # type: ignore[no-untyped-call]
+                    await pipe.reset()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         raise StoreUnavailable("The change kept clashing with concurrent changes; try again.")
 
-    async def durable(self) -> None:
-        """Wait until this connection's writes are fsynced to the AOF, where the server can say so."""
+    async def durably(self, write: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run ``write`` with a client of one connection, then wait until its writes are on disk.
+
+        ``WAITAOF`` waits for the writes of the connection it is sent on, so the writes and the
+        wait must share one. ``write`` may send commands or pipelines through its client, one
+        after the other (they share the connection, so never concurrently).
+        """
+        async with self._one_connection() as (one, connection):
+            result = await write(one)
+            await self._wait_for_aof(connection)
+            return result
+
+    @asynccontextmanager
+    async def _one_connection(self) -> AsyncIterator[tuple[Redis, AbstractConnection]]:
+        """A client, and every pipeline it makes, on one connection taken from the pool till the end."""
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        try:
+            lent = cast("ConnectionPool", _Lent(pool, connection))
+            yield Redis(connection_pool=lent), connection
+        finally:
+            await pool.release(connection)
+
+    async def _wait_for_aof(self, connection: AbstractConnection) -> None:
+        """Wait until ``connection``'s writes are fsynced to the AOF, where the server can say so."""
         if self._waitaof is False:
             return
         try:
-            await self.redis.execute_command("WAITAOF", 1, 0, 2000)  # type: ignore[no-untyped-call]
+            await connection.send_command("WAITAOF", 1, 0, 2000)
+            await connection.read_response()
             self._waitaof = True
         except ResponseError as exc:
             message = str(exc).lower()
@@ -148,3 +175,27 @@ class Store:
     async def close(self) -> None:
         """Close the connection pool."""
         await self.redis.aclose()
+
+
+class _Lent:
+    """A stand-in for the pool that lends one connection and keeps it when a client gives it back.
+
+    redis-py returns a pipeline's connection to the pool as soon as ``EXEC`` has run, before
+    :meth:`Store.atomically` can wait on it; so clients of :meth:`Store._one_connection` take their
+    connection from here, and the store returns it to the real pool itself once the wait is over.
+    Everything else is the real pool's.
+    """
+
+    def __init__(self, pool: ConnectionPool, connection: AbstractConnection) -> None:
+        self._pool = pool
+        self._connection = connection
+
+    async def get_connection(self, *_args: object, **_options: object) -> AbstractConnection:
+        """The lent connection, every time."""
+        return self._connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        """Keep the connection: the store gives it back to the pool."""
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - whatever the real pool has
+        return getattr(self._pool, name)

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_private_key,
 )
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from supportgate.clock import Clock
@@ -260,8 +261,11 @@ class SigningKeys:
         if raw is None:
             now = self._clock()
             first = _encode([_new_key("active", now), _new_key("next", now)])
-            if await redis.set(names.signing_keys(), first, nx=True):
-                await self._store.durable()
+
+            async def create(one: Redis) -> None:
+                await one.set(names.signing_keys(), first, nx=True)
+
+            await self._store.durably(create)
             raw = await redis.get(names.signing_keys())
             if raw is None:
                 raise SupportgateError("the signing keys vanished as they were created")

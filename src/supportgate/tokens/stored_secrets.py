@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import secrets
 
+from redis.asyncio import Redis
+
 from supportgate.errors import SupportgateError
 from supportgate.store import Store, names
 
@@ -26,8 +28,11 @@ class StoredSecret:
         """The secret, created in the store on first use; safe to race."""
         if self._secret is None:
             redis = self._store.redis
-            if await redis.set(self._key, secrets.token_bytes(32), nx=True):
-                await self._store.durable()
+
+            async def create(one: Redis) -> None:
+                await one.set(self._key, secrets.token_bytes(32), nx=True)
+
+            await self._store.durably(create)
             stored = await redis.get(self._key)
             if not isinstance(stored, bytes) or len(stored) != 32:
                 raise SupportgateError(f"the secret {self._key} in the store is not 32 bytes")
