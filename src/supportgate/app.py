@@ -86,12 +86,14 @@ def create_app(
         try:
             await services.signing_keys.ensure()
             await services.stats.start()
+            await services.audit.start()
             document_decide(app)
             document_json_only(app.openapi_schema)
             if server_process:
                 _settle_garbage_collector()
             yield
         finally:
+            await services.audit.stop()
             await services.stats.stop()
             await mail.drain()
             await store.close()

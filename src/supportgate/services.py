@@ -65,7 +65,7 @@ class Services:
     def build(cls, store: Store, settings: Settings, mail: MailQueue, clock: Clock = utc_now) -> Services:
         """Wire the services together."""
         issuer = settings.issuer
-        audit = AuditLog(store)
+        audit = AuditLog(store, clock=clock, retention=settings.audit_retention)
         tiers = TierService(store, audit, clock)
         supporters = SupporterService(store, audit, clock)
         sites = SiteService(store, audit, clock)

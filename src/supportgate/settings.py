@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -14,6 +15,7 @@ from supportgate.errors import SettingsError
 __all__ = ["Settings", "redact_url"]
 
 _PREFIX = "SUPPORTGATE_"
+_MAX_AUDIT_RETENTION_DAYS = 36_500  # a century: longer is a typo, and dates past it overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,8 @@ class Settings:
     """SMTP server for outgoing mail: ``smtp://[user:pass@]host[:port]`` or ``smtps://``; none writes to the outbox."""
     mail_from: str = "supportgate <no-reply@localhost>"
     """The ``From`` of every mail the service sends."""
+    audit_retention_days: int = 400
+    """How many days audit entries are kept; older ones are deleted (checked every hour)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +66,9 @@ class Settings:
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,
+            audit_retention_days=_positive_int(
+                "AUDIT_RETENTION_DAYS", get("AUDIT_RETENTION_DAYS"), defaults.audit_retention_days
+            ),
         )
         settings.validate()
         return settings
@@ -86,6 +93,11 @@ class Settings:
             raise SettingsError(f"{_PREFIX}PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{_PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if not 1 <= self.audit_retention_days <= _MAX_AUDIT_RETENTION_DAYS:
+            raise SettingsError(
+                f"{_PREFIX}AUDIT_RETENTION_DAYS must be 1 to {_MAX_AUDIT_RETENTION_DAYS} days, "
+                f"not {self.audit_retention_days!r}"
+            )
         if self.smtp_url is not None:
             _check_smtp_url(self.smtp_url)
         _check_mail_from(self.mail_from)
@@ -102,6 +114,11 @@ class Settings:
                 f"{_PREFIX}DATA_DIR {str(self.data_dir)!r} is not a writable directory: {exc.strerror or exc}"
             ) from exc
         return self.data_dir.resolve()
+
+    @property
+    def audit_retention(self) -> timedelta:
+        """How long audit entries are kept."""
+        return timedelta(days=self.audit_retention_days)
 
     @property
     def issuer(self) -> str:

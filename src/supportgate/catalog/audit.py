@@ -1,29 +1,49 @@
-"""The audit log: every admin write, written in the same transaction as the write itself."""
+"""The audit log: every admin write, written in the same transaction as the write itself.
+
+Entries are kept for the retention the service is configured with; older ones are trimmed in
+the background (:meth:`AuditLog.start`), oldest first, with their index and erasure entries.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 import secrets
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.schemas import AuditEntry, AuditPage
-from supportgate.store import Store, names, text, texts
+from supportgate.clock import Clock, utc_now
+from supportgate.store import Store, begin, names, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
-__all__ = ["AuditLog"]
+__all__ = ["TRIM_INTERVAL", "AuditLog"]
 
+TRIM_INTERVAL: Final = timedelta(hours=1)
+"""How often a process trims the audit log of entries past their retention."""
+_TRIM_BATCH = 500
+_log = logging.getLogger("supportgate.audit")
 _encode = msgspec.json.Encoder().encode
 _decode_entry = msgspec.json.Decoder(AuditEntry).decode
 
 
 class AuditLog:
-    """Appends and reads audit entries."""
+    """Appends, reads and trims audit entries.
 
-    def __init__(self, store: Store) -> None:
+    With a ``retention``, entries older than it are deleted by :meth:`trim`; without one, they
+    are kept for ever.
+    """
+
+    def __init__(self, store: Store, *, clock: Clock = utc_now, retention: timedelta | None = None) -> None:
         self._store = store
+        self._clock = clock
+        self._retention = retention
+        self._task: asyncio.Task[None] | None = None
 
     def record(
         self,
@@ -85,6 +105,80 @@ class AuditLog:
         raw = await redis.hmget(names.audit_entries(), ids) if ids else []
         items = [_decode_entry(blob) for blob in raw if blob is not None]
         return AuditPage(items=items, next_cursor=encode_cursor(stream_ids[-1]) if more else None)
+
+    async def trim(self) -> int:
+        """Delete the entries older than the retention, oldest first; how many went.
+
+        The stream holds the entries in the order they were written, so the old ones are at its
+        start: each batch reads from there and stops at the first entry still kept. An entry goes
+        with its index entry and its place in its target's set, in one transaction.
+        """
+        if self._retention is None:
+            return 0
+        cutoff = self._clock() - self._retention
+        removed = 0
+        while True:
+            old, read = await self._expired(cutoff)
+            if old:
+                await self._store.atomically(functools.partial(_delete, old))
+                removed += len(old)
+            if len(old) < read or read < _TRIM_BATCH:
+                return removed
+
+    async def _expired(self, cutoff: datetime) -> tuple[list[_Expired], int]:
+        """The oldest batch's entries written before ``cutoff``, and how many entries were read."""
+        redis = self._store.redis
+        rows = await redis.xrange(names.audit_index(), min="-", max="+", count=_TRIM_BATCH) or []
+        ids = [text((fields or {}).get(b"entry", b"")) for _, fields in rows]
+        blobs = await redis.hmget(names.audit_entries(), ids) if ids else []
+        old: list[_Expired] = []
+        for (stream_id, _), entry_id, blob in zip(rows, ids, blobs, strict=True):
+            entry = _decode_entry(blob) if blob is not None else None
+            if entry is not None and entry.at >= cutoff:
+                break
+            old.append(_Expired(text(stream_id), entry_id, entry.target if entry is not None else None))
+        return old, len(rows)
+
+    async def start(self, interval: timedelta = TRIM_INTERVAL) -> None:
+        """Trim now and then every ``interval`` in the background, until :meth:`stop`."""
+        if self._task is None and self._retention is not None:
+            self._task = asyncio.create_task(self._run(interval.total_seconds()), name="supportgate audit trim")
+
+    async def stop(self) -> None:
+        """Stop the background trimming."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, interval: float) -> None:
+        while True:
+            try:
+                if removed := await self.trim():
+                    _log.info("trimmed %d audit entries older than %s", removed, self._retention)
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failure, which it logs
+                _log.exception("audit trim failed; trying again later")
+            await asyncio.sleep(interval)
+
+
+class _Expired(NamedTuple):
+    """An entry past its retention: where it is in the stream, its id, and its target if known."""
+
+    stream_id: str
+    entry_id: str
+    target: str | None
+
+
+async def _delete(old: list[_Expired], pipe: Pipeline) -> None:
+    """Queue the deletion of ``old`` entries: stream, hash and target sets."""
+    begin(pipe)
+    pipe.xdel(names.audit_index(), *[expired.stream_id for expired in old])
+    for expired in old:
+        if expired.entry_id:
+            pipe.hdel(names.audit_entries(), expired.entry_id)
+        if expired.target is not None:
+            pipe.srem(names.audit_target(expired.target), expired.entry_id)
 
 
 def _plain(value: object) -> dict[str, Any] | None:
