@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis
 
+from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from supportgate.services import Services
 from tests.gate_helpers import NEWS_ORIGIN, Client, World, make_world
 
@@ -144,3 +145,40 @@ async def test_the_schema_documents_the_415(client: Client, world: World) -> Non
             if "requestBody" in operation:
                 assert "415" in operation["responses"], path
     assert await json_routes(client, world)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/" + "a" * MAX_TARGET_BYTES,
+        "/v1/sites/news/gate.js?v=" + "1" * MAX_TARGET_BYTES,
+        "/v1/decide?" + "x" * MAX_TARGET_BYTES,
+    ],
+)
+async def test_an_overlong_target_is_a_414(client: Client, target: str) -> None:
+    """A path and query over 8 KiB answer 414 problem+json, whether a route would take the path or not."""
+    answer = await client.post(target, json={}) if target.startswith("/v1/decide") else await client.get(target)
+    assert answer.status_code == 414
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["type"] == "urn:supportgate:problem:uri-too-long"
+    assert str(MAX_TARGET_BYTES) in problem["detail"]
+
+
+async def test_huge_headers_are_a_431(client: Client) -> None:
+    """Headers over 64 KiB in all answer 431 problem+json, on any path; just under, the request goes through."""
+    for path in ("/healthz", "/nowhere", "/v1/decide"):
+        answer = await client.get(path, headers={"X-Big": "a" * MAX_HEADER_BYTES})
+        assert answer.status_code == 431, path
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"] == "urn:supportgate:problem:headers-too-large"
+    spread = {f"X-Part-{n}": "a" * 8000 for n in range(9)}
+    assert (await client.get("/healthz", headers=spread)).status_code == 431
+    assert (await client.get("/healthz", headers={"X-Big": "a" * (MAX_HEADER_BYTES // 2)})).status_code == 200
+
+
+async def test_a_long_target_under_the_limit_is_routed(client: Client) -> None:
+    """A path just under 8 KiB is routed as usual: a 404 problem for no route."""
+    answer = await client.get("/" + "a" * (MAX_TARGET_BYTES - 100))
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"

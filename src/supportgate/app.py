@@ -25,6 +25,7 @@ from supportgate.gate.controllers import gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
 from supportgate.http.body import document_json_only
 from supportgate.http.health import healthz, index, readyz
+from supportgate.http.limits import limit_request_head
 from supportgate.http.problems import exception_handlers
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.readers.controllers import readers_router
@@ -99,7 +100,7 @@ def create_app(
             await store.close()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             index,
             healthz,
@@ -137,6 +138,9 @@ def create_app(
         ),
         debug=False,
     )
+    # Outside the router, so that a path no route takes is measured too.
+    app.asgi_handler = limit_request_head(app.asgi_handler)
+    return app
 
 
 def app_from_env() -> Litestar:

@@ -15,6 +15,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "HeadersTooLarge",
     "InvalidToken",
     "NotFound",
     "PayloadTooLarge",
@@ -26,6 +27,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "UriTooLong",
     "validation_detail",
 ]
 
@@ -144,6 +146,13 @@ class PayloadTooLarge(Problem):
     slug = "payload-too-large"
 
 
+class UriTooLong(Problem):
+    """The request's path and query are longer than the service reads (414)."""
+
+    status = 414
+    slug = "uri-too-long"
+
+
 class UnsupportedMediaType(Problem):
     """The body is not in the media type the endpoint takes (415)."""
 
@@ -160,6 +169,13 @@ class TooManyRequests(Problem):
     def __init__(self, detail: str, *, retry_after: int, **extra: object) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
         self.extra.update(extra)
+
+
+class HeadersTooLarge(Problem):
+    """The request's headers are larger than the service reads (431)."""
+
+    status = 431
+    slug = "headers-too-large"
 
 
 class StoreUnavailable(Problem):

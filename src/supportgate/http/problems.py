@@ -6,14 +6,17 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import Send
 
 from supportgate.errors import BadRequest, Problem, StoreUnavailable, validation_detail
+from supportgate.http.asgi import send_answer
 from supportgate.http.body import require_json
 from supportgate.store import STORE_ERRORS
 
-__all__ = ["PROBLEM_JSON", "exception_handlers", "problem_response"]
+__all__ = ["PROBLEM_JSON", "exception_handlers", "problem_response", "send_problem"]
 
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger("supportgate.errors")
@@ -27,6 +30,12 @@ def problem_response(problem: Problem) -> Response[dict[str, Any]]:
         media_type=PROBLEM_JSON,
         headers={"Cache-Control": "no-store", **problem.headers},
     )
+
+
+async def send_problem(send: Send, problem: Problem) -> None:
+    """Answer with ``problem`` on a plain ASGI ``send``, as :func:`problem_response` would."""
+    headers = {"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store", **problem.headers}
+    await send_answer(send, problem.status, msgspec.json.encode(problem.body()), headers)
 
 
 def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
