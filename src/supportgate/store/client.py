@@ -112,7 +112,10 @@ class Store:
         all and ``change`` runs again. Raising from ``change`` writes nothing. Once applied, the
         writes are on disk where the server can say so (:meth:`durably`).
         """
-        async with self._one_connection() as (one, connection), one.pipeline(transaction=True) as pipe:
+        async with (
+            self._one_connection() as (lent, connection),
+            Pipeline(lent, self.redis.response_callbacks, transaction=True, shard_hint=None) as pipe,
+        ):
             for _ in range(_MAX_RETRIES):
                 try:
                     if watch:
@@ -135,19 +138,18 @@ class Store:
         wait must share one. ``write`` may send commands or pipelines through its client, one
         after the other (they share the connection, so never concurrently).
         """
-        async with self._one_connection() as (one, connection):
-            result = await write(one)
+        async with self._one_connection() as (lent, connection):
+            result = await write(Redis(connection_pool=lent))
             await self._wait_for_aof(connection)
             return result
 
     @asynccontextmanager
-    async def _one_connection(self) -> AsyncIterator[tuple[Redis, AbstractConnection]]:
-        """A client, and every pipeline it makes, on one connection taken from the pool till the end."""
+    async def _one_connection(self) -> AsyncIterator[tuple[ConnectionPool, AbstractConnection]]:
+        """A connection taken from the pool till the end, and a pool that lends clients only it."""
         pool = self.redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         try:
-            lent = cast("ConnectionPool", _Lent(pool, connection))
-            yield Redis(connection_pool=lent), connection
+            yield cast("ConnectionPool", _Lent(pool, connection)), connection
         finally:
             await pool.release(connection)
 
@@ -181,8 +183,8 @@ class _Lent:
     """A stand-in for the pool that lends one connection and keeps it when a client gives it back.
 
     redis-py returns a pipeline's connection to the pool as soon as ``EXEC`` has run, before
-    :meth:`Store.atomically` can wait on it; so clients of :meth:`Store._one_connection` take their
-    connection from here, and the store returns it to the real pool itself once the wait is over.
+    :meth:`Store.atomically` can wait on it; so the pipelines and clients of a durable write take
+    their connection from here, and the store returns it to the real pool once the wait is over.
     Everything else is the real pool's.
     """
 
