@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,9 +12,12 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from supportgate.errors import SettingsError
 
-__all__ = ["Settings", "redact_url"]
+__all__ = ["Network", "Settings", "redact_url"]
 
 _PREFIX = "SUPPORTGATE_"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An IP range, as ``SUPPORTGATE_TRUSTED_PROXIES`` lists them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,8 @@ class Settings:
     """SMTP server for outgoing mail: ``smtp://[user:pass@]host[:port]`` or ``smtps://``; none writes to the outbox."""
     mail_from: str = "supportgate <no-reply@localhost>"
     """The ``From`` of every mail the service sends."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client; none: the peer is the client."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +68,7 @@ class Settings:
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,
+            trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
         )
         settings.validate()
         return settings
@@ -131,6 +138,21 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
     return value
+
+
+def _networks(name: str, raw: str | None) -> tuple[Network, ...]:
+    networks = []
+    for item in (raw or "").split(","):
+        cidr = item.strip()
+        if not cidr:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{_PREFIX}{name} holds {cidr!r}, which is not an IP range such as 10.0.0.0/8 or fd00::/8"
+            ) from None
+    return tuple(networks)
 
 
 def _check_smtp_url(raw: str) -> None:
