@@ -48,6 +48,7 @@ def headers(**values: str) -> list[tuple[bytes, bytes]]:
         (PROXY, headers(forwarded='for="198.51.100.7:4711";proto=https;by=10.0.0.2'), "198.51.100.7"),
         (PROXY, headers(forwarded='for="[2001:db8:cafe::17]:4711", For=10.0.0.9'), "2001:db8:cafe::17"),
         (PROXY, headers(forwarded='for=6.6.6.6, host="a,b";for=198.51.100.7'), "198.51.100.7"),
+        (PROXY, [(b"forwarded", b'for="6.6.6.6'), (b"forwarded", b"for=198.51.100.7")], "198.51.100.7"),
         ("fd00::1", headers(x_forwarded_for="198.51.100.7"), "198.51.100.7"),
         ("::ffff:10.0.0.2", headers(x_forwarded_for="198.51.100.7"), "198.51.100.7"),
     ],

@@ -40,7 +40,7 @@ def client_ip(scope: Scope) -> str:
 
 
 def forwarded_client(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted: Sequence[Network]) -> str:
-    """The client behind ``peer``, as the proxies in ``trusted`` forwarded it (the ASGI header list).
+    """The client behind ``peer``, as the proxies in ``trusted`` say in ``headers`` (ASGI's name-value pairs).
 
     When a request carries both headers and they name different clients, neither is believed:
     a proxy that writes one passes the other through from the client untouched.
@@ -50,18 +50,15 @@ def forwarded_client(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted:
         return peer or "unknown"
     if not _is_trusted(peer_address, trusted):
         return str(peer_address)
-    forwarded: list[str] = []
-    forwarded_for: list[str] = []
+    forwarded: list[IPAddress | None] = []
+    forwarded_for: list[IPAddress | None] = []
     for name, value in headers:
+        # Each line on its own: a quote a client left open must not swallow what a proxy added.
         if name == b"forwarded":
-            forwarded.append(value.decode("latin-1"))
+            forwarded += _forwarded_hops(value.decode("latin-1"))
         elif name == b"x-forwarded-for":
-            forwarded_for.append(value.decode("latin-1"))
-    found = set()
-    if forwarded:
-        found.add(_walk(peer_address, _forwarded_hops(",".join(forwarded)), trusted))
-    if forwarded_for:
-        found.add(_walk(peer_address, _forwarded_for_hops(",".join(forwarded_for)), trusted))
+            forwarded_for += _forwarded_for_hops(value.decode("latin-1"))
+    found = {_walk(peer_address, hops, trusted) for hops in (forwarded, forwarded_for) if hops}
     return str(found.pop() if len(found) == 1 else peer_address)
 
 
