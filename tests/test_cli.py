@@ -42,6 +42,7 @@ def free_port() -> int:
         ({"SUPPORTGATE_REDIS_URL": "redis://127.0.0.1:1"}, "SUPPORTGATE_REDIS_URL"),
         ({"SUPPORTGATE_MAX_BODY_BYTES": "lots"}, "SUPPORTGATE_MAX_BODY_BYTES"),
         ({"SUPPORTGATE_PUBLIC_URL": "news.example"}, "SUPPORTGATE_PUBLIC_URL"),
+        ({"SUPPORTGATE_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, "SUPPORTGATE_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_settings_stop_with_one_line(tmp_path: Path, env: dict[str, str], named: str) -> None:

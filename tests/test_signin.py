@@ -180,7 +180,7 @@ async def test_parallel_verifies_of_one_code_make_one_session(client: Client, ou
 
 @pytest.mark.usefixtures("supporter")
 async def test_code_requests_are_limited_per_address(client: Client) -> None:
-    """The sixth code request for one address within the hour gets 429 with Retry-After."""
+    """The sixth code request for one address from one network within the hour gets 429 with Retry-After."""
     for _ in range(5):
         assert (await client.post("/v1/auth/code/request", json={"email": READER})).status_code == 202
     limited = await client.post("/v1/auth/code/request", json={"email": READER})

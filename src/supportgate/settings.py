@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,10 +13,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from supportgate.errors import SettingsError
 
-__all__ = ["Settings", "redact_url"]
+__all__ = ["Network", "Settings", "redact_url"]
 
 _PREFIX = "SUPPORTGATE_"
 _MAX_AUDIT_RETENTION_DAYS = 36_500  # a century: longer is a typo, and dates past it overflow
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An IP range, as ``SUPPORTGATE_TRUSTED_PROXIES`` lists them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ class Settings:
     """The ``From`` of every mail the service sends."""
     audit_retention_days: int = 400
     """How many days audit entries are kept; older ones are deleted (checked every hour)."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client; none: the peer is the client."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +75,7 @@ class Settings:
             audit_retention_days=_positive_int(
                 "AUDIT_RETENTION_DAYS", get("AUDIT_RETENTION_DAYS"), defaults.audit_retention_days
             ),
+            trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
         )
         settings.validate()
         return settings
@@ -148,6 +155,21 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
     return value
+
+
+def _networks(name: str, raw: str | None) -> tuple[Network, ...]:
+    networks = []
+    for item in (raw or "").split(","):
+        cidr = item.strip()
+        if not cidr:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{_PREFIX}{name} holds {cidr!r}, which is not an IP range such as 10.0.0.0/8 or fd00::/8"
+            ) from None
+    return tuple(networks)
 
 
 def _check_smtp_url(raw: str) -> None:

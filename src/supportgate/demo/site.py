@@ -24,6 +24,7 @@ from supportgate.gate.decide import DecideService
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.schemas import AdblockSignal, DecideIn, Decision
+from supportgate.http.client import client_ip
 from supportgate.settings import Settings
 
 __all__ = ["DEMO_SITE", "VISITOR_COOKIE", "demo_router"]
@@ -79,11 +80,11 @@ def _adblock_cookie(request: Request[Any, Any, Any]) -> AdblockSignal:
     return _SIGNALS.get(request.cookies.get("sg_adblock", ""), "unknown")
 
 
-def _peer_ip(request: Request[Any, Any, Any]) -> str | None:
-    """The reader's address, when the connection has one (a unix socket or a test client has none)."""
-    host = request.client.host if request.client else ""
+def _reader_ip(request: Request[Any, Any, Any]) -> str | None:
+    """The reader's address, as the gate would see it; None when there is none (a unix socket, a test client)."""
+    address = client_ip(request.scope)
     try:
-        return str(ipaddress.ip_address(host))
+        return str(ipaddress.ip_address(address))
     except ValueError:
         return None
 
@@ -129,7 +130,7 @@ async def server_article(
     visitor = request.cookies.get(VISITOR_COOKIE, "")
     new_visitor = None if _VISITOR.fullmatch(visitor) else secrets.token_urlsafe(16)
     _, lang = negotiate_language(None, request.headers.get("accept-language"))
-    peer_ip = _peer_ip(request)
+    reader_ip = _reader_ip(request)
     decision: Decision = await decide.decide(
         DecideIn(
             site=DEMO_SITE,
@@ -137,14 +138,14 @@ async def server_article(
             adblock=assumed,
             visitor=new_visitor or visitor,
             user_agent=request.headers.get("user-agent", "")[:512] or None,
-            client_ip=peer_ip,
+            client_ip=reader_ip,
             lang=lang,
         ),
         pass_header=request.headers.get("supportgate-pass"),
         caller_site=DEMO_SITE,
         origin=None,
         user_agent=None,
-        peer_ip=peer_ip or "unknown",
+        request_ip=reader_ip or "unknown",
     )
     interstitial = None
     site = (await access.site_for(DEMO_SITE, caller_site=DEMO_SITE, origin=None)).site

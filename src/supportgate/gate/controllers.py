@@ -93,7 +93,7 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
         caller_site=site,
         origin=origin,
         user_agent=headers.get("user-agent"),
-        peer_ip=client_ip(scope),
+        request_ip=client_ip(scope),
     )
     answer_headers = cors_headers(origin if site is None else None)
     answer_headers["Cache-Control"] = "no-store"

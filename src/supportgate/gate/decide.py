@@ -53,12 +53,13 @@ class DecideService:
         caller_site: str | None,
         origin: str | None,
         user_agent: str | None,
-        peer_ip: str,
+        request_ip: str,
     ) -> Decision:
         """Decide on one page view by the rules of docs/gate.md, the first that applies.
 
-        ``caller_site`` is the site of the key the caller sent, if any; ``origin``,
-        ``user_agent`` and ``peer_ip`` are the request's. A bad pass never fails the call: the
+        ``caller_site`` is the site of the key the caller sent, if any; ``origin`` and
+        ``user_agent`` are the request's, and ``request_ip`` its client's address (behind a
+        trusted proxy, the one it forwarded for). A bad pass never fails the call: the
         reader is anonymous and ``pass_error`` says why. When the store fails while a pass or
         the meter is checked, the reader is let through with reason ``store_unavailable``.
 
@@ -73,7 +74,7 @@ class DecideService:
         if caller_site is None:
             if client_ip is not None:
                 raise BadRequest("$.client_ip: accepted only from a caller with a site key")
-            client_ip = peer_ip
+            client_ip = request_ip
         elif data.user_agent is not None:
             user_agent = data.user_agent
         self._stats.count(data.site, "views", _SIGNAL_FIELD[data.adblock])

@@ -37,11 +37,33 @@ SIGN_IN_CODE_LIFETIME: Final = timedelta(minutes=15)
 ACTIVATION_CODE_LIFETIME: Final = timedelta(days=7)
 MAX_TRIES: Final = 5
 
-REQUESTS_PER_ADDRESS = RateLimit(scope="code-addr", limit=5, window_seconds=3600, what="sign-in codes for this address")
+# Code requests are counted three ways. Per network, so one client cannot spray many addresses.
+# Per address and network, so the owner's own budget is theirs: a stranger asking for the
+# owner's address from elsewhere spends their own. And per address over all networks, against a
+# flood of mail to one inbox: four networks' worth, so a reader's phone, laptop and office never
+# meet it, while strangers need four networks of their own to hold it shut for the rest of the
+# hour (docs/readers-api.md, "Rate limits").
 REQUESTS_PER_IP = RateLimit(
     scope="code-ip", limit=20, window_seconds=3600, what="sign-in code requests from this network"
 )
+REQUESTS_PER_ADDRESS_AND_IP = RateLimit(
+    scope="code-addr-ip", limit=5, window_seconds=3600, what="sign-in codes for this address from this network"
+)
+REQUESTS_PER_ADDRESS = RateLimit(
+    scope="code-addr", limit=20, window_seconds=3600, what="sign-in codes for this address"
+)
 VERIFIES_PER_IP = RateLimit(scope="verify-ip", limit=30, window_seconds=900, what="sign-in attempts from this network")
+# Verification per address counts only attempts from networks that have not asked for a code for
+# the address this hour or the last: the owner, who asked from where they are, is never held back
+# by it. Fewer than MAX_TRIES per code lifetime, so guesses from elsewhere cannot use up the
+# owner's code on their own; a guesser who asks for a code first is bound by the code's tries
+# and the request limits above instead (docs/readers-api.md, "Rate limits").
+VERIFIES_PER_ADDRESS_ELSEWHERE = RateLimit(
+    scope="verify-addr",
+    limit=4,
+    window_seconds=900,
+    what="sign-in attempts for this address from a network that did not ask for its code",
+)
 ACTIVATIONS_PER_IP = RateLimit(
     scope="activate-ip", limit=20, window_seconds=900, what="activation attempts from this network"
 )
@@ -101,6 +123,7 @@ class SignInCodes:
         await self._limiter.hit(REQUESTS_PER_IP, client_ip)
         secret = await self._secret.get()
         digest = _mac(secret, f"address:{address}")
+        await self._limiter.hit(REQUESTS_PER_ADDRESS_AND_IP, _address_and_ip(secret, address, client_ip))
         await self._limiter.hit(REQUESTS_PER_ADDRESS, digest)
         supporter = await self._supporters.find_by_email(address)
         code = f"{secrets.randbelow(1_000_000):06d}"
@@ -127,13 +150,17 @@ class SignInCodes:
     async def redeem(self, email: str, code: str, *, client_ip: str, then: Callable[[str], Awaitable[T]]) -> T:
         """Check a code; if right, use it up and run ``then(supporter_id)`` (which starts the session).
 
-        A wrong code costs one of its five tries; the fifth wrong one destroys it. If ``then``
+        A wrong code costs one of its five tries; the fifth wrong one destroys it. Attempts from a
+        network that did not ask for the address's code are also limited per address. If ``then``
         raises (the device limit, say), the code is put back so the reader can try again.
         """
         await self._limiter.hit(VERIFIES_PER_IP, client_ip)
         address = normalise_email(email)
         secret = await self._secret.get()
-        key = names.sign_in_code(_mac(secret, f"address:{address}"))
+        digest = _mac(secret, f"address:{address}")
+        if not await self._limiter.seen(REQUESTS_PER_ADDRESS_AND_IP, _address_and_ip(secret, address, client_ip)):
+            await self._limiter.hit(VERIFIES_PER_ADDRESS_ELSEWHERE, digest)
+        key = names.sign_in_code(digest)
         expected = _mac(secret, f"code:{address}:{code.strip()}")
         now = self._clock().timestamp()
 
@@ -233,6 +260,11 @@ async def _or_restore(store: Store, key: str, raw: bytes, ttl_ms: int, work: Awa
         if ttl_ms > 0:
             await store.redis.set(key, raw, px=ttl_ms, nx=True)
         raise
+
+
+def _address_and_ip(secret: bytes, address: str, client_ip: str) -> str:
+    """The subject of the per-address-and-network counters: the store never links the two in the clear."""
+    return _mac(secret, f"address-ip:{address}:{client_ip}")
 
 
 def _mac(secret: bytes, message: str) -> str:

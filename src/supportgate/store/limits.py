@@ -51,6 +51,12 @@ class RateLimiter:
                 retry_after=retry_after,
             )
 
+    async def seen(self, limit: RateLimit, subject: str) -> bool:
+        """Whether ``subject`` was counted against ``limit`` in this window or the one before."""
+        window = int(self._clock().timestamp() // limit.window_seconds)
+        keys = (names.rate(limit.scope, subject, window), names.rate(limit.scope, subject, window - 1))
+        return bool(await self._store.redis.exists(*keys))  # one hash tag: the subject's
+
 
 def _duration(seconds: int) -> str:
     if seconds % 3600 == 0:
