@@ -91,9 +91,11 @@ class Settings:
         _check_mail_from(self.mail_from)
 
     def ensure_data_dir(self) -> Path:
-        """Create the data dir if needed and prove it is writable."""
+        """Create the data dir if needed, owner-only (``0700``), and prove it is writable."""
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # An existing dir (made by an older version, or by hand) is closed to others too.
+            self.data_dir.chmod(0o700)
             probe = self.data_dir / ".write-test"
             probe.write_text("ok")
             probe.unlink()
