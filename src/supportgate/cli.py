@@ -25,6 +25,7 @@ from supportgate.mail import MailQueue, mailer_for
 from supportgate.services import Services
 from supportgate.settings import Settings, redact_url
 from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.tokens.sealing import MasterKey
 
 __all__ = ["main"]
 
@@ -58,11 +59,16 @@ def _check_reachable(url: str, timeout: float) -> None:
 
 
 def _with_services(settings: Settings, url: str, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``work`` with the services, once the master key is known to open the store's secrets."""
+    master_key = MasterKey(settings.load_master_key())
+
     async def run() -> T:
         store = Store(connect(url))
         mail = MailQueue(mailer_for(settings))
         try:
-            return await work(Services.build(store, settings, mail))
+            services = Services.build(store, settings, mail, master_key)
+            await services.vault.check()
+            return await work(services)
         finally:
             await mail.drain()
             await store.close()
@@ -99,7 +105,13 @@ def cli() -> None:
 def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the service for production (Granian)."""
     settings = Settings.from_env()
+
+    async def prepare(services: Services) -> None:
+        await services.signing_keys.ensure()
+
     with running_store(settings) as url:
+        # Made and checked here, once: a wrong master key is one line, not a failure per worker.
+        _with_services(settings, url, prepare)
         _serve(url, host=host, port=port, workers=workers, log_access=access_log)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "SealingError",
     "SettingsError",
     "StoreUnavailable",
     "SupportgateError",
@@ -51,6 +52,10 @@ class SupportgateError(Exception):
 
 class SettingsError(SupportgateError):
     """A setting is missing or wrong; the message names the variable."""
+
+
+class SealingError(SupportgateError):
+    """A secret in the store does not open under the master key: another key sealed it, or it was altered."""
 
 
 class InvalidToken(SupportgateError):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -11,9 +15,24 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from supportgate.errors import SettingsError
 
-__all__ = ["Settings", "redact_url"]
+__all__ = [
+    "MASTER_KEY_BYTES",
+    "MASTER_KEY_FILE",
+    "Settings",
+    "master_key_file",
+    "parse_master_key",
+    "redact_url",
+]
 
 _PREFIX = "SUPPORTGATE_"
+
+MASTER_KEY_BYTES = 32
+"""Length of the master key that seals the secrets in the store: 256 random bits."""
+
+MASTER_KEY_FILE = "master.key"
+"""The key file's name in the data dir, used when ``SUPPORTGATE_MASTER_KEY`` is not set."""
+
+_MAKE_ONE = "make one with: python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +55,8 @@ class Settings:
     """SMTP server for outgoing mail: ``smtp://[user:pass@]host[:port]`` or ``smtps://``; none writes to the outbox."""
     mail_from: str = "supportgate <no-reply@localhost>"
     """The ``From`` of every mail the service sends."""
+    master_key: bytes | None = field(default=None, repr=False)
+    """The 32-byte key that seals the secrets kept in the store; none uses the key file in the data dir."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +83,7 @@ class Settings:
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,
+            master_key=_master_key_setting("MASTER_KEY", get("MASTER_KEY")),
         )
         settings.validate()
         return settings
@@ -105,6 +127,16 @@ class Settings:
             ) from exc
         return self.data_dir.resolve()
 
+    def load_master_key(self) -> bytes:
+        """The master key: ``SUPPORTGATE_MASTER_KEY``, else the key file in the data dir, made on first start.
+
+        Raises:
+            SettingsError: if the key file is unreadable, malformed, or open to others.
+        """
+        if self.master_key is not None:
+            return self.master_key
+        return master_key_file(self.ensure_data_dir() / MASTER_KEY_FILE)
+
     @property
     def issuer(self) -> str:
         """The ``iss`` of every token the service signs."""
@@ -133,6 +165,73 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
     return value
+
+
+def parse_master_key(raw: str) -> bytes | None:
+    """The 32 bytes of a master key written in base64url (padded or not), or None if it is not one."""
+    text = raw.strip()
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(key) != MASTER_KEY_BYTES or not text.replace("-", "").replace("_", "").rstrip("=").isalnum():
+        return None
+    return key
+
+
+def _master_key_setting(name: str, raw: str | None) -> bytes | None:
+    if raw is None:
+        return None
+    key = parse_master_key(raw)
+    if key is None:
+        # Never the value itself: it is a secret, and a near miss of one is half of it.
+        raise SettingsError(f"{_PREFIX}{name} must be {MASTER_KEY_BYTES} random bytes in base64url; {_MAKE_ONE}")
+    return key
+
+
+def master_key_file(path: Path) -> bytes:
+    """The master key in the key file ``path``, made there (``0600``, whole or not at all) if there is none.
+
+    Raises:
+        SettingsError: if the file cannot be read or written, is open to others, or holds no key.
+    """
+    try:
+        if not path.exists():
+            _write_new_key_file(path)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise SettingsError(f"the master key file {path} is open to others (mode {mode:04o}): chmod 600 it")
+        key = parse_master_key(path.read_text(encoding="ascii", errors="replace"))
+    except OSError as exc:
+        raise SettingsError(f"the master key file {path} cannot be used: {exc.strerror or exc}") from exc
+    if key is None:
+        raise SettingsError(f"the master key file {path} does not hold a {MASTER_KEY_BYTES}-byte base64url key")
+    return key
+
+
+def _write_new_key_file(path: Path) -> None:
+    """Write a fresh key to the key file ``path`` (``0600``), whole, unless a file is there already.
+
+    Two processes starting at once keep one key.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(base64.urlsafe_b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode("ascii") + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        # link, unlike rename, fails if the name exists.
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _check_smtp_url(raw: str) -> None:
