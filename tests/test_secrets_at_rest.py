@@ -184,6 +184,34 @@ async def test_the_app_starts_only_with_the_master_key_that_sealed_the_store(
     assert refused.group_contains(SealingError, match=named)
 
 
+async def test_rewrap_moves_every_secret_to_the_new_key(store: Store, clock: FakeClock) -> None:
+    """A re-wrap seals every secret under the new key, which opens them; the old one no longer does; twice is once."""
+    old, new = new_key(), new_key()
+    keys, pseudonym_secret, code_secret = await fill(Vault(store, old), clock)
+    token = await a_pass(keys, clock)
+
+    assert sorted(await Vault(store, old).rewrap(new)) == sorted(names.sealed())
+    assert await Vault(store, old).rewrap(new) == []
+
+    with pytest.raises(SealingError, match="sealed under master key"):
+        await Vault(store, old).check()
+    vault = Vault(store, new)
+    await vault.check()
+    assert await PseudonymSecret(vault).get() == pseudonym_secret
+    assert await CodeSecret(vault).get() == code_secret
+    reopened = Tokens(SigningKeys(vault, clock), clock)
+    assert (await reopened.verify(token, typ=PASS_TYPE, audience=SITE, issuer=ISSUER))["aud"] == SITE
+
+
+async def test_rewrap_with_a_key_that_opens_nothing_writes_nothing(store: Store, clock: FakeClock) -> None:
+    """A re-wrap from a master key that did not seal the store fails and leaves every value as it was."""
+    await fill(Vault(store, new_key()), clock)
+    before = {name: await store.redis.get(name) for name in names.sealed()}
+    with pytest.raises(SealingError):
+        await Vault(store, new_key()).rewrap(new_key())
+    assert {name: await store.redis.get(name) for name in names.sealed()} == before
+
+
 async def test_plaintext_from_before_is_sealed_on_first_read(store: Store, clock: FakeClock) -> None:
     """Secrets a version before sealing stored in the clear are kept, and sealed in the store at the first check."""
     private = Ed25519PrivateKey.generate()
@@ -348,3 +376,49 @@ def test_the_cli_stops_with_one_line_on_a_wrong_master_key(tmp_path: Path) -> No
     assert len(result.stderr.strip().splitlines()) == 1
     assert "sealed under master key" in result.stderr
     assert other not in result.stderr
+
+
+@pytest.mark.slow
+def test_rewrap_secrets_replaces_the_key_file_and_is_idempotent(tmp_path: Path) -> None:
+    """`admin rewrap-secrets` moves the store to a new key file and the old key fails; a rerun changes nothing more."""
+    data = {"SUPPORTGATE_DATA_DIR": str(tmp_path)}
+    settings = Settings(data_dir=tmp_path)
+    old = MasterKey(settings.load_master_key())
+    old_material = (tmp_path / MASTER_KEY_FILE).read_text()
+    with EmbeddedStore(settings.ensure_data_dir(), binary=server_binary("valkey")) as server:
+
+        async def with_vault(key: MasterKey) -> bytes:
+            store = Store(connect(server.url))
+            try:
+                vault = Vault(store, key)
+                await vault.check()
+                return await PseudonymSecret(vault).get()
+            finally:
+                await store.close()
+
+        secret = asyncio.run(with_vault(old))
+        result = run_cli("admin", "rewrap-secrets", env=data)
+        assert result.returncode == 0, result.stderr
+        new = MasterKey(settings.load_master_key())
+        assert new.id != old.id
+        assert f"from master key {old.id} to {new.id}" in result.stdout
+        assert stat.S_IMODE((tmp_path / MASTER_KEY_FILE).stat().st_mode) == 0o600
+        assert not (tmp_path / f"{MASTER_KEY_FILE}.new").exists()
+        assert asyncio.run(with_vault(new)) == secret
+        with pytest.raises(SealingError):
+            asyncio.run(with_vault(old))
+
+        newer = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        env = {**data, "SUPPORTGATE_MASTER_KEY": old_material.strip(), "SUPPORTGATE_NEW_MASTER_KEY": newer}
+        refused = run_cli("admin", "rewrap-secrets", env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert "sealed under master key" in refused.stderr
+
+        env = {**data, "SUPPORTGATE_MASTER_KEY": (tmp_path / MASTER_KEY_FILE).read_text().strip()}
+        first = run_cli("admin", "rewrap-secrets", env={**env, "SUPPORTGATE_NEW_MASTER_KEY": newer})
+        assert first.returncode == 0, first.stderr
+        assert "re-wrapped 1 secret(s)" in first.stdout
+        again = run_cli("admin", "rewrap-secrets", env={**env, "SUPPORTGATE_NEW_MASTER_KEY": newer})
+        assert again.returncode == 0, again.stderr
+        assert "already" in again.stdout
+        assert asyncio.run(with_vault(MasterKey(base64.urlsafe_b64decode(newer)))) == secret

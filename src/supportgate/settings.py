@@ -22,6 +22,7 @@ __all__ = [
     "master_key_file",
     "parse_master_key",
     "redact_url",
+    "write_master_key_file",
 ]
 
 _PREFIX = "SUPPORTGATE_"
@@ -57,6 +58,8 @@ class Settings:
     """The ``From`` of every mail the service sends."""
     master_key: bytes | None = field(default=None, repr=False)
     """The 32-byte key that seals the secrets kept in the store; none uses the key file in the data dir."""
+    new_master_key: bytes | None = field(default=None, repr=False)
+    """Only for ``admin rewrap-secrets``: the master key to seal the secrets under instead."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +87,7 @@ class Settings:
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,
             master_key=_master_key_setting("MASTER_KEY", get("MASTER_KEY")),
+            new_master_key=_master_key_setting("NEW_MASTER_KEY", get("NEW_MASTER_KEY")),
         )
         settings.validate()
         return settings
@@ -197,7 +201,7 @@ def master_key_file(path: Path) -> bytes:
     """
     try:
         if not path.exists():
-            _write_new_key_file(path)
+            write_master_key_file(path, secrets.token_bytes(MASTER_KEY_BYTES), replace=False)
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             raise SettingsError(f"the master key file {path} is open to others (mode {mode:04o}): chmod 600 it")
@@ -209,20 +213,23 @@ def master_key_file(path: Path) -> bytes:
     return key
 
 
-def _write_new_key_file(path: Path) -> None:
-    """Write a fresh key to the key file ``path`` (``0600``), whole, unless a file is there already.
+def write_master_key_file(path: Path, key: bytes, *, replace: bool) -> None:
+    """Write ``key`` to the key file ``path`` (``0600``), whole or not at all.
 
-    Two processes starting at once keep one key.
+    Without ``replace``, a file already there is kept: two processes starting at once keep one key.
     """
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(base64.urlsafe_b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode("ascii") + "\n")
+            file.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
             file.flush()
             os.fsync(file.fileno())
-        # link, unlike rename, fails if the name exists.
-        os.link(temporary, path)
+        if replace:
+            temporary.replace(path)
+        else:
+            # link, unlike rename, fails if the name exists.
+            os.link(temporary, path)
     except FileExistsError:
         pass
     finally:

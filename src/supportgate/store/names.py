@@ -9,7 +9,8 @@ cluster.
 
 The ``{keys}`` keys hold the secrets (private signing keys, the pseudonym and code secrets),
 each sealed under the master key, which is kept outside the store (``tokens/sealing.py``): a
-copy of the store, its AOF or a backup holds no usable key material without it.
+copy of the store, its AOF or a backup holds no usable key material without it. They share one
+hash tag so that re-wrapping them under a new master key is one transaction.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def audit_target(target: str) -> str:
 
 
 def sealed() -> tuple[str, ...]:
-    """Every key whose value is a secret, sealed under the master key: what the start-up check opens."""
+    """Every key whose value is a secret sealed under the master key: what the start opens, a re-wrap re-seals."""
     return (signing_keys(), pseudonym_secret(), code_secret())
 
 

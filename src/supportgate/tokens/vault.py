@@ -20,7 +20,7 @@ __all__ = ["Vault"]
 
 
 class Vault:
-    """Reads and creates the sealed secrets in the store."""
+    """Reads, creates and re-wraps the sealed secrets in the store."""
 
     def __init__(self, store: Store, master_key: MasterKey) -> None:
         self.store = store
@@ -79,6 +79,36 @@ class Vault:
         """
         for name in names.sealed():
             await self.read(name)
+
+    async def rewrap(self, new_key: MasterKey) -> list[str]:
+        """Seal every secret under ``new_key`` instead, in one transaction; those already under it are left.
+
+        Running it again, or after a crash part-way, changes nothing more: the transaction is all or
+        nothing, and a value already sealed by ``new_key`` is skipped.
+
+        Returns:
+            The names of the secrets re-wrapped now.
+
+        Raises:
+            SealingError: if a secret is under neither this vault's master key nor ``new_key``;
+                then nothing is written.
+        """
+        watched = names.sealed()
+
+        async def change(pipe: Pipeline) -> list[str]:
+            rewrapped: dict[str, bytes] = {}
+            for name in watched:
+                raw = await pipe.get(name)
+                if raw is None or sealed_by(_blob(raw)) == new_key.id:
+                    continue
+                rewrapped[name] = new_key.seal(name, self.open(name, raw))
+            if rewrapped:
+                begin(pipe)
+                for name, blob in rewrapped.items():
+                    pipe.set(name, blob)
+            return list(rewrapped)
+
+        return await self.store.atomically(change, *watched)
 
     async def _migrate(self, name: str) -> bytes:
         async def change(pipe: Pipeline) -> bytes:
