@@ -242,6 +242,33 @@ async def test_plaintext_from_before_is_sealed_on_first_read(store: Store, clock
     assert await CodeSecret(vault).get() == old_code
 
 
+def on_disk(server: EmbeddedStore) -> bytes:
+    """Every byte of the store's append-only files once the rewrite it was asked for is done."""
+    with redis.Redis.from_url(server.url) as client:
+        # Waits on the server's own background work, not on time: it ends within a few commands.
+        for _ in range(100_000):
+            info = client.info("persistence")
+            if info["aof_rewrites"] and not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):
+                break
+        else:
+            pytest.fail("the store never finished rewriting its AOF")
+    return b"".join(path.read_bytes() for path in sorted((server.dir / "appendonlydir").iterdir()))
+
+
+async def test_sealing_in_place_rewrites_the_plaintext_off_the_disk(own_store: EmbeddedStore) -> None:
+    """After the first check seals secrets from before, the store's AOF holds them no longer in the clear."""
+    store = Store(connect(own_store.url))
+    old_secret = secrets.token_bytes(32)
+    await store.redis.set(names.pseudonym_secret(), old_secret)
+    await store.durable()
+    assert old_secret in b"".join(p.read_bytes() for p in (own_store.dir / "appendonlydir").iterdir())
+
+    await Vault(store, new_key()).check()
+
+    assert old_secret not in on_disk(own_store)
+    await store.close()
+
+
 async def test_a_sealed_secret_moved_or_altered_does_not_open(store: Store) -> None:
     """A sealed value copied to another key, or with one byte changed, is refused rather than used."""
     vault = Vault(store, new_key())
@@ -422,3 +449,29 @@ def test_rewrap_secrets_replaces_the_key_file_and_is_idempotent(tmp_path: Path) 
         assert again.returncode == 0, again.stderr
         assert "already" in again.stdout
         assert asyncio.run(with_vault(MasterKey(base64.urlsafe_b64decode(newer)))) == secret
+
+
+@pytest.mark.slow
+def test_rewrap_secrets_takes_the_new_key_from_a_file(tmp_path: Path) -> None:
+    """With SUPPORTGATE_MASTER_KEY set, `rewrap-secrets --new-key-file` seals the store under that file's key."""
+    old, new = secrets.token_bytes(32), secrets.token_bytes(32)
+    new_file = tmp_path / "new.key"
+    new_file.write_text(base64.urlsafe_b64encode(new).decode())
+    new_file.chmod(0o600)
+    settings = Settings(data_dir=tmp_path / "data", master_key=old)
+    with EmbeddedStore(settings.ensure_data_dir(), binary=server_binary("valkey")) as server:
+
+        async def seal() -> None:
+            store = Store(connect(server.url))
+            await CodeSecret(Vault(store, MasterKey(old))).get()
+            await store.close()
+
+        asyncio.run(seal())
+        master = base64.urlsafe_b64encode(old).decode()
+        env = {"SUPPORTGATE_DATA_DIR": str(tmp_path / "data"), "SUPPORTGATE_MASTER_KEY": master}
+        result = run_cli("admin", "rewrap-secrets", "--new-key-file", str(new_file), env=env)
+        assert result.returncode == 0, result.stderr
+        assert "set SUPPORTGATE_MASTER_KEY to the new key" in result.stdout
+        with redis.Redis.from_url(server.url) as client:
+            assert sealed_by(client.get(names.code_secret())) == MasterKey(new).id
+    assert not (tmp_path / "data" / MASTER_KEY_FILE).exists()

@@ -3,20 +3,27 @@
 Every key in ``names.sealed()`` is read and written through it. A value found in the clear was
 written by a version before sealing: the first read seals it and writes it back in one
 transaction (``check``, run at start, does that for all of them), so after the first start the
-store holds no plaintext secret. A value the master key does not open raises
+store holds no plaintext secret. After sealing in place or re-wrapping, the store is asked to
+rewrite its append-only file, so the values it no longer holds leave its disk too (snapshots and
+backups taken before keep them). A value the master key does not open raises
 :class:`~supportgate.errors.SealingError`, which ``check`` turns into a failed start rather than
 an error on every request.
 """
 
 from __future__ import annotations
 
+import logging
+
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from supportgate.errors import SealingError, SupportgateError
 from supportgate.store import Store, begin, names
 from supportgate.tokens.sealing import MasterKey, sealed_by
 
 __all__ = ["Vault"]
+
+_log = logging.getLogger("supportgate.tokens")
 
 
 class Vault:
@@ -25,6 +32,7 @@ class Vault:
     def __init__(self, store: Store, master_key: MasterKey) -> None:
         self.store = store
         self._master = master_key
+        self._sealed_in_place = False
 
     @property
     def master_key_id(self) -> str:
@@ -79,6 +87,8 @@ class Vault:
         """
         for name in names.sealed():
             await self.read(name)
+        if self._sealed_in_place:
+            await self._rewrite_history()
 
     async def rewrap(self, new_key: MasterKey) -> list[str]:
         """Seal every secret under ``new_key`` instead, in one transaction; those already under it are left.
@@ -108,7 +118,20 @@ class Vault:
                     pipe.set(name, blob)
             return list(rewrapped)
 
-        return await self.store.atomically(change, *watched)
+        rewrapped = await self.store.atomically(change, *watched)
+        if rewrapped:
+            await self._rewrite_history()
+        return rewrapped
+
+    async def _rewrite_history(self) -> None:
+        """Have the store rewrite its AOF, so values it replaced leave the disk and not only its memory."""
+        try:
+            persistence = await self.store.redis.info("persistence")
+            if persistence.get("aof_enabled") == 1:
+                await self.store.redis.bgrewriteaof()
+        except ResponseError as exc:
+            # Not allowed here (a managed store's ACL, say): its next rewrite of its own drops them.
+            _log.warning("the store did not rewrite its AOF (%s): replaced secrets stay on its disk until it does", exc)
 
     async def _migrate(self, name: str) -> bytes:
         async def change(pipe: Pipeline) -> bytes:
@@ -120,6 +143,7 @@ class Vault:
                 return self._master.unseal(name, blob)
             begin(pipe)
             pipe.set(name, self.seal(name, blob))
+            self._sealed_in_place = True
             return blob
 
         return await self.store.atomically(change, name)
