@@ -22,4 +22,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 # Set SUPPORTGATE_REDIS_URL to your Redis/Valkey; without it the embedded store runs in the data dir.
+# Set SUPPORTGATE_MASTER_KEY too; without it the key that seals the store's secrets is made in the data dir.
 CMD ["supportgate", "serve", "--host", "0.0.0.0", "--port", "8000"]

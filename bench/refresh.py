@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,9 @@ from supportgate.clock import utc_now
 from supportgate.readers.sessions import SessionService
 from supportgate.store import EmbeddedStore, Store, connect
 from supportgate.tokens.jwt import Tokens
+from supportgate.tokens.sealing import MasterKey
 from supportgate.tokens.signing_keys import SigningKeys
+from supportgate.tokens.vault import Vault
 
 ISSUER = "https://gate.example"
 
@@ -57,7 +60,7 @@ async def measure(url: str, seconds: float, chains: int) -> list[tuple[str, int,
             TierIn(id="supporter", name="Supporter", entitlements=["adblock_ok"], max_devices=100), actor="bench"
         )
         supporter = await supporters.create(SupporterIn(email="bench@example.com", tier="supporter"), actor="bench")
-        keys = SigningKeys(store, utc_now)
+        keys = SigningKeys(Vault(store, MasterKey(secrets.token_bytes(32))), utc_now)
         await keys.ensure()
         sessions = SessionService(store, Tokens(keys, utc_now), supporters, utc_now, issuer=ISSUER)
         tokens = [

@@ -22,6 +22,7 @@ from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from supportgate.store.server import find_server_binary
+from supportgate.tokens.sealing import MasterKey
 
 
 @dataclass
@@ -103,7 +104,7 @@ async def services(store_url: str, settings: Settings, clock: FakeClock) -> Asyn
     """The services over their own connection (the app's lives on the test client's loop)."""
     store = Store(connect(store_url))
     mail = MailQueue(mailer_for(settings))
-    yield Services.build(store, settings, mail, clock)
+    yield Services.build(store, settings, mail, MasterKey(settings.load_master_key()), clock)
     await mail.drain()
     await store.close()
 

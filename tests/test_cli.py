@@ -43,6 +43,7 @@ def free_port() -> int:
         ({"SUPPORTGATE_MAX_BODY_BYTES": "lots"}, "SUPPORTGATE_MAX_BODY_BYTES"),
         ({"SUPPORTGATE_PUBLIC_URL": "news.example"}, "SUPPORTGATE_PUBLIC_URL"),
         ({"SUPPORTGATE_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, "SUPPORTGATE_TRUSTED_PROXIES"),
+        ({"SUPPORTGATE_MASTER_KEY": "not-a-key"}, "SUPPORTGATE_MASTER_KEY"),
     ],
 )
 def test_bad_settings_stop_with_one_line(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -165,7 +166,7 @@ def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store
             assert server.poll() is None, log.read_text()
         assert ready == 20, log.read_text()
         assert log.read_text().count("Started worker") == 2
-        assert not (tmp_path / "unused").exists(), "an external store must not start the embedded one"
+        assert not (tmp_path / "unused" / "store").exists(), "an external store must not start the embedded one"
     finally:
         os.killpg(server.pid, signal.SIGINT)
         assert server.wait(timeout=15) == 0

@@ -30,6 +30,7 @@ from tests.gate_helpers import (
     set_policy,
     view,
 )
+from tests.tokens_helpers import MASTER_KEY, MASTER_MATERIAL
 
 INTERSTITIAL = "http://127.0.0.1:8000/v1/sites/news/interstitial"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -451,7 +452,7 @@ async def own_services(own_store: EmbeddedStore, clock: FakeClock) -> AsyncItera
     settings = Settings(redis_url=own_store.url)
     store = Store(connect(own_store.url))
     mail = MailQueue(mailer_for(settings))
-    yield Services.build(store, settings, mail, clock)
+    yield Services.build(store, settings, mail, MASTER_KEY, clock)
     await mail.drain()
     await store.close()
 
@@ -463,7 +464,11 @@ async def test_store_down_lets_readers_through(
     world = await make_world(own_services)
     await set_policy(own_services, clock, free_views=3)
     fan_pass = await pass_for(own_services, world.supporter_id)
-    async with Client(create_app(Settings(redis_url=own_store.url, store_timeout_seconds=0.5), clock=clock)) as app:
+    async with Client(
+        create_app(
+            Settings(redis_url=own_store.url, store_timeout_seconds=0.5, master_key=MASTER_MATERIAL), clock=clock
+        )
+    ) as app:
         assert (await decided(app, view(**{"pass": fan_pass})))["reason"] == "supporter"
         own_store.stop()
         with_pass = await decided(app, view(**{"pass": fan_pass}))

@@ -20,7 +20,7 @@ from supportgate.tokens.signing_keys import SigningKeys
 from supportgate.tokens.stored_secrets import PseudonymSecret
 from supportgate.tokens.verifier import JWKS_REFETCH_INTERVAL, InvalidToken, PassVerifier, VerifiedPass
 from tests.conftest import FakeClock
-from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE, LocalServer, forge, good_claims
+from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE, LocalServer, forge, good_claims, vault
 
 
 class Signer:
@@ -268,8 +268,8 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 
 async def test_passes_the_service_signs_verify_offline(store: Store, clock: FakeClock) -> None:
     """A pass signed by the service verifies with PassVerifier fed the service's JWKS."""
-    keys = SigningKeys(store, clock)
-    secret = await PseudonymSecret(store).get()
+    keys = SigningKeys(vault(store), clock)
+    secret = await PseudonymSecret(vault(store)).get()
     claims = pass_claims(
         supporter_id="sup-9",
         site_id=SITE,

@@ -15,7 +15,7 @@ from supportgate.tokens.claims import access_claims, pass_claims, pseudonym
 from supportgate.tokens.lifetimes import ACCESS_LIFETIME, PASS_LIFETIME
 from supportgate.tokens.stored_secrets import PseudonymSecret
 from tests.conftest import FakeClock
-from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE
+from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE, vault
 
 
 def make_pass(clock: FakeClock, *, site: str = SITE, supporter: str = "sup-1") -> dict[str, object]:
@@ -83,7 +83,7 @@ async def stores(store_url: str) -> AsyncIterator[list[Store]]:
 
 async def test_the_pseudonym_secret_is_made_once(stores: list[Store]) -> None:
     """Processes racing to create the pseudonym secret all get the same 32 bytes, and keep them."""
-    secrets = await asyncio.gather(*(PseudonymSecret(store).get() for store in stores))
+    secrets = await asyncio.gather(*(PseudonymSecret(vault(store)).get() for store in stores))
     assert len(set(secrets)) == 1
     assert len(secrets[0]) == 32
-    assert await PseudonymSecret(stores[0]).get() == secrets[0]
+    assert await PseudonymSecret(vault(stores[0])).get() == secrets[0]

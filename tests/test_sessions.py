@@ -27,6 +27,7 @@ from supportgate.tokens.jose import ACCESS_TYPE
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.signing_keys import SigningKeys
 from tests.conftest import FakeClock
+from tests.tokens_helpers import vault
 
 ISSUER = "https://gate.example"
 DEVICE = "Chrome on macOS"
@@ -79,7 +80,7 @@ async def make_supporter(catalog: Catalog, email: str = "reader@example.com") ->
 
 
 async def make_tokens(store: Store, clock: FakeClock) -> Tokens:
-    signing = SigningKeys(store, clock)
+    signing = SigningKeys(vault(store), clock)
     await signing.ensure()
     return Tokens(signing, clock)
 

@@ -14,13 +14,14 @@ from supportgate.catalog.audit import AuditLog
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from tests.conftest import FakeClock
+from tests.tokens_helpers import MASTER_MATERIAL
 
 Client = AsyncTestClient[Litestar]
 TIER = {"id": "supporter", "name": "Supporter", "entitlements": ["adblock_ok"], "max_devices": 3}
 
 
 async def admin_client(url: str, clock: FakeClock, timeout: float = 2.0) -> tuple[Client, str]:
-    settings = Settings(redis_url=url, store_timeout_seconds=timeout)
+    settings = Settings(redis_url=url, store_timeout_seconds=timeout, master_key=MASTER_MATERIAL)
     store = Store(connect(url))
     key = (await ApiKeys(store, AuditLog(store), clock).create("admin", name="t", actor="t")).key
     await store.close()

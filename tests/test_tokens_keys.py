@@ -23,7 +23,7 @@ from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.lifetimes import JWKS_MAX_AGE, KEY_SET_MAX_AGE, PUBLICATION_DELAY
 from supportgate.tokens.signing_keys import KeyState, SigningKeys
 from tests.conftest import FakeClock
-from tests.tokens_helpers import ISSUER, b64url
+from tests.tokens_helpers import ISSUER, MASTER_KEY, b64url, vault
 
 HOUR = timedelta(hours=1)
 
@@ -44,7 +44,7 @@ def store(stores: list[Store]) -> Store:
 
 @pytest.fixture
 def signing_keys(store: Store, clock: FakeClock) -> SigningKeys:
-    return SigningKeys(store, clock)
+    return SigningKeys(vault(store), clock)
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def header_kid(token: str) -> str:
 
 async def test_parallel_ensure_creates_one_key_set(stores: list[Store], clock: FakeClock) -> None:
     """Several processes bootstrapping at once end up sharing one active and one next key."""
-    processes = [SigningKeys(store, clock) for store in stores for _ in range(3)]
+    processes = [SigningKeys(vault(store), clock) for store in stores for _ in range(3)]
     seen = await asyncio.gather(*(p.ensure() for p in processes))
     assert all(states == seen[0] for states in seen)
     assert [k.state for k in seen[0]] == ["active", "next"]
@@ -83,7 +83,7 @@ async def test_ensure_keeps_an_existing_key_set(signing_keys: SigningKeys, store
     """ensure() on a store that already has keys changes nothing, even from a fresh process."""
     first = await signing_keys.ensure()
     clock.advance(hours=2)
-    assert await SigningKeys(store, clock).ensure() == first
+    assert await SigningKeys(vault(store), clock).ensure() == first
 
 
 def test_kid_matches_the_rfc8037_example_thumbprint() -> None:
@@ -105,10 +105,16 @@ async def test_published_kids_are_rfc7638_thumbprints(signing_keys: SigningKeys)
         assert jwk["kid"] == b64url(hashlib.sha256(canonical.encode()).digest())
 
 
-async def test_private_keys_are_stored_as_pkcs8_pem(signing_keys: SigningKeys, store: Store) -> None:
-    """The store holds each private key as unencrypted PKCS8 PEM that loads to the published key."""
+async def stored_key_set(store: Store) -> Any:
+    """The signing key set as stored, unsealed with the tests' master key."""
+    return json.loads(MASTER_KEY.unseal(names.signing_keys(), await store.redis.get(names.signing_keys())))
+
+
+async def test_private_keys_are_stored_sealed_as_pkcs8_pem(signing_keys: SigningKeys, store: Store) -> None:
+    """The store holds the key set sealed; unsealed, each private key is PKCS8 PEM that loads to the published key."""
     published = {jwk["kid"]: jwk for jwk in (await signing_keys.jwks())["keys"]}
-    stored = json.loads(await store.redis.get(names.signing_keys()))
+    assert (await store.redis.get(names.signing_keys())).startswith(b"sg-sealed:v1:")
+    stored = await stored_key_set(store)
     assert {entry["kid"] for entry in stored} == set(published)
     for entry in stored:
         assert entry["private_pem"].startswith("-----BEGIN PRIVATE KEY-----")
@@ -163,7 +169,7 @@ async def test_forced_rotation_skips_the_wait(signing_keys: SigningKeys) -> None
 
 async def test_parallel_rotations_rotate_once(stores: list[Store], clock: FakeClock) -> None:
     """Two processes rotating at once make one rotation; the other finds a brand-new next key and is refused."""
-    first, second = SigningKeys(stores[0], clock), SigningKeys(stores[1], clock)
+    first, second = SigningKeys(vault(stores[0]), clock), SigningKeys(vault(stores[1]), clock)
     await first.ensure()
     clock.advance(seconds=PUBLICATION_DELAY.total_seconds())
     results = await asyncio.gather(first.rotate(HOUR), second.rotate(HOUR), return_exceptions=True)
@@ -185,7 +191,7 @@ async def test_retired_key_is_dropped_after_its_window(
     assert active.kid not in await signing_keys.verification_keys()
 
     await signing_keys.rotate(HOUR)
-    stored = json.loads(await store.redis.get(names.signing_keys()))
+    stored = await stored_key_set(store)
     assert active.kid not in {entry["kid"] for entry in stored}
     assert [entry["state"] for entry in stored] == ["active", "next", "retiring"]
 
@@ -214,7 +220,7 @@ async def test_cached_key_set_needs_no_store_round_trip(
 
 async def test_another_process_rotation_is_seen_within_the_cache_age(stores: list[Store], clock: FakeClock) -> None:
     """A process keeps signing with the key set it cached for up to 30 s after another process rotated."""
-    rotator, bystander = SigningKeys(stores[0], clock), SigningKeys(stores[1], clock)
+    rotator, bystander = SigningKeys(vault(stores[0]), clock), SigningKeys(vault(stores[1]), clock)
     bystander_tokens = Tokens(bystander, clock)
     active, upcoming = await bystander.ensure()
     clock.advance(seconds=PUBLICATION_DELAY.total_seconds())
@@ -227,7 +233,7 @@ async def test_another_process_rotation_is_seen_within_the_cache_age(stores: lis
 
 async def test_token_from_a_newer_key_reloads_once(stores: list[Store], clock: FakeClock) -> None:
     """A token signed by a key created after this process loaded its key set verifies after one reload."""
-    rotator, verifier = SigningKeys(stores[0], clock), SigningKeys(stores[1], clock)
+    rotator, verifier = SigningKeys(vault(stores[0]), clock), SigningKeys(vault(stores[1]), clock)
     await verifier.ensure()
     await rotator.rotate(HOUR, force=True)
     await rotator.rotate(HOUR, force=True)

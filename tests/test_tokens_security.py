@@ -25,7 +25,7 @@ from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.lifetimes import PUBLICATION_DELAY
 from supportgate.tokens.signing_keys import SigningKeys
 from tests.conftest import FakeClock
-from tests.tokens_helpers import ISSUER, OTHER_SITE, SITE, LocalServer, b64url, forge, good_claims
+from tests.tokens_helpers import ISSUER, OTHER_SITE, SITE, LocalServer, b64url, forge, good_claims, vault
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def signing_keys(store: Store, clock: FakeClock) -> SigningKeys:
-    keys = SigningKeys(store, clock)
+    keys = SigningKeys(vault(store), clock)
     await keys.ensure()
     return keys
 

@@ -11,10 +11,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from supportgate.store import Store
+from supportgate.tokens.sealing import MasterKey
+from supportgate.tokens.vault import Vault
+
 ISSUER = "https://gate.example"
 SITE = "news-example"
 OTHER_SITE = "other-example"
 SECRET = b"s" * 32
+MASTER_MATERIAL = b"m" * 32
+MASTER_KEY = MasterKey(MASTER_MATERIAL)
+
+
+def vault(store: Store) -> Vault:
+    """The secrets in ``store``, sealed under the tests' master key."""
+    return Vault(store, MASTER_KEY)
 
 
 def b64url(data: bytes) -> str:

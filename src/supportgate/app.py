@@ -32,6 +32,7 @@ from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import Store, connect
+from supportgate.tokens.sealing import MasterKey
 
 __all__ = ["app_from_env", "create_app", "demo_app_from_env"]
 
@@ -79,12 +80,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        master_key = MasterKey(settings.load_master_key())
         store = Store(connect(redis_url, timeout=settings.store_timeout_seconds))
         mail = MailQueue(mailer_for(settings))
-        services = Services.build(store, settings, mail, clock)
+        services = Services.build(store, settings, mail, master_key, clock)
         app.state.services = services
         app.state.settings = settings
         try:
+            # A master key that does not open the store's secrets stops the start here, once.
+            await services.vault.check()
             await services.signing_keys.ensure()
             await services.stats.start()
             await services.audit.start()

@@ -23,8 +23,16 @@ from supportgate.errors import SupportgateError
 from supportgate.extension_build import build, build_test_variant
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.services import Services
-from supportgate.settings import Settings, redact_url
+from supportgate.settings import (
+    MASTER_KEY_FILE,
+    Settings,
+    master_key_file,
+    redact_url,
+    write_master_key_file,
+)
 from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.tokens.sealing import MasterKey
+from supportgate.tokens.vault import Vault
 
 __all__ = ["main"]
 
@@ -58,11 +66,16 @@ def _check_reachable(url: str, timeout: float) -> None:
 
 
 def _with_services(settings: Settings, url: str, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``work`` with the services, once the master key is known to open the store's secrets."""
+    master_key = MasterKey(settings.load_master_key())
+
     async def run() -> T:
         store = Store(connect(url))
         mail = MailQueue(mailer_for(settings))
         try:
-            return await work(Services.build(store, settings, mail))
+            services = Services.build(store, settings, mail, master_key)
+            await services.vault.check()
+            return await work(services)
         finally:
             await mail.drain()
             await store.close()
@@ -99,7 +112,13 @@ def cli() -> None:
 def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the service for production (Granian)."""
     settings = Settings.from_env()
+
+    async def prepare(services: Services) -> None:
+        await services.signing_keys.ensure()
+
     with running_store(settings) as url:
+        # Made and checked here, once: a wrong master key is one line, not a failure per worker.
+        _with_services(settings, url, prepare)
         _serve(url, host=host, port=port, workers=workers, log_access=access_log)
 
 
@@ -179,6 +198,69 @@ def rotate_keys(force: bool) -> None:
 
     with running_store(settings) as url:
         click.echo(_with_services(settings, url, rotate))
+
+
+@admin.command("rewrap-secrets")
+@click.option(
+    "--new-key-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file (mode 600) holding the new master key in base64url, instead of SUPPORTGATE_NEW_MASTER_KEY.",
+)
+def rewrap_secrets(new_key_file: Path | None) -> None:
+    """Seal every secret in the store under a new master key; stop the service first.
+
+    The old key is the one the service uses: SUPPORTGATE_MASTER_KEY, else the key file in the data
+    dir. The new one is SUPPORTGATE_NEW_MASTER_KEY or --new-key-file; with neither, and the key
+    file in use, a new key is made. With the key file in use, the new key replaces it once the store
+    is re-wrapped; otherwise set SUPPORTGATE_MASTER_KEY to the new key before starting again.
+    Running it again, or after a crash, finishes the job and changes nothing more.
+    """
+    settings = Settings.from_env()
+    if settings.new_master_key is not None and new_key_file is not None:
+        raise click.UsageError("give the new master key once: SUPPORTGATE_NEW_MASTER_KEY or --new-key-file")
+    new_material = settings.new_master_key
+    if new_key_file is not None:
+        new_material = master_key_file(new_key_file)
+    key_file = None if settings.master_key is not None else settings.ensure_data_dir() / MASTER_KEY_FILE
+    old_key = MasterKey(settings.load_master_key())
+    pending = key_file.with_name(MASTER_KEY_FILE + ".new") if key_file is not None else None
+    if pending is not None:
+        # The new key is on disk before the store depends on it: a crash leaves it to be picked up again.
+        if new_material is not None:
+            write_master_key_file(pending, new_material, replace=True)
+        new_material = master_key_file(pending)
+    if new_material is None:
+        raise click.UsageError("SUPPORTGATE_MASTER_KEY is set: give the new key as SUPPORTGATE_NEW_MASTER_KEY")
+    new_key = MasterKey(new_material)
+
+    async def rewrap(store: Store) -> list[str]:
+        return await Vault(store, old_key).rewrap(new_key)
+
+    with running_store(settings) as url:
+        rewrapped = _with_store(url, rewrap)
+    if key_file is not None and pending is not None:
+        pending.replace(key_file)
+    click.echo(
+        f"re-wrapped {len(rewrapped)} secret(s) from master key {old_key.id} to {new_key.id}"
+        if rewrapped
+        else f"every secret is sealed under master key {new_key.id} already"
+    )
+    click.echo(
+        f"the key file {key_file} now holds master key {new_key.id}"
+        if key_file is not None
+        else f"set SUPPORTGATE_MASTER_KEY to the new key (id {new_key.id}) before starting the service"
+    )
+
+
+def _with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = Store(connect(url))
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 @cli.group()

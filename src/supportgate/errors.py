@@ -20,6 +20,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "SealingError",
     "SettingsError",
     "StoreUnavailable",
     "SupportgateError",
@@ -54,6 +55,10 @@ class SupportgateError(Exception):
 
 class SettingsError(SupportgateError):
     """A setting is missing or wrong; the message names the variable."""
+
+
+class SealingError(SupportgateError):
+    """A secret in the store does not open under the master key: another key sealed it, or it was altered."""
 
 
 class InvalidToken(SupportgateError):

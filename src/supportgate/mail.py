@@ -163,6 +163,7 @@ class OutboxMailer:
 
     def _write(self, data: bytes) -> str:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}.eml"
         temporary = self.directory / f".{name}.tmp"
         # Owner-only: the file holds a sign-in code.

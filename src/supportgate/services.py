@@ -30,17 +30,20 @@ from supportgate.settings import Settings
 from supportgate.store import Store
 from supportgate.store.limits import RateLimiter
 from supportgate.tokens.jwt import Tokens
+from supportgate.tokens.sealing import MasterKey
 from supportgate.tokens.signing_keys import SigningKeys
 from supportgate.tokens.stored_secrets import CodeSecret, PseudonymSecret
+from supportgate.tokens.vault import Vault
 
 __all__ = ["Services"]
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Every domain service, sharing one store and one clock."""
+    """Every domain service, sharing one store, one master key and one clock."""
 
     store: Store
+    vault: Vault
     audit: AuditLog
     api_keys: ApiKeys
     tiers: TierService
@@ -62,21 +65,24 @@ class Services:
     reports: ReportService
 
     @classmethod
-    def build(cls, store: Store, settings: Settings, mail: MailQueue, clock: Clock = utc_now) -> Services:
-        """Wire the services together."""
+    def build(
+        cls, store: Store, settings: Settings, mail: MailQueue, master_key: MasterKey, clock: Clock = utc_now
+    ) -> Services:
+        """Wire the services together; ``master_key`` seals the secrets they keep in the store."""
         issuer = settings.issuer
+        vault = Vault(store, master_key)
         audit = AuditLog(store, clock=clock, retention=settings.audit_retention)
         tiers = TierService(store, audit, clock)
         supporters = SupporterService(store, audit, clock)
         sites = SiteService(store, audit, clock)
         api_keys = ApiKeys(store, audit, clock)
-        signing_keys = SigningKeys(store, clock)
+        signing_keys = SigningKeys(vault, clock)
         tokens = Tokens(signing_keys, clock)
-        passes = PassService(store, tokens, supporters, tiers, sites, PseudonymSecret(store), clock, issuer=issuer)
+        passes = PassService(store, tokens, supporters, tiers, sites, PseudonymSecret(vault), clock, issuer=issuer)
         sessions = SessionService(store, tokens, supporters, clock, issuer=issuer, on_ended=passes.sessions_ended)
         supporters.subscribe(Revocation(sessions, passes).supporter_changed)
         limiter = RateLimiter(store, clock)
-        code_secret = CodeSecret(store)
+        code_secret = CodeSecret(vault)
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
         stats = StatsBuffer(store, clock)
@@ -84,6 +90,7 @@ class Services:
         pass_check = PassCheck(store, tokens, clock, issuer=issuer)
         return cls(
             store=store,
+            vault=vault,
             audit=audit,
             api_keys=api_keys,
             tiers=tiers,

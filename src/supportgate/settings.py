@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
+import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,13 +17,30 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from supportgate.errors import SettingsError
 
-__all__ = ["Network", "Settings", "redact_url"]
+__all__ = [
+    "MASTER_KEY_BYTES",
+    "MASTER_KEY_FILE",
+    "Network",
+    "Settings",
+    "master_key_file",
+    "parse_master_key",
+    "redact_url",
+    "write_master_key_file",
+]
 
 _PREFIX = "SUPPORTGATE_"
 _MAX_AUDIT_RETENTION_DAYS = 36_500  # a century: longer is a typo, and dates past it overflow
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """An IP range, as ``SUPPORTGATE_TRUSTED_PROXIES`` lists them."""
+
+MASTER_KEY_BYTES = 32
+"""Length of the master key that seals the secrets in the store: 256 random bits."""
+
+MASTER_KEY_FILE = "master.key"
+"""The key file's name in the data dir, used when ``SUPPORTGATE_MASTER_KEY`` is not set."""
+
+_MAKE_ONE = "make one with: python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +67,10 @@ class Settings:
     """How many days audit entries are kept; older ones are deleted (checked every hour)."""
     trusted_proxies: tuple[Network, ...] = ()
     """Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client; none: the peer is the client."""
+    master_key: bytes | None = field(default=None, repr=False)
+    """The 32-byte key that seals the secrets kept in the store; none uses the key file in the data dir."""
+    new_master_key: bytes | None = field(default=None, repr=False)
+    """Only for ``admin rewrap-secrets``: the master key to seal the secrets under instead."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +101,8 @@ class Settings:
                 "AUDIT_RETENTION_DAYS", get("AUDIT_RETENTION_DAYS"), defaults.audit_retention_days
             ),
             trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
+            master_key=_master_key_setting("MASTER_KEY", get("MASTER_KEY")),
+            new_master_key=_master_key_setting("NEW_MASTER_KEY", get("NEW_MASTER_KEY")),
         )
         settings.validate()
         return settings
@@ -110,9 +137,11 @@ class Settings:
         _check_mail_from(self.mail_from)
 
     def ensure_data_dir(self) -> Path:
-        """Create the data dir if needed and prove it is writable."""
+        """Create the data dir if needed, owner-only (``0700``), and prove it is writable."""
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # An existing dir (made by an older version, or by hand) is closed to others too.
+            self.data_dir.chmod(0o700)
             probe = self.data_dir / ".write-test"
             probe.write_text("ok")
             probe.unlink()
@@ -121,6 +150,16 @@ class Settings:
                 f"{_PREFIX}DATA_DIR {str(self.data_dir)!r} is not a writable directory: {exc.strerror or exc}"
             ) from exc
         return self.data_dir.resolve()
+
+    def load_master_key(self) -> bytes:
+        """The master key: ``SUPPORTGATE_MASTER_KEY``, else the key file in the data dir, made on first start.
+
+        Raises:
+            SettingsError: if the key file is unreadable, malformed, or open to others.
+        """
+        if self.master_key is not None:
+            return self.master_key
+        return master_key_file(self.ensure_data_dir() / MASTER_KEY_FILE)
 
     @property
     def audit_retention(self) -> timedelta:
@@ -170,6 +209,76 @@ def _networks(name: str, raw: str | None) -> tuple[Network, ...]:
                 f"{_PREFIX}{name} holds {cidr!r}, which is not an IP range such as 10.0.0.0/8 or fd00::/8"
             ) from None
     return tuple(networks)
+
+
+def parse_master_key(raw: str) -> bytes | None:
+    """The 32 bytes of a master key written in base64url (padded or not), or None if it is not one."""
+    text = raw.strip()
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(key) != MASTER_KEY_BYTES or not text.replace("-", "").replace("_", "").rstrip("=").isalnum():
+        return None
+    return key
+
+
+def _master_key_setting(name: str, raw: str | None) -> bytes | None:
+    if raw is None:
+        return None
+    key = parse_master_key(raw)
+    if key is None:
+        # Never the value itself: it is a secret, and a near miss of one is half of it.
+        raise SettingsError(f"{_PREFIX}{name} must be {MASTER_KEY_BYTES} random bytes in base64url; {_MAKE_ONE}")
+    return key
+
+
+def master_key_file(path: Path) -> bytes:
+    """The master key in the key file ``path``, made there (``0600``, whole or not at all) if there is none.
+
+    Raises:
+        SettingsError: if the file cannot be read or written, is open to others, or holds no key.
+    """
+    try:
+        if not path.exists():
+            write_master_key_file(path, secrets.token_bytes(MASTER_KEY_BYTES), replace=False)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise SettingsError(f"the master key file {path} is open to others (mode {mode:04o}): chmod 600 it")
+        key = parse_master_key(path.read_text(encoding="ascii", errors="replace"))
+    except OSError as exc:
+        raise SettingsError(f"the master key file {path} cannot be used: {exc.strerror or exc}") from exc
+    if key is None:
+        raise SettingsError(f"the master key file {path} does not hold a {MASTER_KEY_BYTES}-byte base64url key")
+    return key
+
+
+def write_master_key_file(path: Path, key: bytes, *, replace: bool) -> None:
+    """Write ``key`` to the key file ``path`` (``0600``), whole or not at all.
+
+    Without ``replace``, a file already there is kept: two processes starting at once keep one key.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        if replace:
+            temporary.replace(path)
+        else:
+            # link, unlike rename, fails if the name exists.
+            os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _check_smtp_url(raw: str) -> None:

@@ -7,8 +7,10 @@ transaction on Redis Cluster as on a single server. Per-supporter state (session
 stand alone (a pending code, a rate counter) carry a tag of their own, so they spread across a
 cluster.
 
-The ``{keys}`` keys hold secrets (private signing keys, the pseudonym secret) in the clear:
-whoever can read the store can mint passes, so it is guarded like a secret store.
+The ``{keys}`` keys hold the secrets (private signing keys, the pseudonym and code secrets),
+each sealed under the master key, which is kept outside the store (``tokens/sealing.py``): a
+copy of the store, its AOF or a backup holds no usable key material without it. They share one
+hash tag so that re-wrapping them under a new master key is one transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "pseudonym_secret",
     "rate",
     "reports",
+    "sealed",
     "session",
     "session_rotated",
     "sessions",
@@ -111,18 +114,23 @@ def audit_target(target: str) -> str:
     return f"{_DIR}:audit:target:{target}"
 
 
+def sealed() -> tuple[str, ...]:
+    """Every key whose value is a secret sealed under the master key: what the start opens, a re-wrap re-seals."""
+    return (signing_keys(), pseudonym_secret(), code_secret())
+
+
 def signing_keys() -> str:
-    """JSON list of the signing keys: state, times and PKCS8 PEM private key. Secret."""
+    """The sealed JSON list of the signing keys: state, times and PKCS8 PEM private key. Secret."""
     return f"{_KEYS}:signing"
 
 
 def pseudonym_secret() -> str:
-    """The 32 random bytes that key the per-site supporter pseudonyms. Secret."""
+    """The 32 random bytes, sealed, that key the per-site supporter pseudonyms. Secret."""
     return f"{_KEYS}:pseudonym-secret"
 
 
 def code_secret() -> str:
-    """The 32 random bytes that key the HMACs of sign-in and activation codes. Secret."""
+    """The 32 random bytes, sealed, that key the HMACs of sign-in and activation codes. Secret."""
     return f"{_KEYS}:code-secret"
 
 

@@ -1,4 +1,4 @@
-"""The embedded store: a private ``valkey-server`` in the data dir, over a unix socket, AOF on."""
+"""The embedded store: a private ``valkey-server`` in the data dir, over a unix socket, AOF on, owner-only."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ class EmbeddedStore:
     """A private store process owned by this one, stopped with it.
 
     Data lives in ``<data_dir>/store`` with the append-only file on and ``noeviction``, so an
-    acknowledged write survives a crash of either process.
+    acknowledged write survives a crash of either process. The dir is ``0700`` and every file the
+    server writes ``0600`` (it runs with umask 077); its socket is ``0700``.
     """
 
     def __init__(self, data_dir: Path, *, binary: str | None = None) -> None:
@@ -81,7 +82,8 @@ class EmbeddedStore:
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server and wait until it answers; return its URL."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _owner_only(self.dir)
         if self._answers():
             # Another supportgate process on this data dir runs the store (a leftover of a dead
             # one would have died with it): share it, and leave stopping it to its owner.
@@ -108,6 +110,8 @@ class EmbeddedStore:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # Its AOF, RDB, log and pid file are the store's data: owner-only from the start.
+            umask=0o077,
             preexec_fn=_die_with_parent if _prctl else None,  # noqa: PLW1509 - see _die_with_parent
         )
         deadline = time.monotonic() + timeout
@@ -174,6 +178,22 @@ class EmbeddedStore:
         except OSError:
             return "no log written"
         return lines[-1].split(" * ")[-1].split(" # ")[-1] if lines else "no log written"
+
+
+def _owner_only(directory: Path) -> None:
+    """Close ``directory`` and what is in it to others: ``0700`` dirs, ``0600`` files.
+
+    A store dir made by an older version holds its AOF readable by all; the server itself makes
+    new files owner-only (it starts with umask 077), this fixes those already there.
+    """
+    directory.chmod(0o700)
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            (Path(root) / name).chmod(0o700)
+        for name in files:
+            path = Path(root) / name
+            if not path.is_socket():
+                path.chmod(0o600)
 
 
 # Resolved before any fork: the child may only call it, not load libraries (other threads may

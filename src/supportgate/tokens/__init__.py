@@ -1,9 +1,9 @@
 """Tokens: signing keys, the JWKS, rotation, claims, lifetimes, and the offline pass verifier.
 
 ``lifetimes`` holds every token lifetime; ``jose`` is the pure sign-and-verify core; ``claims``
-what each token says; ``signing_keys`` and ``stored_secrets`` the key material in the store;
-``jwt`` signs and verifies with it; ``rotation`` rotates it for admins; ``verifier`` is what a
-site runs offline.
+what each token says; ``signing_keys`` and ``stored_secrets`` the key material in the store,
+sealed by ``vault`` under the master key with ``sealing``; ``jwt`` signs and verifies with it;
+``verifier`` is what a site runs offline.
 
 The package imports nothing itself: ``jose`` and ``verifier`` must not pull in the store client.
 """

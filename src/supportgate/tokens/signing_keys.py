@@ -6,9 +6,9 @@ rotation and stay in the JWKS until ``retire_until``, then are dropped). A rotat
 makes next active, active retiring and a fresh next, so every key a token names was
 published long enough before for sites' cached JWKS to hold it.
 
-The private keys are kept in the store as unencrypted PKCS8 PEM: the store is a
-secret-holding system, and whoever reads it can mint passes. Guard its network access, its
-ACLs and its AOF and backup files accordingly.
+The key set is kept in the store as one JSON list (the private keys as PKCS8 PEM) sealed
+under the master key by the :class:`~supportgate.tokens.vault.Vault`: a copy of the store
+without the master key cannot mint passes.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_private_key,
 )
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, SupportgateError
-from supportgate.store import Store, begin, names
+from supportgate.store import begin, names
 from supportgate.tokens.jose import public_jwk, thumbprint
 from supportgate.tokens.lifetimes import JWKS_MAX_AGE, KEY_SET_MAX_AGE, PUBLICATION_DELAY
+from supportgate.tokens.vault import Vault
 
 __all__ = ["UNKNOWN_KID_RELOAD_INTERVAL", "KeyState", "SigningKeys"]
 
@@ -141,8 +141,9 @@ class SigningKeys:
     when a token names a kid it does not hold.
     """
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
+    def __init__(self, vault: Vault, clock: Clock) -> None:
+        self._vault = vault
+        self._store = vault.store
         self._clock = clock
         self._ring: _Ring | None = None
         self._lock = asyncio.Lock()
@@ -184,7 +185,7 @@ class SigningKeys:
             raw = await pipe.get(stored_key)
             if raw is None:
                 raise Conflict("There are no signing keys to rotate yet.")
-            stored = _decode(raw)
+            stored = _decode(self._vault.open(stored_key, raw))
             (active,) = [key for key in stored if key.state == "active"]
             (upcoming,) = [key for key in stored if key.state == "next"]
             ready_at = upcoming.published_at + PUBLICATION_DELAY
@@ -209,7 +210,7 @@ class SigningKeys:
                 *(key for key in stored if key.retire_until is not None and key.retire_until > now),
             ]
             begin(pipe)
-            pipe.set(stored_key, _encode(rotated))
+            pipe.set(stored_key, self._vault.seal(stored_key, _encode(rotated)))
             return rotated
 
         rotated = await self._store.atomically(change, stored_key)
@@ -256,19 +257,11 @@ class SigningKeys:
             return await self._reload()
 
     async def _reload(self) -> _Ring:
-        redis = self._store.redis
-        raw = await redis.get(names.signing_keys())
+        raw = await self._vault.read(names.signing_keys())
         if raw is None:
             now = self._clock()
             first = _encode([_new_key("active", now), _new_key("next", now)])
-
-            async def create(one: Redis) -> None:
-                await one.set(names.signing_keys(), first, nx=True)
-
-            await self._store.durably(create)
-            raw = await redis.get(names.signing_keys())
-            if raw is None:
-                raise SupportgateError("the signing keys vanished as they were created")
+            raw = await self._vault.create(names.signing_keys(), first)
         ring = _Ring.build(_decode(raw), self._clock())
         self._ring = ring
         return ring
