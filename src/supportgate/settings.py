@@ -29,7 +29,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     """Largest request body accepted; larger ones get 413."""
     store_timeout_seconds: float = 2.0
-    """How long one store command may take before the request fails with 503."""
+    """How long one store command, and any request that is not a page view, may wait on the store before 503."""
+    decide_deadline_seconds: float = 0.1
+    """How long one page view (decide, gate.js, the wall) may wait on the store, all its calls together."""
     log_level: str = "INFO"
     """Python logging level name."""
     smtp_url: str | None = None
@@ -59,6 +61,10 @@ class Settings:
             store_timeout_seconds=_positive_float(
                 "STORE_TIMEOUT_SECONDS", get("STORE_TIMEOUT_SECONDS"), defaults.store_timeout_seconds
             ),
+            decide_deadline_seconds=_positive_int(
+                "DECIDE_DEADLINE_MS", get("DECIDE_DEADLINE_MS"), int(defaults.decide_deadline_seconds * 1000)
+            )
+            / 1000,
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,
@@ -86,6 +92,11 @@ class Settings:
             raise SettingsError(f"{_PREFIX}PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{_PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if self.decide_deadline_seconds >= self.store_timeout_seconds:
+            raise SettingsError(
+                f"{_PREFIX}DECIDE_DEADLINE_MS must be below {_PREFIX}STORE_TIMEOUT_SECONDS "
+                f"({self.decide_deadline_seconds * 1000:g} ms is not below {self.store_timeout_seconds:g} s)"
+            )
         if self.smtp_url is not None:
             _check_smtp_url(self.smtp_url)
         _check_mail_from(self.mail_from)
