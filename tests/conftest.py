@@ -84,7 +84,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(store_url: str, tmp_path: Any) -> Settings:
-    return Settings(redis_url=store_url, data_dir=tmp_path / "data")
+    # A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable.
+    return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0)
 
 
 @pytest.fixture

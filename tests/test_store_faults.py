@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -11,13 +13,17 @@ from litestar.testing import AsyncTestClient
 from supportgate.app import create_app
 from supportgate.catalog.api_keys import ApiKeys
 from supportgate.catalog.audit import AuditLog
+from supportgate.mail import MailQueue, mailer_for
+from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from tests.conftest import FakeClock
-from tests.tokens_helpers import MASTER_MATERIAL
+from tests.gate_helpers import decided, make_world, pass_for, set_policy, view
+from tests.tokens_helpers import MASTER_KEY, MASTER_MATERIAL
 
 Client = AsyncTestClient[Litestar]
 TIER = {"id": "supporter", "name": "Supporter", "entitlements": ["adblock_ok"], "max_devices": 3}
+PATRON = {**TIER, "id": "patron", "name": "Patron"}
 
 
 async def admin_client(url: str, clock: FakeClock, timeout: float = 2.0) -> tuple[Client, str]:
@@ -77,3 +83,41 @@ async def test_hung_store_times_out_as_503(own_store: EmbeddedStore, clock: Fake
             assert (await client.get("/readyz")).status_code == 503
         finally:
             os.kill(own_store.pid, signal.SIGCONT)
+
+
+async def test_a_frozen_store_hangs_no_page_view_and_no_write(own_store: EmbeddedStore, clock: FakeClock) -> None:
+    """With the store frozen under load, views answer store_unavailable at once, writes 503 in time; all recovers."""
+    settings = Settings(redis_url=own_store.url, store_timeout_seconds=0.5, master_key=MASTER_MATERIAL)
+    store = Store(connect(own_store.url))
+    services = Services.build(store, settings, MailQueue(mailer_for(settings)), MASTER_KEY, clock)
+    world = await make_world(services)
+    await set_policy(services, clock, free_views=1)
+    fan_pass = await pass_for(services, world.supporter_id)
+    await store.close()
+    assert own_store.pid is not None
+    async with AsyncTestClient(create_app(settings, clock=clock)) as client:
+        assert (await decided(client, view(**{"pass": fan_pass})))["reason"] == "supporter"
+        os.kill(own_store.pid, signal.SIGSTOP)
+        try:
+            clock.advance(seconds=60)  # the cached site is stale now: it must keep serving
+            views = [view(**{"pass": fan_pass}), *(view(visitor=f"visitor-{n:04d}") for n in range(150))] * 2
+            answers = await asyncio.gather(*(decided(client, body) for body in views))
+            assert {(a["decision"], a["reason"]) for a in answers} == {("allow", "store_unavailable")}
+            for body in views[:20]:
+                started = time.monotonic()
+                assert (await decided(client, body))["reason"] == "store_unavailable"
+                assert time.monotonic() - started < settings.store_timeout_seconds / 2
+            started = time.monotonic()
+            refused = await client.post("/v1/admin/tiers", json=PATRON, headers=world.admin)
+            waited = time.monotonic() - started
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "1"
+            assert waited < settings.store_timeout_seconds * 1.5
+        finally:
+            os.kill(own_store.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while (await decided(client, view(**{"pass": fan_pass})))["reason"] != "supporter":
+            assert time.monotonic() < deadline, "decide did not recover after the store came back"
+            await asyncio.sleep(0.1)
+        assert (await decided(client, view(visitor="visitor-new1")))["reason"] == "metered"
+        assert (await client.post("/v1/admin/tiers", json=PATRON, headers=world.admin)).status_code == 201

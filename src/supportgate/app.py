@@ -24,6 +24,7 @@ from supportgate.errors import SettingsError
 from supportgate.gate.controllers import gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
 from supportgate.http.body import document_json_only
+from supportgate.http.deadline import RequestDeadline
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
 from supportgate.http.problems import exception_handlers
@@ -81,7 +82,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         master_key = MasterKey(settings.load_master_key())
-        store = Store(connect(redis_url, timeout=settings.store_timeout_seconds))
+        store = Store(
+            connect(redis_url, timeout=settings.store_timeout_seconds), batch_timeout=settings.decide_deadline_seconds
+        )
         mail = MailQueue(mailer_for(settings))
         services = Services.build(store, settings, mail, master_key, clock)
         app.state.services = services
@@ -116,6 +119,7 @@ def create_app(
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,
+        middleware=[RequestDeadline(timeout=settings.store_timeout_seconds)],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,

@@ -28,6 +28,7 @@ from supportgate.readers.sessions import SessionService
 from supportgate.readers.signin import SignInService
 from supportgate.settings import Settings
 from supportgate.store import Store
+from supportgate.store.hot_path import HotPath
 from supportgate.store.limits import RateLimiter
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.sealing import MasterKey
@@ -59,6 +60,7 @@ class Services:
     signin: SignInService
     mail: MailQueue
     stats: StatsBuffer
+    hot: HotPath
     access: SiteAccess
     pass_check: PassCheck
     decide: DecideService
@@ -86,8 +88,9 @@ class Services:
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
         stats = StatsBuffer(store, clock)
-        access = SiteAccess(sites, api_keys, clock, public_url=settings.public_url)
-        pass_check = PassCheck(store, tokens, clock, issuer=issuer)
+        hot = HotPath(budget=settings.decide_deadline_seconds)
+        access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
+        pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
         return cls(
             store=store,
             vault=vault,
@@ -106,8 +109,9 @@ class Services:
             signin=SignInService(codes, activation, sessions, supporters, tiers),
             mail=mail,
             stats=stats,
+            hot=hot,
             access=access,
             pass_check=pass_check,
-            decide=DecideService(access, pass_check, stats, store, clock),
+            decide=DecideService(access, pass_check, stats, store, hot, clock),
             reports=ReportService(store, stats, limiter, clock),
         )

@@ -56,7 +56,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     """Largest request body accepted; larger ones get 413."""
     store_timeout_seconds: float = 2.0
-    """How long one store command may take before the request fails with 503."""
+    """How long one store command, and any request that is not a page view, may wait on the store before 503."""
+    decide_deadline_seconds: float = 0.1
+    """How long one page view (decide, gate.js, the wall) may wait on the store, all its calls together."""
     log_level: str = "INFO"
     """Python logging level name."""
     smtp_url: str | None = None
@@ -94,6 +96,10 @@ class Settings:
             store_timeout_seconds=_positive_float(
                 "STORE_TIMEOUT_SECONDS", get("STORE_TIMEOUT_SECONDS"), defaults.store_timeout_seconds
             ),
+            decide_deadline_seconds=_positive_int(
+                "DECIDE_DEADLINE_MS", get("DECIDE_DEADLINE_MS"), int(defaults.decide_deadline_seconds * 1000)
+            )
+            / 1000,
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,
@@ -110,18 +116,7 @@ class Settings:
     def validate(self) -> None:
         """Check every value; raise SettingsError naming the first bad one."""
         if self.redis_url is not None:
-            url = urlsplit(self.redis_url)
-            if url.scheme not in {"redis", "rediss", "unix"}:
-                shown = redact_url(self.redis_url)
-                raise SettingsError(f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {shown!r}")
-            try:
-                url.port  # noqa: B018 - parsing the port is the check
-            except ValueError:
-                raise SettingsError(f"{_PREFIX}REDIS_URL has an invalid port: {redact_url(self.redis_url)!r}") from None
-            if url.scheme != "unix" and not url.hostname:
-                raise SettingsError(f"{_PREFIX}REDIS_URL has no host: {redact_url(self.redis_url)!r}")
-            if url.scheme == "unix" and not url.path:
-                raise SettingsError(f"{_PREFIX}REDIS_URL has no socket path: {redact_url(self.redis_url)!r}")
+            _check_redis_url(self.redis_url)
         public = urlsplit(self.public_url)
         if public.scheme not in {"http", "https"} or not public.hostname:
             raise SettingsError(f"{_PREFIX}PUBLIC_URL must be an http(s) URL, not {self.public_url!r}")
@@ -131,6 +126,11 @@ class Settings:
             raise SettingsError(
                 f"{_PREFIX}AUDIT_RETENTION_DAYS must be 1 to {_MAX_AUDIT_RETENTION_DAYS} days, "
                 f"not {self.audit_retention_days!r}"
+            )
+        if self.decide_deadline_seconds >= self.store_timeout_seconds:
+            raise SettingsError(
+                f"{_PREFIX}DECIDE_DEADLINE_MS must be below {_PREFIX}STORE_TIMEOUT_SECONDS "
+                f"({self.decide_deadline_seconds * 1000:g} ms is not below {self.store_timeout_seconds:g} s)"
             )
         if self.smtp_url is not None:
             _check_smtp_url(self.smtp_url)
@@ -279,6 +279,21 @@ def write_master_key_file(path: Path, key: bytes, *, replace: bool) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _check_redis_url(raw: str) -> None:
+    url = urlsplit(raw)
+    if url.scheme not in {"redis", "rediss", "unix"}:
+        shown = redact_url(raw)
+        raise SettingsError(f"{_PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, not {shown!r}")
+    try:
+        url.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}REDIS_URL has an invalid port: {redact_url(raw)!r}") from None
+    if url.scheme != "unix" and not url.hostname:
+        raise SettingsError(f"{_PREFIX}REDIS_URL has no host: {redact_url(raw)!r}")
+    if url.scheme == "unix" and not url.path:
+        raise SettingsError(f"{_PREFIX}REDIS_URL has no socket path: {redact_url(raw)!r}")
 
 
 def _check_smtp_url(raw: str) -> None:

@@ -268,6 +268,59 @@ def test_failed_control_and_bait_are_inconclusive_and_never_wall(easylist: Any, 
     assert not wall_is_up(easylist)
 
 
+# How long the check under way (or a new one) takes to settle; "hung" if not within 8 s.
+RECHECK_TIMED = """
+async () => {
+  const started = performance.now();
+  const hung = new Promise((resolve) => setTimeout(resolve, 8000, "hung"));
+  const decision = await Promise.race([window.supportgate.recheck(), hung]);
+  return {decision, seconds: (performance.now() - started) / 1000};
+}
+"""
+
+
+def test_a_decide_that_hangs_is_given_up_on_and_walls_nothing(easylist: Any, demo: Demo) -> None:
+    """When the gate does not answer decide, gate.js gives up after 1.5 s: no decision, no wall, the article stays."""
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    easylist.route("**/v1/decide", hold)
+    try:
+        easylist.goto(demo.url(CLIENT))
+        detection(easylist)
+        settled = easylist.evaluate(RECHECK_TIMED)
+        assert settled["decision"] is None
+        assert held, "decide was asked"
+        no_overlay_ever(easylist)
+    finally:
+        for route in held:
+            route.abort()
+        easylist.unroute("**/v1/decide", hold)
+
+
+def test_a_wall_that_does_not_arrive_is_given_up_on(easylist: Any, demo: Demo) -> None:
+    """When decide says wall but the wall's markup never comes, gate.js gives up after 1.5 s and shows nothing."""
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    easylist.route("**/v1/sites/demo/interstitial*", hold)
+    try:
+        assert visit_client(easylist, demo)["decision"] == "wall"
+        settled = easylist.evaluate(RECHECK_TIMED)
+        assert settled["decision"] != "hung"
+        assert settled["decision"]["decision"] == "wall"
+        assert held, "the wall was asked for"
+        no_overlay_ever(easylist)
+    finally:
+        for route in held:
+            route.abort()
+        easylist.unroute("**/v1/sites/demo/interstitial*", hold)
+
+
 def test_a_valid_pass_lets_a_supporter_through_the_server_route(easylist: Any, demo: Demo) -> None:
     """A supporter's pass in the Supportgate-Pass header beats the blocker: the server sends the article."""
     easylist.set_extra_http_headers({"Supportgate-Pass": pass_for(demo, SITE)})

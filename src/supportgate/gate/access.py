@@ -3,6 +3,8 @@
 Every page view comes through here, so sites, site keys and the set of all origins are kept in
 the process for :data:`CACHE_TTL` (:class:`~supportgate.gate.cache.TtlCache`): an admin's change
 reaches every decision within that time, and a page view costs no store round trip for them.
+Each method takes the view's deadline (:class:`~supportgate.store.hot_path.HotPath`); none
+means a fresh page-view budget. While the store is away, what was cached keeps serving.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from supportgate.catalog.policy import Policy
 from supportgate.catalog.schemas import Site
 from supportgate.catalog.sites import SiteService
 from supportgate.clock import Clock
-from supportgate.errors import Forbidden, NotFound, Unauthorized
+from supportgate.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
 from supportgate.gate.cache import TtlCache
+from supportgate.store.hot_path import HotPath
 
 __all__ = ["CACHE_TTL", "GatedSite", "SiteAccess"]
 
@@ -90,34 +93,39 @@ class GatedSite:
 class SiteAccess:
     """Checks site keys and origins against the sites, from an in-process cache."""
 
-    def __init__(self, sites: SiteService, api_keys: ApiKeys, clock: Clock, *, public_url: str) -> None:
+    def __init__(self, sites: SiteService, api_keys: ApiKeys, hot: HotPath, clock: Clock, *, public_url: str) -> None:
         self._sites = sites
         self._api_keys = api_keys
+        self._hot = hot
         self._public_url = public_url
         self._site_cache: TtlCache[str, GatedSite | None] = TtlCache(clock, ttl=CACHE_TTL)
         self._key_cache: TtlCache[str, str | None] = TtlCache(clock, ttl=CACHE_TTL)
         self._origin_cache: TtlCache[str, frozenset[str]] = TtlCache(clock, ttl=CACHE_TTL, max_entries=1)
 
-    async def caller_site(self, presented: str | None) -> str | None:
+    async def caller_site(self, presented: str | None, *, deadline: float | None = None) -> str | None:
         """The site of a presented site key, None when none was presented.
 
         Raises:
             Unauthorized: if it is not a valid site key.
+            StoreUnavailable: if the key is not cached and the store does not answer in time.
         """
-        return None if presented is None else await self.key_site(presented)
+        return None if presented is None else await self.key_site(presented, deadline=deadline)
 
-    async def key_site(self, presented: str) -> str:
+    async def key_site(self, presented: str, *, deadline: float | None = None) -> str:
         """The site a presented site key belongs to.
 
         Raises:
             Unauthorized: if it is not a valid site key.
+            StoreUnavailable: if the key is not cached and the store does not answer in time.
         """
-        site = await self._key_cache.get(presented, self._load_key)
+        site = await self._key_cache.get(presented, self._load_key, deadline=self._deadline(deadline))
         if site is None:
             raise Unauthorized("The site key is not valid: it is unknown, revoked or mistyped.")
         return site
 
-    async def site_for(self, site_id: str, *, caller_site: str | None, origin: str | None) -> GatedSite:
+    async def site_for(
+        self, site_id: str, *, caller_site: str | None, origin: str | None, deadline: float | None = None
+    ) -> GatedSite:
         """The site ``site_id``, if the caller may ask about it.
 
         A caller with a site key (``caller_site``) may ask about its own site; a browser without
@@ -127,12 +135,13 @@ class SiteAccess:
             NotFound: if there is no such site.
             Unauthorized: if the caller sent neither a site key nor an ``Origin``.
             Forbidden: if the key or the origin is another site's.
+            StoreUnavailable: if the site is not cached and the store does not answer in time.
         """
         if caller_site is None and origin is None:
             raise Unauthorized(
                 "Send a site key ('Authorization: Bearer sgs_…') or call from one of the site's origins."
             )
-        gated = await self._site_cache.get(site_id, self._load_site)
+        gated = await self._site_cache.get(site_id, self._load_site, deadline=self._deadline(deadline))
         if gated is None:
             raise NotFound(f"There is no site {site_id!r}.")
         if caller_site is not None:
@@ -142,9 +151,31 @@ class SiteAccess:
             raise Forbidden(f"The origin {origin!r} is not one of site {site_id!r}'s origins.")
         return gated
 
-    async def origin_known(self, origin: str) -> bool:
-        """Whether ``origin`` is one of any site's origins (for CORS preflights, which name no site)."""
-        return origin in await self._origin_cache.get("", self._load_origins)
+    async def origin_known(self, origin: str, *, deadline: float | None = None) -> bool:
+        """Whether ``origin`` is one of any site's origins (for CORS preflights, which name no site).
+
+        Raises:
+            StoreUnavailable: if the origins are not cached and the store does not answer in time.
+        """
+        return origin in await self._origin_cache.get("", self._load_origins, deadline=self._deadline(deadline))
+
+    async def current(self, site_id: str, *, deadline: float | None = None) -> Site:
+        """The site as stored now, for what browsers load (gate.js, the wall); as cached while the store is away.
+
+        Raises:
+            NotFound: if there is no such site.
+            StoreUnavailable: if the store does not answer in time and the site is not cached.
+        """
+        try:
+            return await self._hot.run(self._deadline(deadline), lambda: self._sites.get(site_id))
+        except StoreUnavailable:
+            cached = self._site_cache.peek(site_id)
+            if cached is None:
+                raise
+            return cached.site
+
+    def _deadline(self, deadline: float | None) -> float:
+        return self._hot.deadline() if deadline is None else deadline
 
     async def _load_site(self, site_id: str) -> GatedSite | None:
         try:

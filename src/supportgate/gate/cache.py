@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import timedelta
 from typing import Generic, TypeVar
 
 from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock
+from supportgate.errors import StoreUnavailable
 from supportgate.store import STORE_ERRORS
 
 __all__ = ["TtlCache"]
@@ -22,25 +25,84 @@ class TtlCache(Generic[K, V]):
     When a value is stale and the store cannot be reached, the stale value is used rather than
     failing: what a site's policy was a minute ago is a better answer than none. At most
     ``max_entries`` values are kept; past that, the oldest loaded goes.
+
+    A key is loaded by one call at a time, however many views ask for it meanwhile: the view
+    that starts the load waits for it, no longer than its own deadline; the others take the
+    stale value while there is one, or wait for the same load. A load that failed on the store
+    is remembered for ``failure_ttl``: until then the key is not loaded again, so a store that
+    is away costs the views that follow nothing.
     """
 
-    def __init__(self, clock: Clock, *, ttl: timedelta, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        ttl: timedelta,
+        max_entries: int = 10_000,
+        failure_ttl: timedelta = timedelta(seconds=1),
+    ) -> None:
         self._clock = clock
         self._ttl = ttl.total_seconds()
+        self._failure_ttl = failure_ttl.total_seconds()
         self._entries: BoundedDict[K, tuple[float, V]] = BoundedDict(max_entries)
+        self._failed: BoundedDict[K, float] = BoundedDict(max_entries)
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
-    async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
-        """The value for ``key``, loaded with ``load`` when there is no fresh one."""
+    async def get(self, key: K, load: Callable[[K], Awaitable[V]], *, deadline: float | None = None) -> V:
+        """The value for ``key``, loaded with ``load`` when there is no fresh one.
+
+        ``deadline`` (on the event loop's clock) bounds the wait for a load; the load itself
+        goes on for the views that come after.
+
+        Raises:
+            StoreUnavailable: if there is no value, and the last load failed within ``failure_ttl``
+                or this one ran past ``deadline``.
+            Exception: what ``load`` raised, when there is no value to fall back on.
+        """
         now = self._clock().timestamp()
         entry = self._entries.get(key)
         # A clock set back makes an entry "from the future": treat it as stale, not fresh for longer.
-        if entry is not None and entry[0] <= now < entry[0] + self._ttl:
+        if entry is not None and _within(entry[0], now, self._ttl):
             return entry[1]
+        failed_at = self._failed.get(key)
+        if failed_at is not None and _within(failed_at, now, self._failure_ttl):
+            if entry is not None:
+                return entry[1]
+            raise StoreUnavailable
+        loading = self._loading.get(key)
+        if loading is not None and entry is not None:
+            return entry[1]  # another view is reloading it: this one need not wait
+        if loading is None:
+            loading = asyncio.ensure_future(load(key))
+            self._loading[key] = loading
+            loading.add_done_callback(functools.partial(self._loaded, key, now))
         try:
-            value = await load(key)
-        except STORE_ERRORS:
-            if entry is None:
-                raise
-            return entry[1]
-        self._entries.put(key, (now, value))
-        return value
+            async with asyncio.timeout_at(deadline):
+                return await asyncio.shield(loading)
+        except (TimeoutError, *STORE_ERRORS) as exc:
+            self._failed.put(key, now)
+            if entry is not None:
+                return entry[1]
+            if isinstance(exc, TimeoutError):
+                raise StoreUnavailable from exc
+            raise
+
+    def peek(self, key: K) -> V | None:
+        """The value held for ``key``, fresh or stale, without loading it."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
+    def _loaded(self, key: K, started: float, loading: asyncio.Future[V]) -> None:
+        self._loading.pop(key, None)
+        if loading.cancelled():
+            return
+        error = loading.exception()
+        if error is None:
+            self._entries.put(key, (started, loading.result()))
+            self._failed.pop(key)
+        elif isinstance(error, STORE_ERRORS):
+            self._failed.put(key, self._clock().timestamp())
+
+
+def _within(since: float, now: float, seconds: float) -> bool:
+    return since <= now < since + seconds

@@ -17,7 +17,6 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.params import JSONBody, QueryParameter
 from litestar.types import HTTPScope, Receive, Scope, Send
 
-from supportgate.catalog.sites import SiteService
 from supportgate.errors import Forbidden
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
@@ -31,8 +30,10 @@ from supportgate.http.auth import bearer
 from supportgate.http.body import Body, decode_strict, require_json
 from supportgate.http.client import client_ip
 from supportgate.http.cors import cors_headers, preflight, preflight_headers
+from supportgate.http.deadline import OWN_DEADLINE
 from supportgate.http.params import SitePath
 from supportgate.languages import LANGUAGE_QUERY_PATTERN
+from supportgate.store.hot_path import HotPath
 
 __all__ = ["MAX_DECIDE_BYTES", "PASS_HEADER", "gate_assets_router", "gate_router"]
 
@@ -59,7 +60,7 @@ _SCRIPT_HEADERS = {"Cross-Origin-Resource-Policy": "cross-origin", "X-Content-Ty
 _NO_STORE_SCRIPT = {**_SCRIPT_HEADERS, "Cache-Control": "no-store"}
 
 
-@asgi("/v1/decide", is_mount=False, copy_scope=False)
+@asgi("/v1/decide", is_mount=False, copy_scope=False, opt={OWN_DEADLINE: True})
 async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     """``POST /v1/decide`` and its CORS preflight, as a plain ASGI endpoint.
 
@@ -73,10 +74,11 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in http["headers"]}
     services = http["app"].state.services
     access: SiteAccess = services.access
+    hot: HotPath = services.hot
     origin = headers.get("origin")
     method = http["method"]
     if method == "OPTIONS":
-        if origin is None or not await access.origin_known(origin):
+        if origin is None or not await access.origin_known(origin, deadline=hot.deadline()):
             raise Forbidden(f"The origin {origin!r} is not one of any site's origins.")
         await send_answer(send, 204, b"", preflight_headers(origin, "POST"))
         return
@@ -85,7 +87,8 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     require_json(headers.get("content-type"))
     body = await read_body(receive, headers.get("content-length"), limit=MAX_DECIDE_BYTES)
     data = decode_strict(body, DecideIn)
-    site = await access.caller_site(bearer(headers.get("authorization")))
+    deadline = hot.deadline()
+    site = await access.caller_site(bearer(headers.get("authorization")), deadline=deadline)
     deciding: DecideService = services.decide
     decision = await deciding.decide(
         data,
@@ -94,6 +97,7 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
         origin=origin,
         user_agent=headers.get("user-agent"),
         request_ip=client_ip(scope),
+        deadline=deadline,
     )
     answer_headers = cors_headers(origin if site is None else None)
     answer_headers["Cache-Control"] = "no-store"
@@ -116,11 +120,13 @@ async def report_false_positive(
     request: AnyRequest,
     access: NamedDependency[SiteAccess],
     reports: NamedDependency[ReportService],
+    hot: NamedDependency[HotPath],
 ) -> Response[None]:
     """Kept for the site's admins and counted in ``false_positive_reports``."""
-    key_site = await access.caller_site(bearer(request.headers.get("authorization")))
+    deadline = hot.deadline()
+    key_site = await access.caller_site(bearer(request.headers.get("authorization")), deadline=deadline)
     origin = request.headers.get("origin")
-    await access.site_for(site, caller_site=key_site, origin=origin)
+    await access.site_for(site, caller_site=key_site, origin=origin, deadline=deadline)
     await reports.add(site, data, user_agent=request.headers.get("user-agent"), client_ip=client_ip(request.scope))
     return Response(None, status_code=202, headers=cors_headers(origin if key_site is None else None))
 
@@ -147,9 +153,9 @@ def _gate_url(request: AnyRequest) -> str:
     media_type=_JS,
     cache_control=None,
 )
-async def gate_script(site: SitePath, sites: NamedDependency[SiteService], request: AnyRequest) -> Response[bytes]:
+async def gate_script(site: SitePath, access: NamedDependency[SiteAccess], request: AnyRequest) -> Response[bytes]:
     """``gate.js`` with the site and gate built in; gzipped when asked, with an ETag and a 5-minute cache."""
-    await sites.get(site)
+    await access.current(site)
     script = script_for(site, _gate_url(request))
     gzipped = accepts_gzip(request.headers.get("accept-encoding"))
     body, etag = (script.gzipped, script.gzipped_etag) if gzipped else (script.body, script.etag)
@@ -162,31 +168,31 @@ async def gate_script(site: SitePath, sites: NamedDependency[SiteService], reque
 
 
 @get("/{site:str}/probe.js", summary="Detection control: an innocuous script", media_type=_JS, cache_control=None)
-async def control_script(site: SitePath, sites: NamedDependency[SiteService]) -> Response[bytes]:
+async def control_script(site: SitePath, access: NamedDependency[SiteAccess]) -> Response[bytes]:
     """Sets ``window.supportgateControl``; no filter list blocks it."""
-    await sites.get(site)
+    await access.current(site)
     return Response(CONTROL_SCRIPT, headers=_NO_STORE_SCRIPT, media_type=_JS)
 
 
 @get(
     "/{site:str}/ads/show.js", summary="Detection bait: a script filter lists block", media_type=_JS, cache_control=None
 )
-async def bait_script(site: SitePath, sites: NamedDependency[SiteService]) -> Response[bytes]:
+async def bait_script(site: SitePath, access: NamedDependency[SiteAccess]) -> Response[bytes]:
     """Sets ``window.supportgateBait``; EasyList blocks this URL (rule ``/ads/show.``)."""
-    await sites.get(site)
+    await access.current(site)
     return Response(BAIT_SCRIPT, headers=_NO_STORE_SCRIPT, media_type=_JS)
 
 
 @get("/{site:str}/interstitial", summary="The wall, in the reader's language", media_type=_HTML, cache_control=None)
 async def interstitial(
     site: SitePath,
-    sites: NamedDependency[SiteService],
+    access: NamedDependency[SiteAccess],
     request: AnyRequest,
     lang: LangQuery = None,
     fragment: Annotated[bool, QueryParameter(description="Return the dialog alone, for gate.js.")] = False,
 ) -> Response[str]:
     """The wall as a page, or with ``fragment=1`` the dialog alone; any origin may fetch it."""
-    found = await sites.get(site)
+    found = await access.current(site)
     language, tag = negotiate_language(lang, request.headers.get("accept-language"))
     page = render_interstitial(found, tag, fragment=fragment, gate_url=_gate_url(request))
     headers = {

@@ -9,21 +9,20 @@ revocation cutoff) or a metered view costs a round trip.
 from __future__ import annotations
 
 import ipaddress
-import logging
 from datetime import UTC, date, datetime, timedelta
 
 from supportgate.catalog.policy import Policy
 from supportgate.clock import Clock
-from supportgate.errors import BadRequest, InvalidToken, TokenFailure
+from supportgate.errors import BadRequest, InvalidToken, StoreUnavailable, TokenFailure
 from supportgate.gate.access import GatedSite, SiteAccess
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.schemas import DecideIn, Decision, DecisionValue, Meter, Reason, SupporterInfo
 from supportgate.gate.stats import StatField, StatsBuffer
-from supportgate.store import STORE_ERRORS, Store, names
+from supportgate.store import Store, names
+from supportgate.store.hot_path import HotPath
 
 __all__ = ["DecideService"]
 
-_log = logging.getLogger("supportgate.gate")
 _METER_SLACK = timedelta(hours=1)
 _NOT_BLOCKED: dict[str, Reason] = {"clear": "no_adblock", "inconclusive": "inconclusive", "unknown": "inconclusive"}
 _SIGNAL_FIELD: dict[str, StatField] = {
@@ -38,11 +37,14 @@ _DECISION_FIELD: dict[Reason, StatField] = {"supporter": "supporter_unlocks", "m
 class DecideService:
     """Decides per page view whether a reader sees the content, a nag or the wall."""
 
-    def __init__(self, access: SiteAccess, passes: PassCheck, stats: StatsBuffer, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, access: SiteAccess, passes: PassCheck, stats: StatsBuffer, store: Store, hot: HotPath, clock: Clock
+    ) -> None:
         self._access = access
         self._passes = passes
         self._stats = stats
         self._store = store
+        self._hot = hot
         self._clock = clock
 
     async def decide(
@@ -54,23 +56,30 @@ class DecideService:
         origin: str | None,
         user_agent: str | None,
         request_ip: str,
+        deadline: float | None = None,
     ) -> Decision:
         """Decide on one page view by the rules of docs/gate.md, the first that applies.
 
         ``caller_site`` is the site of the key the caller sent, if any; ``origin`` and
         ``user_agent`` are the request's, and ``request_ip`` its client's address (behind a
         trusted proxy, the one it forwarded for). A bad pass never fails the call: the
-        reader is anonymous and ``pass_error`` says why. When the store fails while a pass or
-        the meter is checked, the reader is let through with reason ``store_unavailable``.
+        reader is anonymous and ``pass_error`` says why.
+
+        Every store call of the view runs against one ``deadline`` (on the event loop's clock;
+        none starts the page-view budget now), and none is retried. When the store fails or is
+        too slow while a pass or the meter is checked, the reader is let through with reason
+        ``store_unavailable``; a site known from before is decided on as it was.
 
         Raises:
             BadRequest: if ``client_ip`` is no IP address, or came without a site key.
             NotFound: if there is no such site.
             Unauthorized: if the caller sent neither a site key nor an ``Origin``.
             Forbidden: if the key or the origin is another site's.
+            StoreUnavailable: if the site is not known from before and the store does not answer in time.
         """
+        deadline = self._hot.deadline() if deadline is None else deadline
         client_ip = _client_ip(data.client_ip)
-        gated = await self._access.site_for(data.site, caller_site=caller_site, origin=origin)
+        gated = await self._access.site_for(data.site, caller_site=caller_site, origin=origin, deadline=deadline)
         if caller_site is None:
             if client_ip is not None:
                 raise BadRequest("$.client_ip: accepted only from a caller with a site key")
@@ -84,25 +93,37 @@ class DecideService:
         if gated.is_exempt(data.path):
             return self._answer(gated, data, "allow", "exempt_path")
         token = data.pass_ or pass_header
-        supporter, pass_error, store_down = await self._check_pass(gated, token) if token else (None, None, False)
+        supporter, pass_error, store_down = (
+            await self._check_pass(gated, token, deadline) if token else (None, None, False)
+        )
         if supporter is not None and gated.policy.unlock_entitlement in supporter.entitlements:
             return self._answer(gated, data, "allow", "supporter", supporter=supporter)
-        value, reason, meter = await self._anonymous(gated, data, user_agent, client_ip, store_down=store_down)
+        value, reason, meter = await self._anonymous(
+            gated, data, user_agent, client_ip, store_down=store_down, deadline=deadline
+        )
         return self._answer(gated, data, value, reason, supporter=supporter, pass_error=pass_error, meter=meter)
 
-    async def _check_pass(self, gated: GatedSite, token: str) -> tuple[SupporterInfo | None, TokenFailure | None, bool]:
+    async def _check_pass(
+        self, gated: GatedSite, token: str, deadline: float
+    ) -> tuple[SupporterInfo | None, TokenFailure | None, bool]:
         """Rule 2's check: the pass holder, or why the pass was refused, or whether the store failed."""
         try:
-            verified = await self._passes.verify(token, gated.site.id)
+            verified = await self._passes.verify(token, gated.site.id, deadline=deadline)
         except InvalidToken as exc:
             return None, exc.reason, False
-        except STORE_ERRORS as exc:
-            _log.warning("store unavailable while checking a pass for %s: %s", gated.site.id, exc)
+        except StoreUnavailable:
             return None, None, True
         return SupporterInfo(tier=verified.tier, entitlements=list(verified.entitlements)), None, False
 
     async def _anonymous(
-        self, gated: GatedSite, data: DecideIn, user_agent: str | None, client_ip: str | None, *, store_down: bool
+        self,
+        gated: GatedSite,
+        data: DecideIn,
+        user_agent: str | None,
+        client_ip: str | None,
+        *,
+        store_down: bool,
+        deadline: float,
     ) -> tuple[DecisionValue, Reason, Meter | None]:
         """Rules 3 to 7, for a reader with no pass that unlocks the site."""
         policy = gated.policy
@@ -113,10 +134,10 @@ class DecideService:
             return "allow", "store_unavailable", None
         meter = None
         if policy.free_views > 0 and data.visitor is not None:
+            visitor = data.visitor
             try:
-                meter = await self._meter(gated.site.id, policy, data.visitor)
-            except STORE_ERRORS as exc:
-                _log.warning("store unavailable while metering for %s: %s", gated.site.id, exc)
+                meter = await self._hot.run(deadline, lambda: self._meter(gated.site.id, policy, visitor))
+            except StoreUnavailable:
                 return "allow", "store_unavailable", None
             if meter.used <= meter.limit:
                 return "allow", "metered", meter

@@ -9,12 +9,14 @@ the cutoff is read on every call, batched with the other page views of the same 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock
-from supportgate.errors import InvalidToken
-from supportgate.store import Store, names
+from supportgate.errors import InvalidToken, StoreUnavailable
+from supportgate.store import STORE_ERRORS, Store, names
+from supportgate.store.hot_path import HotPath
 from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.verifier import VerifiedPass
@@ -28,27 +30,40 @@ VERIFIED_KEPT: Final = 10_000
 class PassCheck:
     """Tells whether a pass is valid for a site and not void."""
 
-    def __init__(self, store: Store, tokens: Tokens, clock: Clock, *, issuer: str) -> None:
+    def __init__(self, store: Store, tokens: Tokens, hot: HotPath, clock: Clock, *, issuer: str) -> None:
         self._store = store
+        self._hot = hot
         self._tokens = tokens
         self._clock = clock
         self._issuer = issuer
         self._verified: BoundedDict[tuple[str, str], tuple[VerifiedPass, int]] = BoundedDict(VERIFIED_KEPT)
 
-    async def verify(self, token: str, site_id: str) -> VerifiedPass:
+    async def verify(self, token: str, site_id: str, *, deadline: float | None = None) -> VerifiedPass:
         """The pass's claims if it is valid for ``site_id`` and not void.
+
+        The signature is checked against the key set this process holds, even a stale one while
+        it reloads; the revocation cutoff is read within the view's ``deadline``.
 
         Raises:
             InvalidToken: with the reason, ``revoked`` for a pass whose session or support ended.
+            StoreUnavailable: if the cutoff could not be read in time (the pass is then unknown).
         """
         remembered = self._verified.get((token, site_id))
         if remembered is not None and self._clock() < remembered[0].expires_at:
             checked, issued_at = remembered
         else:
-            claims = await self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer)
+            try:
+                # Only a kid this process does not know reads the store here, and only within the deadline.
+                async with asyncio.timeout_at(deadline):
+                    claims = await self._tokens.verify(
+                        token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer, stale_ok=True
+                    )
+            except (TimeoutError, *STORE_ERRORS) as exc:
+                raise StoreUnavailable from exc
             checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
             self._verified.put((token, site_id), (checked, issued_at))
-        cutoff = await self._store.get_batched(names.pass_cutoff(site_id, checked.session))
+        key = names.pass_cutoff(site_id, checked.session)
+        cutoff = await self._hot.run(deadline, lambda: self._store.get_batched(key))
         if cutoff is not None and issued_at <= int(cutoff):
             raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
         return checked

@@ -37,8 +37,9 @@ def connect(url: str, *, timeout: float = 2.0) -> Redis:
     return Redis.from_url(
         url,
         # One quick retry rides out a dropped connection; more would only delay the 503 a
-        # client gets while the store is down (redis-py's default backs off for seconds).
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        # client gets while the store is down (redis-py's default backs off for seconds). A
+        # command that timed out is not retried: that would double the wait on a hung store.
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(StoreConnectionError,)),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
@@ -70,8 +71,9 @@ def texts(values: object) -> list[str]:
 class Store:
     """The store as services see it: a client plus atomic, durable writes."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, batch_timeout: float | None = None) -> None:
         self.redis = redis
+        self._batch_timeout = batch_timeout
         self._waitaof: bool | None = None
         self._pending_gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
 
@@ -80,6 +82,7 @@ class Store:
 
         On the per-page-view path many requests wait on the store at once; one pipeline for all
         of them costs the client far less than a round trip each, and the answer is as fresh.
+        A batch gets ``batch_timeout`` seconds, so a hung store does not hold it longer.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes | None] = loop.create_future()
@@ -91,7 +94,7 @@ class Store:
     async def _flush_gets(self) -> None:
         batch, self._pending_gets = self._pending_gets, []
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(self._batch_timeout), self.redis.pipeline(transaction=False) as pipe:
                 for key, _ in batch:
                     pipe.get(key)
                 values = await pipe.execute()

@@ -44,11 +44,14 @@ class Tokens:
         audience: str,
         issuer: str,
         leeway: timedelta = DEFAULT_LEEWAY,
+        stale_ok: bool = False,
     ) -> dict[str, Any]:
         """The claims of a valid token; the rules are :func:`supportgate.tokens.jose.verify`'s.
 
         A well-formed kid this process does not know reloads the key set first, at most
         once a second, in case another process rotated; nothing else touches the store.
+        With ``stale_ok`` (the page-view path), a key set past its cache age is used while it
+        reloads in the background, so a verification never waits for the store.
 
         Raises:
             InvalidToken: with the reason, which the gate reports as ``pass_error``.
@@ -66,7 +69,7 @@ class Tokens:
             )
 
         try:
-            return check(await self._keys.verification_keys())
+            return check(await self._keys.verification_keys(stale_ok=stale_ok))
         except InvalidToken as exc:
             if exc.reason != "unknown_key" or not await self._keys.reload_for_unknown_key():
                 raise

@@ -14,6 +14,7 @@ without the master key cannot mint passes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from redis.asyncio.client import Pipeline
 
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, SupportgateError
-from supportgate.store import begin, names
+from supportgate.store import STORE_ERRORS, begin, names
 from supportgate.tokens.jose import public_jwk, thumbprint
 from supportgate.tokens.lifetimes import JWKS_MAX_AGE, KEY_SET_MAX_AGE, PUBLICATION_DELAY
 from supportgate.tokens.vault import Vault
@@ -42,6 +43,7 @@ from supportgate.tokens.vault import Vault
 __all__ = ["UNKNOWN_KID_RELOAD_INTERVAL", "KeyState", "SigningKeys"]
 
 KeyRole = Literal["active", "next", "retiring"]
+_log = logging.getLogger("supportgate.tokens")
 
 UNKNOWN_KID_RELOAD_INTERVAL: Final = timedelta(seconds=1)
 """Least time between two reloads caused by tokens naming a kid this process lacks."""
@@ -132,6 +134,11 @@ class _Ring:
     def is_fresh(self, now: datetime) -> bool:
         return self.fresh_from <= now < self.fresh_until
 
+    def public_at(self, now: datetime) -> Mapping[str, Ed25519PublicKey]:
+        """The public keys still published at ``now``: a stale ring drops the keys retired since."""
+        retired = {s.kid for s in self.states if s.retire_until is not None and s.retire_until <= now}
+        return {kid: key for kid, key in self.public.items() if kid not in retired} if retired else self.public
+
 
 class SigningKeys:
     """The signing key set: bootstrap, rotation, the JWKS, and a per-process cache of it.
@@ -148,6 +155,7 @@ class SigningKeys:
         self._ring: _Ring | None = None
         self._lock = asyncio.Lock()
         self._forced_reload_at: datetime | None = None
+        self._background: asyncio.Task[None] | None = None
 
     async def ensure(self) -> list[KeyState]:
         """Create the first active and next keys unless a key set exists; safe to race."""
@@ -226,9 +234,20 @@ class SigningKeys:
         """The active key and its kid."""
         return (await self._current()).signing
 
-    async def verification_keys(self) -> Mapping[str, Ed25519PublicKey]:
-        """The published public keys by kid: the only keys a token may be verified with."""
-        return (await self._current()).public
+    async def verification_keys(self, *, stale_ok: bool = False) -> Mapping[str, Ed25519PublicKey]:
+        """The published public keys by kid: the only keys a token may be verified with.
+
+        With ``stale_ok``, a key set past its cache age is used (less the keys retired since)
+        while one reload runs in the background: the caller never waits for the store once a
+        key set is loaded, and a store that is away leaves the last key set in use.
+        """
+        ring = self._ring
+        now = self._clock()
+        if not stale_ok or ring is None or ring.is_fresh(now):
+            return (await self._current()).public
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self._reload_quietly(), name="supportgate key set reload")
+        return ring.public_at(now)
 
     async def reload_for_unknown_key(self) -> bool:
         """Reload the key set because a token named an unknown kid, unless one just did.
@@ -255,6 +274,15 @@ class SigningKeys:
             if ring is not None and ring.is_fresh(self._clock()):
                 return ring
             return await self._reload()
+
+    async def _reload_quietly(self) -> None:
+        try:
+            async with self._lock:
+                ring = self._ring
+                if ring is None or not ring.is_fresh(self._clock()):
+                    await self._reload()
+        except (*STORE_ERRORS, TimeoutError) as exc:
+            _log.warning("could not reload the signing keys; the last loaded stay in use: %s", exc)
 
     async def _reload(self) -> _Ring:
         raw = await self._vault.read(names.signing_keys())

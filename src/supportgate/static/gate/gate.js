@@ -9,6 +9,8 @@
   var SITE = "__SG_SITE__";
   var GATE = "__SG_GATE__";
   var ATTRIBUTE_PREFIX = "data-sg-";
+  // How long the gate may take to decide or to send the wall before the page goes on without it.
+  var GATE_TIMEOUT_MS = 1500;
 
   function classify(signals) {
     if (signals.control !== "loaded") return "inconclusive";
@@ -143,13 +145,21 @@
     }
   }
 
-  function post(path, body) {
-    return fetch(GATE + path, {
+  // A gate that has not answered in time is given up on: the page shows as if it had said allow.
+  function fetchWithin(url, options, read) {
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, GATE_TIMEOUT_MS);
+    options.signal = controller.signal;
+    return fetch(url, options).then(read).finally(function () { clearTimeout(timer); });
+  }
+
+  function post(path, body, read) {
+    return fetchWithin(GATE + path, {
       method: "POST",
       credentials: "omit",
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify(body)
-    });
+    }, read);
   }
 
   function decide(detection, passAnswer) {
@@ -160,7 +170,7 @@
     if (typeof pass === "string" && pass && pass.length <= 4096) body.pass = pass;
     if (visitor) body.visitor = visitor;
     if (lang) body.lang = lang;
-    return post("/v1/decide", body).then(function (response) {
+    return post("/v1/decide", body, function (response) {
       return response.ok ? response.json() : null;
     }).catch(function () { return null; });
   }
@@ -252,7 +262,7 @@
     if (interstitial && interstitial.kind === kind) return decision;
     var url = fragmentUrl(decision.interstitial_url);
     if (!url) return decision;
-    return fetch(url, {credentials: "omit"}).then(function (response) {
+    return fetchWithin(url, {credentials: "omit"}, function (response) {
       if (!response.ok) throw Error(response.status);
       return response.text();
     }).then(function (markup) {
@@ -295,9 +305,9 @@
         signals: detection.signals,
         user_agent: navigator.userAgent.slice(0, 512),
         path: location.pathname.slice(0, 2000)
+      }, function (response) {
+        return response.ok ? "thanks" : "error";
       });
-    }).then(function (response) {
-      return response.ok ? "thanks" : "error";
     }).catch(function () { return "error"; });
     return running.then(function (message) {
       running = null;
