@@ -159,7 +159,7 @@ class OutboxMailer:
         # RFC 5322 lines end in CRLF, on disk as on the wire.
         data = _message(mail, self._sender).as_bytes(policy=CRLF_LINES)
         name = await asyncio.to_thread(self._write, data)
-        _log.info("mail to %s: %s (%s/%s)", mail.to, mail.subject, self.directory.name, name)
+        _log.info("mail to a recipient at %s: %s (%s/%s)", _domain(mail.to), mail.subject, self.directory.name, name)
 
     def _write(self, data: bytes) -> str:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

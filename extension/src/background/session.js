@@ -93,15 +93,22 @@ export async function refreshIfDue(now = Date.now()) {
 }
 
 /**
+ * Retries of a refresh whose answer was lost. The gate takes a retry (same `request_id`) only
+ * within its race window (10 s) after the refresh it repeats; later, it is token reuse.
+ */
+const REFRESH_RETRY_DELAYS_MS = [500, 2_000, 4_000];
+
+/**
  * Trade the refresh token for a new pair. The request is stored before it is sent, so a retry
- * (after a lost answer or a restart) reuses its `request_id` and is not taken for token theft.
+ * (after a lost answer or a restart) reuses its `request_id` and is not taken for token theft;
+ * a lost answer is retried at once, within the gate's race window.
  */
 async function refreshTokens(current) {
   const { session: pending, request } = beginRefresh(current, randomRequestId);
   await state.session.set(pending);
   let answer;
   try {
-    answer = await gateClient(current.gate).refresh(request);
+    answer = await sendRefresh(current.gate, request);
   } catch (error) {
     return settle(error);
   }
@@ -109,6 +116,18 @@ async function refreshTokens(current) {
   const refreshed = completeRefresh(pending, answer, Date.now());
   await state.session.set(refreshed);
   return refreshed;
+}
+
+async function sendRefresh(gate, request) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await gateClient(gate).refresh(request);
+    } catch (error) {
+      const lost = !(error instanceof GateError) || error.status === 0 || error.status >= 500;
+      if (!lost || attempt >= REFRESH_RETRY_DELAYS_MS.length) throw error;
+      await new Promise((resolve) => setTimeout(resolve, REFRESH_RETRY_DELAYS_MS[attempt]));
+    }
+  }
 }
 
 /** React to a failed gate call: end the session when the gate ended it; always throw. */

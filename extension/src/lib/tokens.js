@@ -5,7 +5,7 @@
  * The gate rotates the refresh token on every use and takes a second use of a spent token for
  * theft, so a refresh is recorded (with its `request_id`) before it is sent: a retry after a lost
  * answer, even from a restarted service worker, sends the same token with the same id and gets
- * the same new pair.
+ * the same new pair, as long as it comes within the gate's race window (10 s).
  */
 
 /** Refresh this long before the access token expires, or at 10% of its lifetime if shorter. */
