@@ -88,6 +88,7 @@ def main() -> None:
     """Start the service, freeze its store under load, and print what decide and an admin write did."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="time measured per request while frozen")
+    parser.add_argument("--warmup", type=float, default=2.0, help="time run first, before the freeze, per request")
     parser.add_argument("--connections", type=int, default=64, help="wrk's open connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
     args = parser.parse_args()
@@ -104,6 +105,10 @@ def main() -> None:
                 "decide, with a pass": {"site": SITE, "path": "/a", "adblock": "blocked", "pass": token},
             }
             before = {name: post(base, "/v1/decide", body, keyed)[1].get("reason") for name, body in views.items()}
+            for name, body in views.items():  # wrk's connections and the server warm up before the freeze
+                script = Path(tmp) / "warm-up.lua"
+                script.write_text(lua_post("/v1/decide", body, keyed))
+                run_wrk(name, base + "/v1/decide", script, args, args.warmup, server)
             store_pid = int((data_dir / "store" / "store.pid").read_text().strip())
             os.kill(store_pid, signal.SIGSTOP)
             results: list[Result] = []
