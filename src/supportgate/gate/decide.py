@@ -12,6 +12,7 @@ import ipaddress
 
 from supportgate.errors import BadRequest, InvalidToken, StoreUnavailable, TokenFailure
 from supportgate.gate.access import GatedSite, SiteAccess
+from supportgate.gate.anonymous_limit import AnonymousLimit
 from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.schemas import DecideIn, Decision, DecisionValue, Meter, Reason, SupporterInfo
@@ -39,12 +40,14 @@ class DecideService:
         passes: PassCheck,
         stats: StatsBuffer,
         metering: Metering,
+        anonymous_limit: AnonymousLimit,
         hot: HotPath,
     ) -> None:
         self._access = access
         self._passes = passes
         self._stats = stats
         self._metering = metering
+        self._anonymous_limit = anonymous_limit
         self._hot = hot
 
     async def decide(
@@ -71,12 +74,15 @@ class DecideService:
         ``store_unavailable``; a site known from before is decided on as it was.
 
         Raises:
+            TooManyRequests: if a caller without a site key has asked too often from its address.
             BadRequest: if ``client_ip`` is no IP address, or came without a site key.
             NotFound: if there is no such site.
             Unauthorized: if the caller sent neither a site key nor an ``Origin``.
             Forbidden: if the key or the origin is another site's.
             StoreUnavailable: if the site is not known from before and the store does not answer in time.
         """
+        if caller_site is None:
+            self._anonymous_limit.take(request_ip)
         deadline = self._hot.deadline() if deadline is None else deadline
         client_ip = _client_ip(data.client_ip)
         gated = await self._access.site_for(data.site, caller_site=caller_site, origin=origin, deadline=deadline)
