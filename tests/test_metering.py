@@ -143,6 +143,8 @@ async def test_anonymous_decides_past_the_limit_get_429_with_retry_after_per_add
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.headers["retry-after"] == "12"
     assert await from_address(limited, "198.51.100.8") == 200
+    schema = (await limited.get("/schema/openapi.json")).json()
+    assert "429" in schema["paths"]["/v1/decide"]["post"]["responses"]
     clock.advance(seconds=12)
     assert await from_address(limited, "198.51.100.7") == 200
     assert await from_address(limited, "198.51.100.7") == 429
