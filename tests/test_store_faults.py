@@ -87,7 +87,13 @@ async def test_hung_store_times_out_as_503(own_store: EmbeddedStore, clock: Fake
 
 async def test_a_frozen_store_hangs_no_page_view_and_no_write(own_store: EmbeddedStore, clock: FakeClock) -> None:
     """With the store frozen under load, views answer store_unavailable at once, writes 503 in time; all recovers."""
-    settings = Settings(redis_url=own_store.url, store_timeout_seconds=0.5, master_key=MASTER_MATERIAL)
+    # The load comes from one address, past the anonymous limit of a real one.
+    settings = Settings(
+        redis_url=own_store.url,
+        store_timeout_seconds=0.5,
+        master_key=MASTER_MATERIAL,
+        anonymous_decides_per_minute=10_000,
+    )
     store = Store(connect(own_store.url))
     services = Services.build(store, settings, MailQueue(mailer_for(settings)), MASTER_KEY, clock)
     world = await make_world(services)

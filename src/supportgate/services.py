@@ -16,7 +16,9 @@ from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock, utc_now
 from supportgate.gate.access import SiteAccess
+from supportgate.gate.anonymous_limit import AnonymousLimit
 from supportgate.gate.decide import DecideService
+from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
@@ -112,6 +114,13 @@ class Services:
             hot=hot,
             access=access,
             pass_check=pass_check,
-            decide=DecideService(access, pass_check, stats, store, hot, clock),
+            decide=DecideService(
+                access,
+                pass_check,
+                stats,
+                Metering(store, clock),
+                AnonymousLimit(settings.anonymous_decides_per_minute, clock),
+                hot,
+            ),
             reports=ReportService(store, stats, limiter, clock),
         )

@@ -59,6 +59,8 @@ class Settings:
     """How long one store command, and any request that is not a page view, may wait on the store before 503."""
     decide_deadline_seconds: float = 0.1
     """How long one page view (decide, gate.js, the wall) may wait on the store, all its calls together."""
+    anonymous_decides_per_minute: int = 300
+    """How many decides one client address may ask a minute without a site key (bursts up to as many); more get 429."""
     log_level: str = "INFO"
     """Python logging level name."""
     smtp_url: str | None = None
@@ -100,6 +102,11 @@ class Settings:
                 "DECIDE_DEADLINE_MS", get("DECIDE_DEADLINE_MS"), int(defaults.decide_deadline_seconds * 1000)
             )
             / 1000,
+            anonymous_decides_per_minute=_positive_int(
+                "ANONYMOUS_DECIDES_PER_MINUTE",
+                get("ANONYMOUS_DECIDES_PER_MINUTE"),
+                defaults.anonymous_decides_per_minute,
+            ),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             smtp_url=get("SMTP_URL"),
             mail_from=get("MAIL_FROM") or defaults.mail_from,

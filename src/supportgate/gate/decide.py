@@ -9,21 +9,18 @@ revocation cutoff) or a metered view costs a round trip.
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, date, datetime, timedelta
 
-from supportgate.catalog.policy import Policy
-from supportgate.clock import Clock
 from supportgate.errors import BadRequest, InvalidToken, StoreUnavailable, TokenFailure
 from supportgate.gate.access import GatedSite, SiteAccess
+from supportgate.gate.anonymous_limit import AnonymousLimit
+from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.schemas import DecideIn, Decision, DecisionValue, Meter, Reason, SupporterInfo
 from supportgate.gate.stats import StatField, StatsBuffer
-from supportgate.store import Store, names
 from supportgate.store.hot_path import HotPath
 
 __all__ = ["DecideService"]
 
-_METER_SLACK = timedelta(hours=1)
 _NOT_BLOCKED: dict[str, Reason] = {"clear": "no_adblock", "inconclusive": "inconclusive", "unknown": "inconclusive"}
 _SIGNAL_FIELD: dict[str, StatField] = {
     "blocked": "blocked",
@@ -38,14 +35,20 @@ class DecideService:
     """Decides per page view whether a reader sees the content, a nag or the wall."""
 
     def __init__(
-        self, access: SiteAccess, passes: PassCheck, stats: StatsBuffer, store: Store, hot: HotPath, clock: Clock
+        self,
+        access: SiteAccess,
+        passes: PassCheck,
+        stats: StatsBuffer,
+        metering: Metering,
+        anonymous_limit: AnonymousLimit,
+        hot: HotPath,
     ) -> None:
         self._access = access
         self._passes = passes
         self._stats = stats
-        self._store = store
+        self._metering = metering
+        self._anonymous_limit = anonymous_limit
         self._hot = hot
-        self._clock = clock
 
     async def decide(
         self,
@@ -71,12 +74,15 @@ class DecideService:
         ``store_unavailable``; a site known from before is decided on as it was.
 
         Raises:
+            TooManyRequests: if a caller without a site key has asked too often from its address.
             BadRequest: if ``client_ip`` is no IP address, or came without a site key.
             NotFound: if there is no such site.
             Unauthorized: if the caller sent neither a site key nor an ``Origin``.
             Forbidden: if the key or the origin is another site's.
             StoreUnavailable: if the site is not known from before and the store does not answer in time.
         """
+        if caller_site is None:
+            self._anonymous_limit.take(request_ip)
         deadline = self._hot.deadline() if deadline is None else deadline
         client_ip = _client_ip(data.client_ip)
         gated = await self._access.site_for(data.site, caller_site=caller_site, origin=origin, deadline=deadline)
@@ -136,7 +142,7 @@ class DecideService:
         if policy.free_views > 0 and data.visitor is not None:
             visitor = data.visitor
             try:
-                meter = await self._hot.run(deadline, lambda: self._meter(gated.site.id, policy, visitor))
+                meter = await self._hot.run(deadline, lambda: self._metering.count(gated.site.id, policy, visitor))
             except StoreUnavailable:
                 return "allow", "store_unavailable", None
             if meter.used <= meter.limit:
@@ -173,18 +179,6 @@ class DecideService:
             interstitial_url=interstitial,
         )
 
-    async def _meter(self, site_id: str, policy: Policy, visitor: str) -> Meter:
-        """Count one view of ``visitor`` against this period's free views; ``used`` may pass ``limit``."""
-        now = self._clock()
-        period, resets_at = _period(now.astimezone(UTC).date(), policy.meter_period)
-        key = names.meter(site_id, period, visitor)
-        ttl = int((resets_at - now + _METER_SLACK).total_seconds())
-        async with self._store.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, max(ttl, 1))
-            used, _ = await pipe.execute()
-        return Meter(used=int(used), limit=policy.free_views, resets_at=resets_at)
-
 
 def _let_through(gated: GatedSite, data: DecideIn, user_agent: str | None, client_ip: str | None) -> Reason | None:
     """Rules 3 to 5: a crawler, no ad blocker seen for sure, or a policy that is off."""
@@ -204,16 +198,3 @@ def _client_ip(value: str | None) -> str | None:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise BadRequest(f"$.client_ip: {value!r} is not an IPv4 or IPv6 address") from None
-
-
-def _period(day: date, period: str) -> tuple[str, datetime]:
-    """The name of the metering period ``day`` is in, and when the next one starts (UTC)."""
-    if period == "day":
-        name, start = day.isoformat(), day + timedelta(days=1)
-    elif period == "week":
-        year, week, weekday = day.isocalendar()
-        name, start = f"{year}-W{week:02d}", day + timedelta(days=8 - weekday)
-    else:
-        name = f"{day.year}-{day.month:02d}"
-        start = date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
-    return name, datetime(start.year, start.month, start.day, tzinfo=UTC)

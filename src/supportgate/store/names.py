@@ -169,9 +169,12 @@ def session_rotated(supporter_id: str, session_id: str) -> str:
     return f"sg:{{sup:{supporter_id}}}:session:{session_id}:rotated"
 
 
-def meter(site_id: str, period: str, visitor: str) -> str:
-    """How many metered page views one visitor of a site has had in one period (``2026-11``, ``2026-W48``)."""
-    return f"sg:{{site:{site_id}}}:meter:{period}:{visitor}"
+def meter(site_id: str, period: str) -> str:
+    """A site's metered page views per visitor in one period (``2026-11``, ``2026-W48``): a fixed-size sketch.
+
+    One key per site and period, whatever visitor ids callers send (``gate/metering.py``).
+    """
+    return f"sg:{{site:{site_id}}}:meter:{period}"
 
 
 def stats(site_id: str, day: str) -> str:
