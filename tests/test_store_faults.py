@@ -127,3 +127,23 @@ async def test_a_frozen_store_hangs_no_page_view_and_no_write(own_store: Embedde
             await asyncio.sleep(0.1)
         assert (await decided(client, view(visitor="visitor-new1")))["reason"] == "metered"
         assert (await client.post("/v1/admin/tiers", json=PATRON, headers=world.admin)).status_code == 201
+
+
+async def test_a_full_store_lets_views_through_and_refuses_writes_with_503(
+    own_store: EmbeddedStore, clock: FakeClock
+) -> None:
+    """A store at its memory limit (noeviction) refuses writes: metered views pass as store_unavailable, writes 503."""
+    settings = Settings(redis_url=own_store.url, master_key=MASTER_MATERIAL)
+    store = Store(connect(own_store.url))
+    services = Services.build(store, settings, MailQueue(mailer_for(settings)), MASTER_KEY, clock)
+    world = await make_world(services)
+    await set_policy(services, clock, free_views=3)
+    async with AsyncTestClient(create_app(settings, clock=clock)) as client:
+        used = int((await store.redis.info("memory"))["used_memory"])
+        await store.redis.config_set("maxmemory", used + 1024)
+        assert (await decided(client, view(visitor="visitor-full1")))["reason"] == "store_unavailable"
+        refused = await client.post("/v1/admin/tiers", json=PATRON, headers=world.admin)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        await store.redis.config_set("maxmemory", 0)
+    await store.close()

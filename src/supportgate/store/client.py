@@ -14,7 +14,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as StoreConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError, WatchError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from supportgate.errors import StoreUnavailable
@@ -25,10 +25,11 @@ T = TypeVar("T")
 _log = logging.getLogger("supportgate.store")
 _MAX_RETRIES = 20
 
-STORE_ERRORS = (StoreConnectionError, StoreTimeoutError, ReadOnlyError)
-"""What the store client raises when the store is down, hung, loading or read-only.
+STORE_ERRORS = (StoreConnectionError, StoreTimeoutError, ReadOnlyError, OutOfMemoryError)
+"""What the store client raises when the store is down, hung, loading, read-only or full.
 
-A store that is still loading its data raises ``BusyLoadingError``, a kind of connection error.
+A store that is still loading its data raises ``BusyLoadingError``, a kind of connection error; a
+store at its ``maxmemory`` under ``noeviction`` refuses writes with ``OutOfMemoryError``.
 """
 
 
