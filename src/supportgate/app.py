@@ -21,9 +21,9 @@ from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError
-from supportgate.gate.controllers import gate_assets_router, gate_router
+from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
-from supportgate.http.body import document_json_only
+from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
@@ -96,7 +96,13 @@ def create_app(
             await services.stats.start()
             await services.audit.start()
             document_decide(app)
-            document_json_only(app.openapi_schema)
+            complete_contract(
+                app.openapi_schema,
+                max_body_bytes=settings.max_body_bytes,
+                body_limits=dict.fromkeys(
+                    [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports")], MAX_DECIDE_BYTES
+                ),
+            )
             if server_process:
                 _settle_garbage_collector()
             yield
