@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from supportgate import __version__
@@ -25,8 +24,10 @@ from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, g
 from supportgate.gate.openapi import document_decide
 from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
+from supportgate.http.docs_ui import swagger_ui_asset, swagger_ui_plugin
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
+from supportgate.http.pages import HtmlPageHeaders
 from supportgate.http.problems import exception_handlers
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.readers.controllers import readers_router
@@ -36,6 +37,9 @@ from supportgate.store import Store, connect
 from supportgate.tokens.sealing import MasterKey
 
 __all__ = ["app_from_env", "create_app", "demo_app_from_env"]
+
+_SCHEMA_PATH = "/schema"
+"""Where the OpenAPI document and its page are served."""
 
 
 def _provider(name: str) -> Provide:
@@ -118,6 +122,7 @@ def create_app(
             index,
             healthz,
             readyz,
+            swagger_ui_asset,
             admin_router,
             readers_router,
             gate_router,
@@ -125,7 +130,10 @@ def create_app(
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,
-        middleware=[RequestDeadline(timeout=settings.store_timeout_seconds)],
+        middleware=[
+            RequestDeadline(timeout=settings.store_timeout_seconds),
+            HtmlPageHeaders(public_url=settings.public_url, schema_path=_SCHEMA_PATH),
+        ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
@@ -133,8 +141,8 @@ def create_app(
             title="supportgate",
             version=__version__,
             description="Signed supporter passes, honest ad-block detection and a fair wall for ad-funded sites.",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            path=_SCHEMA_PATH,
+            render_plugins=[swagger_ui_plugin()],
             components=Components(
                 security_schemes={
                     "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`."),
