@@ -139,3 +139,11 @@ async def test_strict_bodies_are_documented_as_decoded(client: AsyncTestClient[L
     assert schemas["Policy"]["additionalProperties"] is False
     assert schemas["TierIn"]["properties"]["entitlements"]["items"]["pattern"] == "^[a-z0-9_-]{1,64}$"
     assert "additionalProperties" not in schemas["Problem"]
+
+
+async def test_only_what_never_reads_the_store_leaves_out_503(client: AsyncTestClient[Litestar]) -> None:
+    """The keys, read from the store once their cache ages, can be a 503; the liveness answers cannot."""
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    assert "503" in paths["/.well-known/jwks.json"]["get"]["responses"]
+    assert "503" not in paths["/healthz"]["get"]["responses"]
+    assert "503" in paths["/readyz"]["get"]["responses"]

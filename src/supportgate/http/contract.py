@@ -46,7 +46,7 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
 }
 """The problems an operation answers because of what it does, by method and path; the rest follow rules."""
 
-_STORELESS: Final = frozenset({("GET", "/"), ("GET", "/healthz"), ("GET", "/.well-known/jwks.json")})
+_STORELESS: Final = frozenset({("GET", "/"), ("GET", "/healthz")})
 """Operations that answer from memory and so never 503."""
 
 _WHY: Final[dict[int, str]] = {
