@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, strategies
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from schemathesis.generation import GenerationMode
+from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from supportgate.catalog.schemas import SiteIn
@@ -115,10 +116,14 @@ def test_every_operation_keeps_the_contract(app: Litestar, admin_key: str) -> No
     rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     headers = {"Authorization": f"Bearer {admin_key}"}
     failures: list[str] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _check(operation, mode, headers, failures)
+    try:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                _check(operation, mode, headers, failures)
+    finally:
+        # Schemathesis keeps an app started until the process ends; this one's store is flushed for the next test.
+        shutdown_lifespans()
     assert not failures, "\n\n".join(failures)
 
 
