@@ -35,6 +35,7 @@ async def test_create_site_with_default_policy(admin: Client) -> None:
         ("https://*.news.example", "a wildcard"),
         ("https://user@news.example", "credentials"),
         ("https://news.example:99999", "a bad port"),
+        ("http://[0]", "brackets around no IPv6 address"),
     ],
 )
 async def test_bad_origins_are_refused(admin: Client, origin: str, why: str) -> None:

@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from supportgate import __version__
@@ -21,12 +20,14 @@ from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError
-from supportgate.gate.controllers import gate_assets_router, gate_router
+from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
-from supportgate.http.body import document_json_only
+from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
+from supportgate.http.docs_ui import swagger_ui_asset, swagger_ui_plugin
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
+from supportgate.http.pages import HtmlPageHeaders
 from supportgate.http.problems import exception_handlers
 from supportgate.mail import MailQueue, mailer_for
 from supportgate.readers.controllers import readers_router
@@ -36,6 +37,9 @@ from supportgate.store import Store, connect
 from supportgate.tokens.sealing import MasterKey
 
 __all__ = ["app_from_env", "create_app", "demo_app_from_env"]
+
+_SCHEMA_PATH = "/schema"
+"""Where the OpenAPI document and its page are served."""
 
 
 def _provider(name: str) -> Provide:
@@ -96,7 +100,13 @@ def create_app(
             await services.stats.start()
             await services.audit.start()
             document_decide(app)
-            document_json_only(app.openapi_schema)
+            complete_contract(
+                app.openapi_schema,
+                max_body_bytes=settings.max_body_bytes,
+                body_limits=dict.fromkeys(
+                    [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports")], MAX_DECIDE_BYTES
+                ),
+            )
             if server_process:
                 _settle_garbage_collector()
             yield
@@ -112,6 +122,7 @@ def create_app(
             index,
             healthz,
             readyz,
+            swagger_ui_asset,
             admin_router,
             readers_router,
             gate_router,
@@ -119,7 +130,10 @@ def create_app(
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,
-        middleware=[RequestDeadline(timeout=settings.store_timeout_seconds)],
+        middleware=[
+            RequestDeadline(timeout=settings.store_timeout_seconds),
+            HtmlPageHeaders(public_url=settings.public_url, schema_path=_SCHEMA_PATH),
+        ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
@@ -127,8 +141,8 @@ def create_app(
             title="supportgate",
             version=__version__,
             description="Signed supporter passes, honest ad-block detection and a fair wall for ad-funded sites.",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            path=_SCHEMA_PATH,
+            render_plugins=[swagger_ui_plugin()],
             components=Components(
                 security_schemes={
                     "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`."),

@@ -246,12 +246,20 @@ class GateAdminController(Controller):
         from_date: Annotated[
             str | None,
             QueryParameter(
-                name="from", max_length=10, description="First day, YYYY-MM-DD (default: 29 days before to)."
+                name="from",
+                max_length=10,
+                description="First day, YYYY-MM-DD (default: 29 days before to).",
+                schema_extra={"format": "date"},
             ),
         ] = None,
         to_date: Annotated[
             str | None,
-            QueryParameter(name="to", max_length=10, description="Last day, YYYY-MM-DD (default: today, UTC)."),
+            QueryParameter(
+                name="to",
+                max_length=10,
+                description="Last day, YYYY-MM-DD (default: today, UTC).",
+                schema_extra={"format": "date"},
+            ),
         ] = None,
     ) -> Stats:
         """Every day of the range (at most 400), zeros included, and the totals; 400 for a bad range."""

@@ -39,7 +39,16 @@ Slug = Annotated[
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 Description = Annotated[str, msgspec.Meta(max_length=1000)]
 Note = Annotated[str, msgspec.Meta(max_length=2000)]
-EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["reader@example.com"])]
+EmailText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=254,
+        examples=["reader@example.com"],
+        # Documented, not checked here: normalise_email checks the address and says what is wrong with it.
+        extra_json_schema={"format": "email"},
+    ),
+]
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with an offset.")]
 Entitlements = Annotated[list[Entitlement], msgspec.Meta(max_length=32)]
 MaxDevices = Annotated[int, msgspec.Meta(ge=1, le=100, description="How many sessions a supporter may have at once.")]
@@ -53,6 +62,10 @@ PassTtl = Annotated[
         description=f"Lifetime of a supporter pass in seconds ({_SHORTEST_PASS_S} to {_LONGEST_PASS_S}).",
     ),
 ]
+_ORIGIN_PATTERN = (
+    r"^\s*https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)"
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?/?\s*$"
+)
 Origin = Annotated[
     str,
     msgspec.Meta(
@@ -60,6 +73,8 @@ Origin = Annotated[
         max_length=255,
         description="scheme://host[:port], no path.",
         examples=["https://news.example"],
+        # Documented, not checked here: normalise_origin checks the origin and says what is wrong with it.
+        extra_json_schema={"pattern": _ORIGIN_PATTERN},
     ),
 ]
 SupporterStatus = Literal["active", "expired", "revoked"]

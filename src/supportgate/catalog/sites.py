@@ -25,14 +25,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def normalise_origin(origin: str, *, field: str) -> str:
     """``scheme://host[:port]`` in canonical form; BadRequest naming ``field`` otherwise."""
-    parts = urlsplit(origin.strip())
     try:
-        port = parts.port
+        parts = urlsplit(origin.strip())
+        # Both parse on use: an out-of-range port, or a bracketed host that is no IPv6 address.
+        port, hostname = parts.port, parts.hostname
     except ValueError:
-        port = -1
+        parts, port, hostname = urlsplit(""), -1, None
     if (
         parts.scheme not in _DEFAULT_PORTS
-        or not parts.hostname
+        or not hostname
         or parts.path not in {"", "/"}
         or parts.query
         or parts.fragment
@@ -43,7 +44,7 @@ def normalise_origin(origin: str, *, field: str) -> str:
         raise BadRequest(
             f"{field}: {origin!r} is not an origin such as https://news.example (scheme, host, optional port)"
         )
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     if port is None or port == _DEFAULT_PORTS[parts.scheme]:

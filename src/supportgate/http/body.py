@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
-from litestar.openapi.spec import OpenAPI, OpenAPIResponse, Reference, Schema
+from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
 from supportgate.errors import BadRequest, UnsupportedMediaType, validation_detail
@@ -14,7 +14,7 @@ from supportgate.errors import BadRequest, UnsupportedMediaType, validation_deta
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
-__all__ = ["JSON_MEDIA_TYPE", "Body", "decode_strict", "document_json_only", "require_json"]
+__all__ = ["JSON_MEDIA_TYPE", "Body", "decode_strict", "require_json"]
 
 JSON_MEDIA_TYPE = "application/json"
 """The one media type a request body may have; ``; charset=utf-8`` is the one parameter allowed."""
@@ -68,15 +68,6 @@ def require_json(content_type: str | None) -> None:
         f"Send the body as JSON with 'Content-Type: {JSON_MEDIA_TYPE}'; this request's Content-Type is {shown}.",
         title="Unsupported media type",
     )
-
-
-def document_json_only(openapi: OpenAPI) -> None:
-    """Add the 415 of :func:`require_json` to every operation of ``openapi`` that takes a body."""
-    refused = OpenAPIResponse(description="The body is not sent as `Content-Type: application/json`.")
-    for path_item in (openapi.paths or {}).values():
-        for operation in (path_item.post, path_item.put, path_item.patch):
-            if operation is not None and operation.request_body is not None:
-                operation.responses = {**(operation.responses or {}), "415": refused}
 
 
 def _utf8_or_nothing(parameters: str) -> bool:

@@ -53,7 +53,10 @@ def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) ->
         return problem_response(BadRequest("The request has no body; send a JSON object.", title="Invalid request"))
     fields = [_describe(err) for err in errors if isinstance(err, dict)]
     detail = "; ".join(fields) if fields else validation_detail(exc.detail)
-    return problem_response(BadRequest(detail, title="Invalid request", errors=errors or None))
+    refused = BadRequest(detail, title="Invalid request")
+    if errors:
+        refused.extra["errors"] = errors
+    return problem_response(refused)
 
 
 def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

@@ -1,0 +1,173 @@
+"""Completing the OpenAPI document: every problem an operation can answer, and strict request bodies.
+
+Litestar documents what a handler returns, not what the app's exception handlers answer on its
+behalf. This one step, run once the document is built, adds those answers to every operation by
+rules read off the operation (a path that names a thing can be 404, a body can be 413 and 415…)
+and, for the few problems that depend on what a route does (403, 409, 429), from :data:`PROBLEMS`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Final
+
+import msgspec
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    Schema,
+)
+
+from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
+from supportgate.http.problems import PROBLEM_JSON
+
+__all__ = ["PROBLEMS", "complete_contract"]
+
+PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
+    ("POST", "/v1/decide"): (403,),
+    ("POST", "/v1/sites/{site}/reports"): (401, 403, 429),
+    ("POST", "/v1/auth/code/request"): (429,),
+    ("POST", "/v1/auth/code/verify"): (409, 429),
+    ("POST", "/v1/auth/activate"): (409, 429),
+    ("POST", "/v1/auth/refresh"): (401, 409),
+    ("POST", "/v1/passes"): (403,),
+    ("POST", "/v1/admin/tiers"): (409,),
+    ("DELETE", "/v1/admin/tiers/{tier_id}"): (409,),
+    ("POST", "/v1/admin/supporters"): (409,),
+    ("PATCH", "/v1/admin/supporters/{supporter_id}"): (409,),
+    ("POST", "/v1/admin/sites"): (409,),
+    ("POST", "/v1/admin/keys/rotate"): (409,),
+    ("GET", "/v1/admin/stats"): (404,),
+}
+"""The problems an operation answers because of what it does, by method and path; the rest follow rules."""
+
+_STORELESS: Final = frozenset({("GET", "/"), ("GET", "/healthz")})
+"""Operations that answer from memory and so never 503."""
+
+_WHY: Final[dict[int, str]] = {
+    400: "The request breaks a rule: a parameter or a body field is missing, malformed or out of range.",
+    401: "No credentials, or wrong ones.",
+    403: "The credentials or the `Origin` do not allow this.",
+    404: "The thing the path names does not exist.",
+    409: "The change clashes with what is stored.",
+    413: "The body is larger than this endpoint accepts.",
+    414: f"The path and query are longer than {MAX_TARGET_BYTES} bytes.",
+    415: "The body is not sent as `Content-Type: application/json`.",
+    429: "A rate limit was hit; `Retry-After` says when to try again.",
+    431: f"The request headers are larger than {MAX_HEADER_BYTES} bytes.",
+    503: "The store did not answer in time; `Retry-After` says when to try again.",
+}
+
+_PROBLEM_REF: Final = Reference(ref="#/components/schemas/Problem")
+_RETRY_AFTER: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1), description="Seconds to wait before trying again."
+)
+
+PROBLEM_SCHEMA: Final = Schema(
+    type=OpenAPIType.OBJECT,
+    title="Problem",
+    description="An error, as RFC 9457 problem details. Some problems add the extension members listed here.",
+    required=["type", "title", "status", "detail"],
+    properties={
+        "type": Schema(
+            type=OpenAPIType.STRING,
+            pattern="^urn:supportgate:problem:[a-z0-9-]+$",
+            description="What kind of problem this is; the last part is a short machine-readable name.",
+        ),
+        "title": Schema(type=OpenAPIType.STRING, description="A short summary of the kind of problem."),
+        "status": Schema(type=OpenAPIType.INTEGER, minimum=400, maximum=599, description="The HTTP status."),
+        "detail": Schema(type=OpenAPIType.STRING, description="What went wrong with this request, and how to fix it."),
+        "errors": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.OBJECT),
+            description="400 on a parameter: each parameter that was refused, with its `key`, `source` and `message`.",
+        ),
+        "existing": Schema(type=OpenAPIType.STRING, description="409 on create: the id that is already taken."),
+        "existing_supporter": Schema(
+            type=OpenAPIType.STRING, description="409: the supporter that already has this address."
+        ),
+        "supporters": Schema(type=OpenAPIType.INTEGER, description="409 on deleting a tier: how many it still has."),
+        "sessions": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.OBJECT),
+            description="409 device limit: the sessions one of which to end, in `end_sessions`.",
+        ),
+        "max_devices": Schema(type=OpenAPIType.INTEGER, description="409 device limit: the tier's device limit."),
+    },
+)
+"""The one schema of every error body."""
+
+
+def complete_contract(
+    openapi: OpenAPI, *, max_body_bytes: int, body_limits: dict[tuple[str, str], int] | None = None
+) -> None:
+    """Add to ``openapi`` the problems each operation can answer, and close the strict request bodies.
+
+    Args:
+        openapi: The app's document, changed in place.
+        max_body_bytes: The app's body limit, shown in the 413 of operations that take a body.
+        body_limits: The operations, by method and path, with a body limit of their own.
+    """
+    openapi.components.schemas = {**openapi.components.schemas, "Problem": PROBLEM_SCHEMA}
+    for path, path_item in (openapi.paths or {}).items():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation: Operation | None = getattr(path_item, method)
+            if operation is not None:
+                key = (method.upper(), path)
+                limit = (body_limits or {}).get(key, max_body_bytes)
+                _add_problems(operation, _statuses(*key, operation), body_limit=limit)
+    openapi.components.schemas = {**openapi.components.schemas, **_strict_schemas()}
+
+
+def _statuses(method: str, path: str, operation: Operation) -> set[int]:
+    statuses = {414, 431, *PROBLEMS.get((method, path), ())}
+    if operation.parameters or operation.request_body is not None:
+        statuses.add(400)
+    if any(requirement for requirement in operation.security or ()):
+        statuses.add(401)
+    if "{" in path:
+        statuses.add(404)
+    if operation.request_body is not None:
+        statuses |= {413, 415}
+    if (method, path) not in _STORELESS:
+        statuses.add(503)
+    return statuses
+
+
+def _add_problems(operation: Operation, statuses: set[int], *, body_limit: int) -> None:
+    responses = dict(operation.responses or {})
+    for status in sorted(statuses):
+        why = _WHY[status]
+        if status == 413:
+            why = f"The body is larger than {body_limit} bytes."
+        headers: dict[str, OpenAPIHeader | Reference] | None = (
+            {"Retry-After": _RETRY_AFTER} if status in {429, 503} else None
+        )
+        responses[str(status)] = OpenAPIResponse(
+            description=why, content={PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)}, headers=headers
+        )
+    operation.responses = responses
+
+
+@functools.cache
+def _strict_schemas() -> dict[str, Any]:
+    """The schemas of the Structs that refuse unknown fields, as msgspec decodes them, by component name.
+
+    Litestar drops what annotates the items of a list (an entitlement's pattern) and does not say
+    that unknown fields are refused; msgspec's own schema is the decoder's rules, so it replaces them.
+    """
+    strict: list[type[msgspec.Struct]] = []
+    pending: list[type[msgspec.Struct]] = [msgspec.Struct]
+    while pending:
+        struct = pending.pop()
+        pending.extend(struct.__subclasses__())
+        if struct.__module__.startswith("supportgate.") and struct.__struct_config__.forbid_unknown_fields:
+            strict.append(struct)
+    strict.sort(key=lambda struct: struct.__qualname__)
+    _, components = msgspec.json.schema_components(strict, ref_template="#/components/schemas/{name}")
+    return components

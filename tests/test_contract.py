@@ -1,0 +1,154 @@
+"""The OpenAPI document is the contract: schemathesis checks the app against it, in process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, strategies
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from schemathesis.generation import GenerationMode
+from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from supportgate.catalog.schemas import SiteIn
+from supportgate.http.contract import PROBLEMS
+from supportgate.services import Services
+
+# Addresses at special-use domains (.test, .invalid) are refused by rule (email-validator); real TLDs are not.
+schemathesis.openapi.format("email", strategies.emails())
+
+_EXAMPLES = 8
+"""Examples per operation and generation mode: enough to reach each documented status, fast enough for every run."""
+
+
+@pytest.fixture
+async def admin_key(services: Services) -> str:
+    """An admin key, with a site and a tier in the store so that some named things exist."""
+    await services.sites.create(SiteIn(id="example", name="Example", origins=["https://example.com"]), actor="cli")
+    return (await services.api_keys.create("admin", name="schemathesis", actor="cli")).key
+
+
+pytestmark = pytest.mark.filterwarnings(
+    # Schemathesis's own strategies draw from `random`; derandomize still makes every run the same.
+    "ignore::hypothesis.errors.HypothesisDeprecationWarning"
+)
+
+_SEMANTIC_400: frozenset[str] = frozenset(
+    {
+        # A cursor is opaque: only one the listing returned is valid, which no schema can say.
+        "GET /v1/admin/supporters",
+        "GET /v1/admin/audit",
+        # A well-formed code that was never issued, or has been used, is the client's mistake: 400 invalid-code.
+        "POST /v1/auth/activate",
+        "POST /v1/auth/code/verify",
+        # Activation codes are for active supporters only; the state is the store's, not the request's.
+        "POST /v1/admin/supporters/{supporter_id}/activation-codes",
+        # A supporter's tier must exist.
+        "POST /v1/admin/supporters",
+        "PATCH /v1/admin/supporters/{supporter_id}",
+        # At most 400 days, `from` not after `to`.
+        "GET /v1/admin/stats",
+        # An IPv6 origin must hold an address, which the documented pattern says only roughly.
+        "POST /v1/admin/sites",
+        "PATCH /v1/admin/sites/{site_id}",
+        # The site a reader came from must exist.
+        "POST /v1/auth/code/request",
+    }
+)
+"""Operations whose well-formed input may still be refused with 400, by a rule about stored state."""
+
+
+def _integers_as_written(value: Any) -> Any:
+    """``value`` with each whole float written as an int.
+
+    JSON Schema counts ``76.0`` as an integer, so schemathesis sends it as one; the API decodes
+    without coercion (docs/admin-api.md) and refuses it, on purpose. No body field is a float.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integers_as_written(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integers_as_written(item) for key, item in value.items()}
+    return value
+
+
+def _as_written(case: schemathesis.Case) -> schemathesis.Case:
+    case.body = _integers_as_written(case.body)
+    return case
+
+
+def _check(operation: Any, mode: GenerationMode, headers: dict[str, str], failures: list[str]) -> None:
+    strategy = operation.as_strategy(generation_mode=mode, headers=headers)
+
+    @hypothesis.settings(
+        max_examples=_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    )
+    @given(case=strategy.map(_as_written) if mode is GenerationMode.POSITIVE else strategy)
+    def run(case: schemathesis.Case) -> None:
+        excluded = [positive_data_acceptance] if operation.label in _SEMANTIC_400 else None
+        case.call_and_validate(excluded_checks=excluded)
+
+    try:
+        run()
+    except hypothesis.errors.Unsatisfiable:
+        return  # nothing to make invalid: the operation takes no parameters and no body
+    except BaseException as exc:  # noqa: BLE001 - every operation's failure is collected and reported together
+        failures.append(f"{operation.label} [{mode.value}]: {str(exc)[:1500]}")
+
+
+def test_every_operation_keeps_the_contract(app: Litestar, admin_key: str) -> None:
+    """Every operation, with valid and invalid input, answers only what the document says, in its shapes."""
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
+    # Unknown query parameters are ignored, as most HTTP APIs do; the API promises to refuse unknown body fields only.
+    schema.config.generation.update(allow_extra_parameters=False)
+    # A body over the limit is refused before it is read, so 413 is how invalid data that is also large is refused.
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    failures: list[str] = []
+    try:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                _check(operation, mode, headers, failures)
+    finally:
+        # Schemathesis keeps an app started until the process ends; this one's store is flushed for the next test.
+        shutdown_lifespans()
+    assert not failures, "\n\n".join(failures)
+
+
+async def test_the_document_names_every_problem_the_table_adds(client: AsyncTestClient[Litestar]) -> None:
+    """Each operation in contract.PROBLEMS exists, and answers its problems with the Problem schema."""
+    document = (await client.get("/schema/openapi.json")).json()
+    for (method, path), statuses in PROBLEMS.items():
+        responses = document["paths"][path][method.lower()]["responses"]
+        for status in statuses:
+            content = responses[str(status)]["content"]
+            assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+async def test_strict_bodies_are_documented_as_decoded(client: AsyncTestClient[Litestar]) -> None:
+    """A body that refuses unknown fields says so, with the limits msgspec checks on its list items."""
+    schemas = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]
+    assert schemas["DecideIn"]["additionalProperties"] is False
+    assert schemas["Policy"]["additionalProperties"] is False
+    assert schemas["TierIn"]["properties"]["entitlements"]["items"]["pattern"] == "^[a-z0-9_-]{1,64}$"
+    assert "additionalProperties" not in schemas["Problem"]
+
+
+async def test_only_what_never_reads_the_store_leaves_out_503(client: AsyncTestClient[Litestar]) -> None:
+    """The keys, read from the store once their cache ages, can be a 503; the liveness answers cannot."""
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    assert "503" in paths["/.well-known/jwks.json"]["get"]["responses"]
+    assert "503" not in paths["/healthz"]["get"]["responses"]
+    assert "503" in paths["/readyz"]["get"]["responses"]
