@@ -3,7 +3,8 @@
 The pages are the wall (``/v1/sites/{site}/interstitial``), the demo site (``/demo/``) and the
 ``/schema`` page. Each answer whose ``Content-Type`` is ``text/html`` gets
 ``X-Content-Type-Options: nosniff`` and the policy of its kind, which ends in
-``frame-ancestors 'none'``: no page of the service is meant to be shown in another's frame.
+``frame-ancestors 'none'``: no page of the service is meant to be shown in another's frame. The
+demo site's pages stand for a publisher's, so they may frame and be framed by their own origin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SCHEMA_POLICY", "HtmlPageHeaders", "page_policy"]
 
+_DEMO = "/demo"
+
 SCHEMA_POLICY: Final = (
     "default-src 'none'; "
     # Litestar writes the Swagger UI's start-up script, with the document in it, inline.
@@ -30,24 +33,28 @@ SCHEMA_POLICY: Final = (
 """The ``/schema`` page's policy: its scripts and styles from this service, "Try it out" to it only."""
 
 
-def page_policy(public_url: str) -> str:
+def page_policy(public_url: str, *, publisher: bool = False) -> str:
     """The policy of the wall and the demo pages, which run ``gate.js`` from the gate at ``public_url``.
 
     ``gate.js`` needs the gate in ``script-src`` (itself and its probes) and ``connect-src``
     (decide), no inline script, and creates its HTML through the Trusted Types policy
     ``supportgate`` (docs/gate.md). The wall's ``<style>`` is inline because it carries the site's
-    theme colours; a site's logo may be on any HTTPS host.
+    theme colours; a site's logo may be on any HTTPS host. With ``publisher`` (the demo site's
+    pages, which stand for a publisher's: APIs of its own, ad frames, frames of its own pages),
+    fetches and frames may go anywhere and the page may be framed by its own origin.
     """
     parts = urlsplit(public_url)
     gate = f"{parts.scheme}://{parts.netloc}"
+    connect = "*" if publisher else f"'self' {gate}"
+    frames = "frame-src *; frame-ancestors 'self'" if publisher else "frame-ancestors 'none'"
     return (
         "default-src 'none'; "
         f"script-src 'self' {gate}; "
-        f"connect-src 'self' {gate}; "
+        f"connect-src {connect}; "
         "style-src 'self' 'unsafe-inline'; "
         "img-src 'self' https: data:; "
         "require-trusted-types-for 'script'; trusted-types supportgate; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        f"base-uri 'none'; form-action 'self'; {frames}"
     )
 
 
@@ -60,13 +67,19 @@ class HtmlPageHeaders(ASGIMiddleware):
 
     def __init__(self, *, public_url: str, schema_path: str) -> None:
         self.page_policy = page_policy(public_url)
+        self.demo_policy = page_policy(public_url, publisher=True)
         self.schema_path = schema_path
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Run the request, adding the headers to its answer if that is an HTML page."""
         path: str = scope["path"]
         on_schema = path == self.schema_path or path.startswith(self.schema_path + "/")
-        policy = SCHEMA_POLICY if on_schema else self.page_policy
+        if on_schema:
+            policy = SCHEMA_POLICY
+        elif path == _DEMO or path.startswith(_DEMO + "/"):
+            policy = self.demo_policy
+        else:
+            policy = self.page_policy
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
