@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from supportgate.app import create_app
 from supportgate.errors import MailQueueFull
 from supportgate.mail import Mail, Mailer, SmtpMailer, sign_in_code_mail
 from supportgate.mail_queue import GROUP, MailQueue
@@ -17,6 +19,7 @@ from supportgate.settings import Settings
 from supportgate.store import Store, connect, names
 from supportgate.tokens.sealing import MasterKey
 from tests.conftest import FakeClock
+from tests.readers_helpers import body, mails_to
 from tests.smtp_helpers import StartServer
 
 SENDER = "News Example <no-reply@news.example>"
@@ -233,3 +236,16 @@ async def test_a_code_request_answers_the_same_when_the_queue_is_full(
     [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert refused.startswith("a sign-in mail to a recipient at example.com was not queued")
     assert int(await store.redis.xlen(names.mail_queue())) == 1
+
+
+async def test_mail_queued_while_the_service_was_down_is_sent_when_it_starts(
+    services: Services, settings: Settings, clock: FakeClock
+) -> None:
+    """Mail queued while no process of the service ran is written to the outbox once the app starts."""
+    await services.mail.send(code_mail())
+    outbox = settings.data_dir / "outbox"
+    assert not outbox.exists()
+    async with AsyncTestClient(create_app(settings, clock=clock)):
+        [mail] = await mails_to(outbox, READER)
+    assert CODE in body(mail)
+    await emptied(services.store)
