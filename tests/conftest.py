@@ -17,12 +17,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
-from supportgate.mail import MailQueue, mailer_for
+from supportgate.mail import mailer_for
+from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from supportgate.store.server import find_server_binary
 from supportgate.tokens.sealing import MasterKey
+from tests.smtp_helpers import SmtpServers
 
 
 @dataclass
@@ -104,9 +106,8 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 async def services(store_url: str, settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
     """The services over their own connection (the app's lives on the test client's loop)."""
     store = Store(connect(store_url))
-    mail = MailQueue(mailer_for(settings))
+    mail = MailQueue(store, mailer_for(settings))
     yield Services.build(store, settings, mail, MasterKey(settings.load_master_key()), clock)
-    await mail.drain()
     await store.close()
 
 
@@ -116,3 +117,11 @@ async def admin(client: AsyncTestClient[Litestar], services: Services) -> AsyncT
     created = await services.api_keys.create("admin", name="tests", actor="cli")
     client.headers["Authorization"] = f"Bearer {created.key}"
     return client
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServers]:
+    """Start aiosmtpd servers on free local ports with the given options; stop them after the test."""
+    servers = SmtpServers()
+    yield servers
+    servers.stop()

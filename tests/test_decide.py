@@ -13,7 +13,8 @@ from supportgate.app import create_app
 from supportgate.catalog.schemas import SitePatch
 from supportgate.gate.cache import TtlCache
 from supportgate.gate.controllers import MAX_DECIDE_BYTES
-from supportgate.mail import MailQueue, mailer_for
+from supportgate.mail import mailer_for
+from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
@@ -451,9 +452,8 @@ async def test_policy_changes_apply_within_the_cache_ttl(client: Client, service
 async def own_services(own_store: EmbeddedStore, clock: FakeClock) -> AsyncIterator[Services]:
     settings = Settings(redis_url=own_store.url)
     store = Store(connect(own_store.url))
-    mail = MailQueue(mailer_for(settings))
+    mail = MailQueue(store, mailer_for(settings))
     yield Services.build(store, settings, mail, MASTER_KEY, clock)
-    await mail.drain()
     await store.close()
 
 

@@ -1,17 +1,15 @@
-"""Outgoing mail against a real SMTP server (aiosmtpd), the outbox, the queue, the templates and the settings."""
+"""Outgoing mail against a real SMTP server (aiosmtpd), the outbox, the templates and the settings."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import ipaddress
 import logging
 import re
-import socket
 import ssl
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,7 +19,6 @@ from urllib.parse import quote
 import aiosmtplib
 import pytest
 from aiosmtpd import smtp as smtpd
-from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +28,6 @@ from supportgate.errors import SettingsError
 from supportgate.mail import (
     Mail,
     Mailer,
-    MailQueue,
     OutboxMailer,
     SmtpMailer,
     mailer_for,
@@ -39,46 +35,12 @@ from supportgate.mail import (
     sign_in_code_mail,
 )
 from supportgate.settings import Settings
+from tests.smtp_helpers import StartServer
 
 SENDER = "News Example <no-reply@news.example>"
 READER = "reader@example.com"
 CODE = "428913"
 USER, PASSWORD = "mailer", "p@ss:w/rd%"
-
-
-@dataclass
-class Delivered:
-    """One mail as the server took it: the envelope, the parsed message, and how the session looked."""
-
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    tls: bool
-    login: bytes | None
-
-
-@dataclass
-class Recorder:
-    """An aiosmtpd handler that keeps every mail it is given."""
-
-    delivered: list[Delivered] = field(default_factory=list)
-
-    async def handle_DATA(self, server: smtpd.SMTP, session: smtpd.Session, envelope: smtpd.Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
-        """Keep the mail and accept it."""
-        content = envelope.original_content or b""
-        message = email.message_from_bytes(content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        auth = session.auth_data
-        self.delivered.append(
-            Delivered(
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=list(envelope.rcpt_tos),
-                message=message,
-                tls=server.transport is not None and server.transport.get_extra_info("ssl_object") is not None,
-                login=auth.login if isinstance(auth, smtpd.LoginPassword) else None,
-            )
-        )
-        return "250 OK"
 
 
 def check_password(
@@ -88,33 +50,6 @@ def check_password(
     ok = isinstance(data, smtpd.LoginPassword) and data == (USER.encode(), PASSWORD.encode())
     # handled=False has aiosmtpd answer a failure with 535 itself.
     return smtpd.AuthResult(success=ok, handled=False, auth_data=data if ok else None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-StartServer = Callable[..., tuple[Recorder, int]]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[StartServer]:
-    """Start aiosmtpd servers on free local ports with the given options; stop them after the test."""
-    controllers: list[Controller] = []
-
-    def start(**options: Any) -> tuple[Recorder, int]:
-        recorder = Recorder()
-        port = free_port()
-        controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
-        controller.start()
-        controllers.append(controller)
-        return recorder, port
-
-    yield start
-    for controller in controllers:
-        controller.stop()
 
 
 @dataclass(frozen=True)
@@ -312,95 +247,6 @@ def test_the_mailer_refuses_a_bad_url(url: str) -> None:
     """A URL that is not a usable smtp:// or smtps:// one is refused when the mailer is built."""
     with pytest.raises(ValueError, match="SMTP URL"):
         SmtpMailer(url, sender=SENDER)
-
-
-@dataclass
-class Counting:
-    """A mailer that counts its calls and hands them to another one."""
-
-    inner: Mailer
-    calls: int = 0
-
-    async def send(self, mail: Mail) -> None:
-        """Count the call, then pass the mail on."""
-        self.calls += 1
-        await self.inner.send(mail)
-
-
-@dataclass
-class Flaky:
-    """A mailer that fails a set number of times, then keeps what it is sent."""
-
-    failures: int
-    sent: list[Mail] = field(default_factory=list)
-
-    async def send(self, mail: Mail) -> None:
-        """Fail while failures are left, else keep the mail."""
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError(f"refused for {mail.to}")
-        self.sent.append(mail)
-
-
-async def test_a_down_server_is_retried_then_the_mail_dropped(caplog: pytest.LogCaptureFixture) -> None:
-    """With the server down the queue tries ``attempts`` times, then logs an error and drops the mail."""
-    mailer = Counting(SmtpMailer(f"smtp://127.0.0.1:{free_port()}", sender=SENDER, timeout=2))
-    queue = MailQueue(mailer, attempts=3, backoff=(0.01, 0.02))
-    with caplog.at_level(logging.INFO, logger="supportgate.mail"):
-        queue.send_later(code_mail())
-        assert mailer.calls == 0
-        await queue.drain()
-    assert mailer.calls == 3
-    [dropped] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert "example.com dropped after 3 attempt(s)" in dropped.getMessage()
-    assert READER not in caplog.text
-    assert CODE not in caplog.text
-
-
-async def test_a_failed_send_is_retried_until_it_goes_through(caplog: pytest.LogCaptureFixture) -> None:
-    """A send that fails once is tried again and delivered, with nothing logged as an error."""
-    mailer = Flaky(failures=1)
-    queue = MailQueue(mailer, backoff=(0.01,))
-    with caplog.at_level(logging.INFO, logger="supportgate.mail"):
-        queue.send_later(code_mail())
-        await queue.drain()
-    assert mailer.sent == [code_mail()]
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-async def test_an_error_naming_the_recipient_is_logged_without_the_address(caplog: pytest.LogCaptureFixture) -> None:
-    """When a mailer's error message repeats the address, the queue's log line leaves it out."""
-    queue = MailQueue(Flaky(failures=5), attempts=1)
-    with caplog.at_level(logging.INFO, logger="supportgate.mail"):
-        queue.send_later(code_mail())
-        await queue.drain()
-    assert "ConnectionError: refused for <recipient>" in caplog.text
-    assert READER not in caplog.text
-
-
-def test_send_later_without_a_running_loop_logs_and_returns(caplog: pytest.LogCaptureFixture) -> None:
-    """Called outside an event loop, ``send_later`` drops the mail with an error line instead of raising."""
-    queue = MailQueue(Flaky(failures=0))
-    with caplog.at_level(logging.INFO, logger="supportgate.mail"):
-        queue.send_later(code_mail())
-    assert "no event loop is running" in caplog.text
-
-
-async def test_drain_cancels_sends_that_outlast_its_timeout(caplog: pytest.LogCaptureFixture) -> None:
-    """Sends still running when ``drain`` times out are cancelled and counted in an error line."""
-    stuck = asyncio.Event()
-
-    class Hanging:
-        async def send(self, mail: Mail) -> None:  # noqa: ARG002 - the Mailer signature
-            await stuck.wait()
-
-    queue = MailQueue(Hanging())
-    with caplog.at_level(logging.INFO, logger="supportgate.mail"):
-        queue.send_later(code_mail())
-        queue.send_later(code_mail())
-        await queue.drain(timeout=0.05)
-    assert "2 mail(s) still being sent after 0.05 s dropped" in caplog.text
-    assert queue._pending == set()
 
 
 async def test_the_outbox_writes_an_eml_file_and_logs_where(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

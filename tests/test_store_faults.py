@@ -13,7 +13,8 @@ from litestar.testing import AsyncTestClient
 from supportgate.app import create_app
 from supportgate.catalog.api_keys import ApiKeys
 from supportgate.catalog.audit import AuditLog
-from supportgate.mail import MailQueue, mailer_for
+from supportgate.mail import mailer_for
+from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
@@ -95,7 +96,7 @@ async def test_a_frozen_store_hangs_no_page_view_and_no_write(own_store: Embedde
         anonymous_decides_per_minute=10_000,
     )
     store = Store(connect(own_store.url))
-    services = Services.build(store, settings, MailQueue(mailer_for(settings)), MASTER_KEY, clock)
+    services = Services.build(store, settings, MailQueue(store, mailer_for(settings)), MASTER_KEY, clock)
     world = await make_world(services)
     await set_policy(services, clock, free_views=1)
     fan_pass = await pass_for(services, world.supporter_id)

@@ -29,7 +29,8 @@ from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
 from supportgate.http.pages import HtmlPageHeaders
 from supportgate.http.problems import exception_handlers
-from supportgate.mail import MailQueue, mailer_for
+from supportgate.mail import mailer_for
+from supportgate.mail_queue import MailQueue
 from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
 from supportgate.settings import Settings
@@ -89,7 +90,8 @@ def create_app(
         store = Store(
             connect(redis_url, timeout=settings.store_timeout_seconds), batch_timeout=settings.decide_deadline_seconds
         )
-        mail = MailQueue(mailer_for(settings))
+        # A read waits on the store for new mail, so for less than a store command may take.
+        mail = MailQueue(store, mailer_for(settings), clock=clock, block=settings.store_timeout_seconds / 2)
         services = Services.build(store, settings, mail, master_key, clock)
         app.state.services = services
         app.state.settings = settings
@@ -99,6 +101,7 @@ def create_app(
             await services.signing_keys.ensure()
             await services.stats.start()
             await services.audit.start()
+            await mail.start()
             document_decide(app)
             complete_contract(
                 app.openapi_schema,
@@ -113,7 +116,7 @@ def create_app(
         finally:
             await services.audit.stop()
             await services.stats.stop()
-            await mail.drain()
+            await mail.stop()
             await store.close()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)

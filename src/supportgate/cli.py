@@ -21,7 +21,8 @@ from redis.retry import Retry
 from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
 from supportgate.extension_build import build, build_test_variant
-from supportgate.mail import MailQueue, mailer_for
+from supportgate.mail import mailer_for
+from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import (
     MASTER_KEY_FILE,
@@ -71,13 +72,13 @@ def _with_services(settings: Settings, url: str, work: Callable[[Services], Awai
 
     async def run() -> T:
         store = Store(connect(url))
-        mail = MailQueue(mailer_for(settings))
+        # Mail these commands queue is sent by the service's consumers, not here.
+        mail = MailQueue(store, mailer_for(settings))
         try:
             services = Services.build(store, settings, mail, master_key)
             await services.vault.check()
             return await work(services)
         finally:
-            await mail.drain()
             await store.close()
 
     return asyncio.run(run())

@@ -17,6 +17,7 @@ __all__ = [
     "Forbidden",
     "HeadersTooLarge",
     "InvalidToken",
+    "MailQueueFull",
     "NotFound",
     "PayloadTooLarge",
     "Problem",
@@ -55,6 +56,10 @@ class SupportgateError(Exception):
 
 class SettingsError(SupportgateError):
     """A setting is missing or wrong; the message names the variable."""
+
+
+class MailQueueFull(SupportgateError):
+    """The mail queue holds as many mails as it may; this one was not queued. Callers decide what to tell whom."""
 
 
 class SealingError(SupportgateError):

@@ -8,7 +8,6 @@ import os
 import re
 import secrets
 import ssl
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP as CRLF_LINES
@@ -26,12 +25,13 @@ from supportgate.settings import Settings
 
 __all__ = [
     "Mail",
-    "MailQueue",
     "Mailer",
     "OutboxMailer",
     "SmtpMailer",
+    "describe_error",
     "mailer_for",
     "no_support_mail",
+    "recipient_domain",
     "sign_in_code_mail",
 ]
 
@@ -136,7 +136,9 @@ class SmtpMailer:
                 tls_context=self._tls_context,
             )
         except Exception as exc:
-            _log.warning("SMTP delivery to a recipient at %s failed: %s", _domain(mail.to), _describe(exc, mail.to))
+            _log.warning(
+                "SMTP delivery to a recipient at %s failed: %s", recipient_domain(mail.to), describe_error(exc, mail.to)
+            )
             raise
 
 
@@ -159,7 +161,9 @@ class OutboxMailer:
         # RFC 5322 lines end in CRLF, on disk as on the wire.
         data = _message(mail, self._sender).as_bytes(policy=CRLF_LINES)
         name = await asyncio.to_thread(self._write, data)
-        _log.info("mail to a recipient at %s: %s (%s/%s)", _domain(mail.to), mail.subject, self.directory.name, name)
+        _log.info(
+            "mail to a recipient at %s: %s (%s/%s)", recipient_domain(mail.to), mail.subject, self.directory.name, name
+        )
 
     def _write(self, data: bytes) -> str:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -176,66 +180,6 @@ class OutboxMailer:
             temporary.unlink(missing_ok=True)
             raise
         return name
-
-
-class MailQueue:
-    """Sends in the background so a request's timing never depends on the mail server.
-
-    A failed send is tried again after each delay in ``backoff`` seconds (the last one repeats), up
-    to ``attempts`` tries in all; then the mail is logged as dropped.
-    """
-
-    def __init__(self, mailer: Mailer, *, attempts: int = 3, backoff: Sequence[float] = (0.5, 2.0)) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        self._mailer = mailer
-        self._attempts = attempts
-        self._backoff = tuple(backoff) or (0.0,)
-        self._pending: set[asyncio.Task[None]] = set()
-
-    def send_later(self, mail: Mail) -> None:
-        """Start sending ``mail`` and return at once; failures are logged, never raised."""
-        try:
-            task = asyncio.get_running_loop().create_task(self._deliver(mail))
-        except RuntimeError:
-            _log.error("mail to a recipient at %s dropped: no event loop is running", _domain(mail.to))
-            return
-        # The loop keeps only weak references to tasks: hold each until it is done.
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - past the timeout it cancels, not just stops waiting
-        """Wait for the pending sends; those still running after ``timeout`` seconds are cancelled and logged."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._pending:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.wait(set(self._pending), timeout=remaining)
-        if self._pending:
-            late = set(self._pending)
-            _log.error("%d mail(s) still being sent after %g s dropped", len(late), timeout)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-
-    async def _deliver(self, mail: Mail) -> None:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                await self._mailer.send(mail)
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, then logged: the caller has moved on
-                if attempt == self._attempts:
-                    _log.error(
-                        "mail to a recipient at %s dropped after %d attempt(s): %s",
-                        _domain(mail.to),
-                        attempt,
-                        _describe(exc, mail.to),
-                    )
-                    return
-                await asyncio.sleep(self._backoff[min(attempt, len(self._backoff)) - 1])
-            else:
-                return
 
 
 def mailer_for(settings: Settings) -> Mailer:
@@ -296,7 +240,7 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
     message["Subject"] = mail.subject
     message["Date"] = format_datetime(datetime.now(UTC))
     # An explicit domain: without one, make_msgid asks DNS for this host's name, which can block.
-    message["Message-ID"] = make_msgid(domain=_domain(parseaddr(sender)[1]) or "localhost")
+    message["Message-ID"] = make_msgid(domain=recipient_domain(parseaddr(sender)[1]) or "localhost")
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.text)
     if mail.html is not None:
@@ -304,11 +248,12 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
     return message
 
 
-def _domain(address: str) -> str:
+def recipient_domain(address: str) -> str:
+    """The part of an address after its ``@``: all a log line may say about a recipient."""
     return address.rpartition("@")[2]
 
 
-def _describe(exc: BaseException, address: str) -> str:
+def describe_error(exc: BaseException, address: str) -> str:
     """The error for a log line, with the recipient's address taken out (servers often echo it)."""
     text = f"{type(exc).__name__}: {exc}"
     return re.sub(re.escape(address), "<recipient>", text, flags=re.IGNORECASE) if address else text

@@ -22,7 +22,7 @@ from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
-from supportgate.mail import MailQueue
+from supportgate.mail_queue import MailQueue
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.passes import PassService
 from supportgate.readers.revocation import Revocation

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -21,8 +22,9 @@ from redis.asyncio.client import Pipeline
 from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporters import SupporterService, normalise_email
 from supportgate.clock import Clock
-from supportgate.errors import BadRequest, NotFound
-from supportgate.mail import MailQueue, no_support_mail, sign_in_code_mail
+from supportgate.errors import BadRequest, MailQueueFull, NotFound
+from supportgate.mail import Mail, no_support_mail, recipient_domain, sign_in_code_mail
+from supportgate.mail_queue import MailQueue
 from supportgate.readers.problems import InvalidCode
 from supportgate.readers.schemas import ActivationCode
 from supportgate.store import Store, begin, names
@@ -32,6 +34,7 @@ from supportgate.tokens.stored_secrets import StoredSecret
 __all__ = ["ActivationCodes", "SignInCodes"]
 
 T = TypeVar("T")
+_log = logging.getLogger("supportgate.readers")
 
 SIGN_IN_CODE_LIFETIME: Final = timedelta(minutes=15)
 ACTIVATION_CODE_LIFETIME: Final = timedelta(days=7)
@@ -140,12 +143,18 @@ class SignInCodes:
         await self._store.durably(store_code)
         site_name = site_record.name if site_record else None
         if active:
-            self._mail.send_later(
-                sign_in_code_mail(to=address, code=code, minutes=lifetime // 60, site_name=site_name, lang=lang)
-            )
+            mail = sign_in_code_mail(to=address, code=code, minutes=lifetime // 60, site_name=site_name, lang=lang)
         else:
             support_url = site_record.policy.support_url if site_record else None
-            self._mail.send_later(no_support_mail(to=address, site_name=site_name, support_url=support_url, lang=lang))
+            mail = no_support_mail(to=address, site_name=site_name, support_url=support_url, lang=lang)
+        await self._queue(mail)
+
+    async def _queue(self, mail: Mail) -> None:
+        """Queue ``mail``; a full queue is logged, not told: the answer stays the same either way."""
+        try:
+            await self._mail.send(mail)
+        except MailQueueFull as exc:
+            _log.error("a sign-in mail to a recipient at %s was not queued: %s", recipient_domain(mail.to), exc)
 
     async def redeem(self, email: str, code: str, *, client_ip: str, then: Callable[[str], Awaitable[T]]) -> T:
         """Check a code; if right, use it up and run ``then(supporter_id)`` (which starts the session).

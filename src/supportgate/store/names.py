@@ -5,7 +5,7 @@ a change that spans it (a grant that also claims the address and joins the tier)
 transaction on Redis Cluster as on a single server. Per-supporter state (sessions, codes) uses
 ``{sup:<id>}``, per-site traffic ``{site:<id>}``, and the token key material ``{keys}``. Keys that
 stand alone (a pending code, a rate counter) carry a tag of their own, so they spread across a
-cluster.
+cluster. The mail queue and its retries share ``{mail}``, so a mail moves between them atomically.
 
 The ``{keys}`` keys hold the secrets (private signing keys, the pseudonym and code secrets),
 each sealed under the master key, which is kept outside the store (``tokens/sealing.py``): a
@@ -23,6 +23,8 @@ __all__ = [
     "audit_target",
     "code_secret",
     "email",
+    "mail_queue",
+    "mail_retries",
     "meter",
     "pass_cutoff",
     "pseudonym_secret",
@@ -142,6 +144,16 @@ def sign_in_code(address_digest: str) -> str:
 def activation_code(code_digest: str) -> str:
     """JSON of an activation code (by its HMAC): the supporter it signs in as, and its expiry."""
     return f"sg:{{act:{code_digest}}}"
+
+
+def mail_queue() -> str:
+    """Stream of mails waiting to be sent, read by the ``mailers`` consumer group. Holds sign-in codes."""
+    return "sg:{mail}:queue"
+
+
+def mail_retries() -> str:
+    """Sorted set of mails whose delivery failed, scored by when to try again. Holds sign-in codes."""
+    return "sg:{mail}:retries"
 
 
 def rate(scope: str, subject: str, window: int) -> str:
