@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 from supportgate.clock import Clock, utc_now
 from supportgate.errors import MailQueueFull
 from supportgate.mail import Mail, Mailer, describe_error, recipient_domain
-from supportgate.store import STORE_ERRORS, Store, begin, names
+from supportgate.store import STORE_ERRORS, Store, begin, names, stopping
 
 __all__ = ["GROUP", "MailQueue"]
 
@@ -172,7 +172,7 @@ class MailQueue:
                 raise
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopping and not stopping():
             try:
                 await self._step()
             except ResponseError as exc:

@@ -19,7 +19,7 @@ from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.schemas import AuditEntry, AuditPage
 from supportgate.clock import Clock, utc_now
-from supportgate.store import Store, begin, names, text, texts
+from supportgate.store import Store, begin, names, stopping, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
 __all__ = ["TRIM_INTERVAL", "AuditLog"]
@@ -153,13 +153,16 @@ class AuditLog:
             self._task = None
 
     async def _run(self, interval: float) -> None:
-        while True:
+        while not stopping():
             try:
                 if removed := await self.trim():
                     _log.info("trimmed %d audit entries older than %s", removed, self._retention)
-            except Exception:  # noqa: BLE001 - the loop must outlive any one failure, which it logs
+            except Exception:
+                if stopping():
+                    raise
                 _log.exception("audit trim failed; trying again later")
-            await asyncio.sleep(interval)
+            if not stopping():
+                await asyncio.sleep(interval)
 
 
 class _Expired(NamedTuple):

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest
 from supportgate.gate.schemas import Counters, Stats, StatsDay
-from supportgate.store import Store, names, text
+from supportgate.store import Store, names, stopping, text
 
 __all__ = ["MAX_RANGE_DAYS", "RETENTION", "StatField", "StatsBuffer"]
 
@@ -142,7 +142,7 @@ class StatsBuffer:
         return Stats(site=site, days=days, totals=Counters(**totals))
 
     async def _run(self) -> None:
-        while True:
+        while not stopping():
             await asyncio.sleep(self._interval)
             try:
                 await self.flush()

@@ -6,7 +6,7 @@ Its modules: ``client`` (connecting, atomic and durable writes), ``server`` (the
 
 from __future__ import annotations
 
-from supportgate.store.client import STORE_ERRORS, Store, begin, connect, text, texts
+from supportgate.store.client import STORE_ERRORS, Store, begin, connect, stopping, text, texts
 from supportgate.store.server import EmbeddedStore
 
-__all__ = ["STORE_ERRORS", "EmbeddedStore", "Store", "begin", "connect", "text", "texts"]
+__all__ = ["STORE_ERRORS", "EmbeddedStore", "Store", "begin", "connect", "stopping", "text", "texts"]

@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from supportgate.errors import StoreUnavailable
 
-__all__ = ["STORE_ERRORS", "Store", "begin", "connect", "text", "texts"]
+__all__ = ["STORE_ERRORS", "Store", "begin", "connect", "stopping", "text", "texts"]
 
 T = TypeVar("T")
 _log = logging.getLogger("supportgate.store")
@@ -46,6 +46,16 @@ def connect(url: str, *, timeout: float = 2.0) -> Redis:
         health_check_interval=30,
         max_connections=256,
     )
+
+
+def stopping() -> bool:
+    """Whether the running task was asked to stop (cancelled).
+
+    A cancellation that lands inside the store client may come back as the client's own
+    connection error; a background loop that rides out store errors asks this before it goes on.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def begin(pipe: Pipeline) -> None:
