@@ -18,7 +18,9 @@ from supportgate.store import EmbeddedStore, Store, begin, connect
 
 _COMMAND = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n")
 # The hash tags a multi-key change may span; each change stays inside one of them.
-TAGGED = re.compile(r"^sg:\{(dir|keys|sup:[a-z0-9-]+|site:[a-z0-9-]+|code:[0-9a-f]{64}|act:[0-9a-f]{64}|rate:[^}]+)\}")
+TAGGED = re.compile(
+    r"^sg:\{(dir|keys|mail|sup:[a-z0-9-]+|site:[a-z0-9-]+|code:[0-9a-f]{64}|act:[0-9a-f]{64}|rate:[^}]+)\}"
+)
 
 
 async def test_every_key_carries_a_hash_tag(services: Services, store_url: str) -> None:

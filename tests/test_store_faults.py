@@ -136,7 +136,7 @@ async def test_a_full_store_lets_views_through_and_refuses_writes_with_503(
     """A store at its memory limit (noeviction) refuses writes: metered views pass as store_unavailable, writes 503."""
     settings = Settings(redis_url=own_store.url, master_key=MASTER_MATERIAL)
     store = Store(connect(own_store.url))
-    services = Services.build(store, settings, MailQueue(mailer_for(settings)), MASTER_KEY, clock)
+    services = Services.build(store, settings, MailQueue(store, mailer_for(settings)), MASTER_KEY, clock)
     world = await make_world(services)
     await set_policy(services, clock, free_views=3)
     async with AsyncTestClient(create_app(settings, clock=clock)) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -279,46 +280,43 @@ async () => {
 """
 
 
-def test_a_decide_that_hangs_is_given_up_on_and_walls_nothing(easylist: Any, demo: Demo) -> None:
-    """When the gate does not answer decide, gate.js gives up after 1.5 s: no decision, no wall, the article stays."""
+@contextlib.contextmanager
+def never_answered(page: Any, pattern: str) -> Iterator[list[Any]]:
+    """Requests matching ``pattern`` are held unanswered (the gate hangs); the list of those held."""
     held: list[Any] = []
 
     def hold(route: Any) -> None:
         held.append(route)
 
-    easylist.route("**/v1/decide", hold)
+    page.route(pattern, hold)
     try:
+        yield held
+    finally:
+        for route in held:
+            route.abort()
+        page.unroute(pattern, hold)
+
+
+def test_a_decide_that_hangs_is_given_up_on_and_walls_nothing(easylist: Any, demo: Demo) -> None:
+    """When the gate does not answer decide, gate.js gives up after 1.5 s: no decision, no wall, the article stays."""
+    with never_answered(easylist, "**/v1/decide") as held:
         easylist.goto(demo.url(CLIENT))
         detection(easylist)
         settled = easylist.evaluate(RECHECK_TIMED)
         assert settled["decision"] is None
         assert held, "decide was asked"
         no_overlay_ever(easylist)
-    finally:
-        for route in held:
-            route.abort()
-        easylist.unroute("**/v1/decide", hold)
 
 
 def test_a_wall_that_does_not_arrive_is_given_up_on(easylist: Any, demo: Demo) -> None:
     """When decide says wall but the wall's markup never comes, gate.js gives up after 1.5 s and shows nothing."""
-    held: list[Any] = []
-
-    def hold(route: Any) -> None:
-        held.append(route)
-
-    easylist.route("**/v1/sites/demo/interstitial*", hold)
-    try:
+    with never_answered(easylist, "**/v1/sites/demo/interstitial*") as held:
         assert visit_client(easylist, demo)["decision"] == "wall"
         settled = easylist.evaluate(RECHECK_TIMED)
         assert settled["decision"] != "hung"
         assert settled["decision"]["decision"] == "wall"
         assert held, "the wall was asked for"
         no_overlay_ever(easylist)
-    finally:
-        for route in held:
-            route.abort()
-        easylist.unroute("**/v1/sites/demo/interstitial*", hold)
 
 
 def test_a_valid_pass_lets_a_supporter_through_the_server_route(easylist: Any, demo: Demo) -> None:
