@@ -9,13 +9,12 @@ the cutoff is read on every call, batched with the other page views of the same 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock
-from supportgate.errors import InvalidToken, StoreUnavailable
-from supportgate.store import STORE_ERRORS, Store, names
+from supportgate.errors import InvalidToken
+from supportgate.store import Store, names
 from supportgate.store.hot_path import HotPath
 from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.jwt import Tokens
@@ -46,20 +45,18 @@ class PassCheck:
 
         Raises:
             InvalidToken: with the reason, ``revoked`` for a pass whose session or support ended.
-            StoreUnavailable: if the cutoff could not be read in time (the pass is then unknown).
+            StoreUnavailable: if the store, needed for the cutoff (or a kid this process lacks), did not
+                answer in time: the pass is then unknown.
         """
         remembered = self._verified.get((token, site_id))
         if remembered is not None and self._clock() < remembered[0].expires_at:
             checked, issued_at = remembered
         else:
-            try:
-                # Only a kid this process does not know reads the store here, and only within the deadline.
-                async with asyncio.timeout_at(deadline):
-                    claims = await self._tokens.verify(
-                        token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer, stale_ok=True
-                    )
-            except (TimeoutError, *STORE_ERRORS) as exc:
-                raise StoreUnavailable from exc
+            # Only a kid this process does not know reads the store here, and only within the deadline.
+            claims = await self._hot.within(
+                deadline,
+                lambda: self._tokens.verify(token, typ=PASS_TYPE, audience=site_id, issuer=self._issuer, stale_ok=True),
+            )
             checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
             self._verified.put((token, site_id), (checked, issued_at))
         key = names.pass_cutoff(site_id, checked.session)

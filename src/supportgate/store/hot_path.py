@@ -53,6 +53,21 @@ class HotPath:
             _log.warning("store unavailable on the page-view path; answering without it for %.1f s", self._cooldown)
         self._down_until = asyncio.get_running_loop().time() + self._cooldown
 
+    async def within(self, deadline: float | None, call: Callable[[], Awaitable[T]]) -> T:
+        """The result of ``call()``, bounded by ``deadline`` (None: none), whether or not the store is taken for down.
+
+        For work that reads the store only now and then (a key set reload) and must run even
+        while the store is away; a failure here does not take the store for down.
+
+        Raises:
+            StoreUnavailable: when the call fails on the store or runs past the deadline.
+        """
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await call()
+        except (TimeoutError, *STORE_ERRORS) as exc:
+            raise StoreUnavailable from exc
+
     async def run(self, deadline: float | None, call: Callable[[], Awaitable[T]]) -> T:
         """The result of ``call()``, if the store answers before ``deadline`` (None: a fresh budget).
 
