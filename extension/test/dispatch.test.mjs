@@ -77,7 +77,7 @@ describe("dispatcher", () => {
   });
 
   it("passes a Refusal's code and details on, and hides other errors", async () => {
-    assert.deepEqual(await dispatcher()({ type: "sign-out" }, POPUP), {
+    assert.deepEqual(await dispatcher()({ type: "sign-out", gate: "https://g.example" }, POPUP), {
       ok: false,
       error: { code: "signed-out", message: "Sign in first.", reason: "x" },
     });

@@ -14,7 +14,7 @@ describe("gate client", () => {
   it("posts JSON to the gate without cookies and with the bearer token", async () => {
     const calls = [];
     const client = gateClient("http://127.0.0.1:8000", fakeFetch(200, { pass: "p", expires_at: "x" }, calls));
-    assert.deepEqual(await client.pass("tok", "demo"), { pass: "p", expires_at: "x" });
+    assert.deepEqual(await client.pass({ accessToken: "tok", tokenType: "Bearer" }, "demo"), { pass: "p", expires_at: "x" });
     const [{ url, init }] = calls;
     assert.equal(url, "http://127.0.0.1:8000/v1/passes");
     assert.equal(init.method, "POST");
@@ -46,7 +46,7 @@ describe("gate client", () => {
     const client = gateClient("https://g.example", async () => {
       throw new TypeError("Failed to fetch");
     });
-    await assert.rejects(client.me("t"), (error) => error instanceof GateError && error.status === 0);
+    await assert.rejects(client.me({ accessToken: "t", tokenType: "Bearer" }), (error) => error instanceof GateError && error.status === 0);
   });
 
   it("accepts an empty 204 answer", async () => {

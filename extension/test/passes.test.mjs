@@ -25,9 +25,16 @@ describe("pass cache", () => {
   it("reads the gate's answer", () => {
     const cached = passFromResponse(
       { pass: "eyJ", expires_at: "2026-11-24T13:00:00Z" },
-      { origin: "http://news.example", site: "demo", now: NOW },
+      { origin: "http://news.example", site: "demo", gate: "http://gate.example", now: NOW },
     );
-    assert.deepEqual(cached, { origin: "http://news.example", site: "demo", pass: "eyJ", expiresAt: NOW + HOUR, fetchedAt: NOW });
+    assert.deepEqual(cached, {
+      origin: "http://news.example",
+      site: "demo",
+      gate: "http://gate.example",
+      pass: "eyJ",
+      expiresAt: NOW + HOUR,
+      fetchedAt: NOW,
+    });
   });
 
   it("refuses an answer without a pass or an expiry", () => {

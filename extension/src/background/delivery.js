@@ -1,36 +1,31 @@
 /**
  * How passes reach sites: header rules for the allowed origins that have a pass, and the
  * handshake content script registered for the allowed origins. Both are rebuilt from storage
- * by `sync`, so they can never drift from the sites and passes the worker keeps. The handshake
- * script gets its page's pass from `pagePass`, which writes each delivery to the ledger.
+ * by `sync`, so they can never drift from the memberships and passes the worker keeps. Each
+ * origin gets only its own pass, fetched from the gate it is allowed under. The handshake script
+ * gets its page's pass from `pagePass`, which writes each delivery to the ledger.
  */
 
 import * as api from "../lib/api.js";
 import { recordDelivery } from "../lib/ledger.js";
+import { allSites, keptPasses, passForOrigin, passGrants } from "../lib/memberships.js";
 import { hostPattern } from "../lib/origins.js";
-import { isUsable, prunePasses, usableGrants } from "../lib/passes.js";
 import { buildPassRules, sameRules } from "../lib/rules.js";
 import * as state from "./state.js";
 
 const HANDSHAKE_ID = "supportgate-handshake";
 
-/** The allowed sites that belong to the current gate. */
-export async function activeSites() {
-  const [{ gate }, allowed] = await Promise.all([state.settings.get(), state.sites.get()]);
-  return Object.values(allowed).filter((entry) => entry.gate === gate);
-}
-
 /**
- * Make the browser's header rules and content script match storage: rules for usable passes of
- * allowed sites while signed in, the handshake script on allowed sites the browser lets us reach.
+ * Make the browser's header rules and content script match storage: rules for the usable passes
+ * of signed-in memberships' sites, the handshake script on every allowed site the browser lets
+ * us reach.
  */
 export async function sync(now = Date.now()) {
-  const [active, session, cache] = await Promise.all([activeSites(), state.session.get(), state.passes.get()]);
-  const origins = active.map((entry) => entry.origin);
-  const kept = session === null ? {} : prunePasses(cache, origins, now);
+  const [all, cache] = await Promise.all([state.memberships.get(), state.passes.get()]);
+  const kept = keptPasses(all, cache, now);
   if (Object.keys(kept).length !== Object.keys(cache).length) await state.passes.set(kept);
-  await syncHeaderRules(buildPassRules(usableGrants(kept, now)));
-  await syncHandshake(await reachablePatterns(origins));
+  await syncHeaderRules(buildPassRules(passGrants(all, kept, now)));
+  await syncHandshake(await reachablePatterns(allSites(all).map((entry) => entry.origin)));
 }
 
 async function syncHeaderRules(wanted) {
@@ -71,25 +66,26 @@ async function syncHandshake(matches) {
 
 /**
  * The pass for the page asking, judged by the origin the browser reported for it: `{site,
- * pass}` for an allowed site with a usable pass, else `{site: null, pass: null}`. A delivery is
- * written to the ledger.
+ * pass}` for an allowed site with a usable pass from its own gate, else `{site: null, pass:
+ * null}`. A delivery is written to the ledger.
  *
- * It runs outside `state.exclusive`, since a page is waiting, and changes neither the session nor
- * the passes nor the sites (the ledger has a queue of its own). When the cached pass will not do,
- * it runs `renew` (the queued upkeep) and looks again. The upkeep is passed in, not imported,
- * because the upkeep itself syncs through this module.
+ * It runs outside `state.exclusive`, since a page is waiting, and changes neither the
+ * memberships nor the passes (the ledger has a queue of its own). When the cached pass will not
+ * do, it runs `renew` (the queued upkeep) and looks again. The upkeep is passed in, not
+ * imported, because the upkeep itself syncs through this module.
  */
 export async function pagePass(origin, renew, now = Date.now()) {
-  const entry = (await activeSites()).find((candidate) => candidate.origin === origin);
-  if (!entry || (await state.session.get()) === null) return { site: null, pass: null };
-  let cached = (await state.passes.get())[origin];
-  if (!isUsable(cached, now)) {
+  const none = { site: null, pass: null };
+  let found = passForOrigin(await state.memberships.get(), await state.passes.get(), origin, now);
+  if (found === null) {
+    const owner = allSites(await state.memberships.get()).find((entry) => entry.origin === origin);
+    if (!owner?.signedIn) return none;
     await renew();
-    cached = (await state.passes.get())[origin];
-    if (!isUsable(cached, Date.now())) return { site: null, pass: null };
+    found = passForOrigin(await state.memberships.get(), await state.passes.get(), origin, Date.now());
+    if (found === null) return none;
   }
-  await recordLedger({ origin, site: entry.site, at: now });
-  return { site: entry.site, pass: cached.pass };
+  await recordLedger({ origin, site: found.site, gate: found.gate, at: now });
+  return { site: found.site, pass: found.pass };
 }
 
 const ledgerQueue = state.serial();

@@ -6,50 +6,71 @@
 import * as api from "../lib/api.js";
 import { openSignIn } from "../lib/compat.js";
 import { ledgerEntries } from "../lib/ledger.js";
+import { allSites, passForOrigin } from "../lib/memberships.js";
+import { namesByKey, siteName } from "../lib/names.js";
 import { hostPattern } from "../lib/origins.js";
-import { isUsable } from "../lib/passes.js";
 import { Refusal } from "../lib/refusal.js";
 import { pagePass } from "./delivery.js";
+import { refreshNames } from "./names.js";
 import { loadAccount, requestCode, signIn, signOut } from "./session.js";
-import { allowSite, recordIntent, removeSite } from "./sites.js";
+import { allowSite, forgetGate, recordIntent, removeSite } from "./sites.js";
 import * as state from "./state.js";
 import { passFailure, queueUpkeep, upkeep } from "./upkeep.js";
 
-/** A page may ask to open the sign-in this often at most. */
+/** A page may ask to open the sign-in this often at most; asks in between get the last answer. */
 const OPEN_SIGNIN_EVERY_MS = 5_000;
-let lastOpenSignIn = 0;
+let lastOpenSignIn = { at: 0, opened: false };
 
-/** What the popup shows: the account, the allowed sites with their passes, the ledger. */
+const byKey = (key) => (a, b) => (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : 0);
+
+/**
+ * What the popup shows: the preset gate (in a branded build), every membership with its account
+ * and allowed sites (their names and passes), the site names known, and the ledger.
+ */
 async function status() {
-  const [settings, session, allowed, cache, ledger, notice] = await Promise.all([
-    state.settings.get(),
-    state.session.get(),
-    state.sites.get(),
+  const [all, cache, ledger, names, preset] = await Promise.all([
+    state.memberships.get(),
     state.passes.get(),
     state.ledger.get(),
-    state.signOutNotice.get(),
+    state.names.get(),
+    state.preset(),
   ]);
   const now = Date.now();
-  const sites = await Promise.all(
-    Object.values(allowed)
-      .sort((a, b) => (a.origin < b.origin ? -1 : 1))
-      .map(async (entry) => ({
-        origin: entry.origin,
-        site: entry.site,
-        gate: entry.gate,
-        permitted: await api.permissions.contains([hostPattern(entry.origin)]),
-        passExpiresAt: isUsable(cache[entry.origin], now) ? cache[entry.origin].expiresAt : null,
-        failure: passFailure(entry.origin) ?? null,
+  const permitted = (origin) => api.permissions.contains([hostPattern(origin)]);
+  const memberships = await Promise.all(
+    Object.values(all)
+      .sort(byKey("gate"))
+      .map(async (membership) => ({
+        gate: membership.gate,
+        gatePermitted: await permitted(membership.gate),
+        signedIn: membership.session !== null,
+        tokenType: membership.session?.tokenType ?? null,
+        account: membership.session?.account ?? null,
+        notice: membership.notice ?? null,
+        sites: await Promise.all(
+          Object.values(membership.sites)
+            .sort(byKey("origin"))
+            .map(async (entry) => ({
+              origin: entry.origin,
+              site: entry.site,
+              gate: membership.gate,
+              name: siteName(names, { gate: membership.gate, site: entry.site, origin: entry.origin }),
+              permitted: await permitted(entry.origin),
+              passExpiresAt: passForOrigin(all, cache, entry.origin, now) ? cache[entry.origin].expiresAt : null,
+              failure: passFailure(entry.origin) ?? null,
+            })),
+        ),
       })),
   );
   return {
-    gate: settings.gate,
-    gatePermitted: await api.permissions.contains([hostPattern(settings.gate)]),
-    signedIn: session !== null,
-    account: session?.account ?? null,
-    notice,
-    sites,
-    ledger: ledgerEntries(ledger),
+    preset,
+    memberships,
+    sites: memberships.flatMap((membership) => membership.sites),
+    names: namesByKey(names),
+    ledger: ledgerEntries(ledger).map((entry) => ({
+      ...entry,
+      name: siteName(names, { gate: entry.gate, site: entry.site, origin: entry.origin }),
+    })),
   };
 }
 
@@ -58,33 +79,51 @@ const changing = (work) => async (message, sender) => {
   return status();
 };
 
+/** After a sign-in from a page's popup: allow that page's site too, when the browser let us reach it. */
+async function allowAfterSignIn(gate, { origin, site }) {
+  if (origin && site && (await api.permissions.contains([hostPattern(origin)]))) {
+    await allowSite({ origin, site, gate });
+  } else {
+    await upkeep();
+  }
+}
+
 export const handlers = {
   status,
 
   "refresh-account": changing(async () => {
-    if ((await state.session.get()) === null) return;
-    await loadAccount().catch((error) => {
-      if (!(error instanceof Refusal)) throw error;
-    });
+    const all = await state.memberships.get();
+    for (const membership of Object.values(all).filter((item) => item.session !== null)) {
+      await loadAccount(membership.gate).catch((error) => {
+        if (!(error instanceof Refusal)) throw error;
+      });
+    }
     await upkeep();
   }),
 
-  "request-code": async ({ email, site }) => {
-    await requestCode(email, site);
+  "refresh-names": async ({ gate, site }) => {
+    await refreshNames(gate && site ? [{ gate, site }] : []);
+    return status();
+  },
+
+  "request-code": async ({ gate, email, site }) => {
+    await requestCode(gate, email, site);
     return {};
   },
 
-  "verify-code": changing(async ({ email, code, endSessions }) => {
-    await signIn("code", { email, code: code.trim(), end_sessions: endSessions ?? [] });
-    await upkeep();
+  "verify-code": changing(async ({ gate, email, code, endSessions, origin, site }) => {
+    await signIn(gate, "code", { email, code: code.trim(), end_sessions: endSessions ?? [] });
+    await allowAfterSignIn(gate, { origin, site });
   }),
 
-  activate: changing(async ({ code, endSessions }) => {
-    await signIn("activation", { code, end_sessions: endSessions ?? [] });
-    await upkeep();
+  activate: changing(async ({ gate, code, endSessions, origin, site }) => {
+    await signIn(gate, "activation", { code, end_sessions: endSessions ?? [] });
+    await allowAfterSignIn(gate, { origin, site });
   }),
 
-  "sign-out": changing(() => signOut()),
+  "sign-out": changing(({ gate }) => signOut(gate)),
+
+  "forget-gate": changing(({ gate }) => forgetGate(gate)),
 
   "intend-allow": async (request) => {
     await recordIntent(request);
@@ -97,22 +136,23 @@ export const handlers = {
 
   "clear-ledger": changing(() => state.ledger.set({})),
 
-  "set-gate": changing(async ({ gate }) => {
-    const settings = await state.settings.get();
-    if (settings.gate === gate) return;
-    // Tokens and sites belong to one gate: a new gate starts from a clean slate.
-    if ((await state.session.get()) !== null) await signOut();
-    for (const origin of Object.keys(await state.sites.get())) await removeSite(origin);
-    await state.settings.set({ ...settings, gate });
-  }),
-
   "page-pass": (_message, sender) => pagePass(sender.origin, queueUpkeep),
 
+  /**
+   * Open the sign-in for the page's tab: answered `{opened}` only once the popup (or the tab
+   * standing in for it) is open, so the page hears the truth.
+   */
   "open-signin": async (_message, sender) => {
+    const allowed = allSites(await state.memberships.get()).some((entry) => entry.origin === sender.origin);
+    if (!allowed) return { opened: false };
     const now = Date.now();
-    if (now - lastOpenSignIn < OPEN_SIGNIN_EVERY_MS) return { opened: false };
-    lastOpenSignIn = now;
-    await openSignIn(await api.tabs.get(sender.tabId));
-    return { opened: true };
+    if (now - lastOpenSignIn.at < OPEN_SIGNIN_EVERY_MS) return { opened: lastOpenSignIn.opened };
+    lastOpenSignIn = { at: now, opened: false };
+    const opened = await openSignIn(await api.tabs.get(sender.tabId)).then(
+      () => true,
+      () => false,
+    );
+    lastOpenSignIn = { at: now, opened };
+    return { opened };
   },
 };

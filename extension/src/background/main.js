@@ -17,7 +17,10 @@ import { isUpkeepAlarm, queueUpkeep } from "./upkeep.js";
 
 const ready = (async () => {
   await restrictSecretStorage();
-  await state.exclusive(() => sync());
+  await state.exclusive(async () => {
+    await state.migrate();
+    await sync();
+  });
 })();
 
 const dispatch = createDispatcher(handlers, {

@@ -1,14 +1,17 @@
 /**
- * The sites the supporter allowed: allowing one (also when the permission prompt closed the
- * popup first), removing one, and following the permissions the browser grants and takes away.
+ * The sites the supporter allowed, each under the gate its page names: allowing one (also when
+ * the permission prompt closed the popup first), removing one, forgetting a whole membership, and
+ * following the permissions the browser grants and takes away.
  *
- * Functions here that change the sites expect to run inside `state.exclusive`.
+ * Functions here that change the memberships expect to run inside `state.exclusive`.
  */
 
 import * as api from "../lib/api.js";
+import * as memberships from "../lib/memberships.js";
 import { hostPattern } from "../lib/origins.js";
 import { Refusal } from "../lib/refusal.js";
 import { sync } from "./delivery.js";
+import { sessionOf, signOut } from "./session.js";
 import * as state from "./state.js";
 import { forgetFailure, scheduleUpkeep, upkeep } from "./upkeep.js";
 
@@ -16,45 +19,50 @@ import { forgetFailure, scheduleUpkeep, upkeep } from "./upkeep.js";
 const INTENT_MS = 10 * 60_000;
 
 /**
- * Allow `origin` to receive the supporter's status, once the browser has granted the host
- * permission and the page's advertisement names the configured gate.
+ * Allow `origin` to receive the status of `gate`'s membership, once the browser has granted the
+ * host permission. The origin gets passes from that gate only; allowed under another gate
+ * before, it moves.
  */
 export async function allowSite({ origin, site, gate }) {
-  const settings = await state.settings.get();
-  if (gate !== settings.gate) {
-    throw new Refusal("other-gate", `This site uses the gate at ${gate}; supportgate is set up for ${settings.gate}.`);
-  }
   if (!(await api.permissions.contains([hostPattern(origin)]))) {
     throw new Refusal("site-permission", `The browser has not let supportgate reach ${origin}.`);
   }
-  const allowed = await state.sites.get();
-  const before = allowed[origin];
-  await state.sites.set({ ...allowed, [origin]: { origin, site, gate, allowedAt: before?.allowedAt ?? Date.now() } });
-  const cache = await state.passes.get();
-  if (before && before.site !== site) {
-    delete cache[origin];
-    await state.passes.set(cache);
-  }
+  const all = await state.memberships.get();
+  await state.memberships.set(memberships.allowSite(all, { gate, origin, site, now: Date.now() }));
   forgetFailure(origin);
   await upkeep();
 }
 
 /** Stop sharing status with `origin`: its pass, header rule and host permission go. */
 export async function removeSite(origin) {
-  const allowed = await state.sites.get();
-  if (!Object.hasOwn(allowed, origin)) return;
-  delete allowed[origin];
-  await state.sites.set(allowed);
+  const all = await state.memberships.get();
+  if (memberships.membershipOf(all, origin) === null) return;
+  const after = memberships.removeSite(all, origin);
+  await state.memberships.set(after);
   const cache = await state.passes.get();
   delete cache[origin];
   await state.passes.set(cache);
   forgetFailure(origin);
   await sync();
   await scheduleUpkeep();
+  await releasePermission(origin, after);
+}
+
+/** Forget `gate`'s membership: sign out there, stop sharing with its sites, forget them. */
+export async function forgetGate(gate) {
+  const all = await state.memberships.get();
+  if (!Object.hasOwn(all, gate)) return;
+  if ((await sessionOf(gate)) !== null) await signOut(gate);
+  for (const origin of Object.keys(all[gate].sites)) await removeSite(origin);
+  const after = memberships.removeMembership(await state.memberships.get(), gate);
+  await state.memberships.set(after);
+  await releasePermission(gate, after);
+}
+
+/** Give the host permission for `origin` back unless a membership still needs that host. */
+async function releasePermission(origin, all) {
   const pattern = hostPattern(origin);
-  const { gate } = await state.settings.get();
-  const stillNeeded =
-    Object.keys(allowed).some((other) => hostPattern(other) === pattern) || hostPattern(gate) === pattern;
+  const stillNeeded = memberships.neededOrigins(all).some((other) => hostPattern(other) === pattern);
   if (!stillNeeded) {
     // A permission the manifest grants (the test build's) cannot be removed; nothing is lost.
     await api.permissions.remove([pattern]).catch(() => false);
@@ -64,9 +72,8 @@ export async function removeSite(origin) {
 /** Forget the sites the browser no longer lets us reach (the reader took the permission away). */
 export async function permissionsRemoved(patterns) {
   const removed = new Set(patterns);
-  const allowed = await state.sites.get();
-  const gone = Object.keys(allowed).filter((origin) => removed.has(hostPattern(origin)));
-  for (const origin of gone) {
+  const gone = memberships.allSites(await state.memberships.get()).filter((entry) => removed.has(hostPattern(entry.origin)));
+  for (const { origin } of gone) {
     if (!(await api.permissions.contains([hostPattern(origin)]))) await removeSite(origin);
   }
 }
@@ -82,9 +89,9 @@ export async function permissionsAdded() {
   const now = Date.now();
   const intents = Object.values(await state.allowIntents.get()).filter((intent) => now - intent.at < INTENT_MS);
   await state.allowIntents.set({});
-  for (const intent of intents) {
-    if (await api.permissions.contains([hostPattern(intent.origin)])) {
-      await allowSite(intent).catch(() => undefined);
+  for (const { origin, site, gate } of intents) {
+    if (await api.permissions.contains([hostPattern(origin)])) {
+      await allowSite({ origin, site, gate }).catch(() => undefined);
     }
   }
 }

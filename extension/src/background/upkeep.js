@@ -1,16 +1,18 @@
 /**
- * The periodic upkeep: refresh the access token when due, fetch the passes that are missing or
- * due, bring delivery in line with storage, and set the alarm for the next round.
+ * The periodic upkeep, for every signed-in membership: refresh its access token when due, fetch
+ * the passes of its sites that are missing or due (each from its own gate), then bring delivery
+ * in line with storage and set the alarm for the next round.
  *
  * It also remembers, for this worker's life, why a site's pass could not be fetched, so the popup
  * can say so and the next try waits a while.
  */
 
 import * as api from "../lib/api.js";
+import { activeSites } from "../lib/memberships.js";
 import { duePasses, nextPassRefresh, passFromResponse } from "../lib/passes.js";
 import { Refusal } from "../lib/refusal.js";
 import { refreshDueAt } from "../lib/tokens.js";
-import { activeSites, sync } from "./delivery.js";
+import { sync } from "./delivery.js";
 import { refreshIfDue, withAccessToken } from "./session.js";
 import * as state from "./state.js";
 
@@ -19,20 +21,23 @@ const ALARM = "supportgate-upkeep";
 const RETRY_MS = 60_000;
 /** Failures per origin in this worker's life, so the popup can say why a site has no pass. */
 const failures = new Map();
-/** When the last upkeep failed to refresh the session (the gate unreachable, say), or 0. */
-let upkeepFailedAt = 0;
+/** When the last upkeep failed to refresh a gate's session (the gate unreachable, say), by gate. */
+const upkeepFailedAt = new Map();
 
 /** The upkeep, for callers already inside `state.exclusive`. */
 export async function upkeep(now = Date.now()) {
   try {
-    if ((await state.session.get()) !== null) {
-      await refreshIfDue(now);
-      await fetchDuePasses(now);
+    const all = await state.memberships.get();
+    for (const membership of Object.values(all).filter((item) => item.session !== null)) {
+      try {
+        await refreshIfDue(membership.gate, now);
+        await fetchDuePasses(membership.gate, now);
+        upkeepFailedAt.delete(membership.gate);
+      } catch (error) {
+        if (!(error instanceof Refusal)) throw error;
+        upkeepFailedAt.set(membership.gate, Date.now());
+      }
     }
-    upkeepFailedAt = 0;
-  } catch (error) {
-    if (!(error instanceof Refusal)) throw error;
-    upkeepFailedAt = Date.now();
   } finally {
     await sync();
     await scheduleUpkeep();
@@ -42,18 +47,19 @@ export async function upkeep(now = Date.now()) {
 /** The upkeep, queued behind the other changes: for callers outside `state.exclusive`. */
 export const queueUpkeep = () => state.exclusive(() => upkeep());
 
-async function fetchDuePasses(now) {
-  const active = await activeSites();
+async function fetchDuePasses(gate, now) {
+  const active = activeSites(await state.memberships.get()).filter((entry) => entry.gate === gate);
   const cache = await state.passes.get();
+  const fromGate = Object.fromEntries(Object.entries(cache).filter(([, entry]) => entry.gate === gate));
   const due = duePasses(
-    cache,
+    fromGate,
     active.map((entry) => entry.origin),
     now,
   ).filter((origin) => !(failures.get(origin)?.retryAt > now));
   for (const entry of active.filter((candidate) => due.includes(candidate.origin))) {
     try {
-      const answer = await withAccessToken((client, token) => client.pass(token, entry.site, entry.origin));
-      const fresh = passFromResponse(answer, { origin: entry.origin, site: entry.site, now: Date.now() });
+      const answer = await withAccessToken(gate, (client, auth) => client.pass(auth, entry.site, entry.origin));
+      const fresh = passFromResponse(answer, { origin: entry.origin, site: entry.site, gate, now: Date.now() });
       await state.passes.set({ ...(await state.passes.get()), [entry.origin]: fresh });
       failures.delete(entry.origin);
     } catch (error) {
@@ -64,17 +70,25 @@ async function fetchDuePasses(now) {
   }
 }
 
-/** Set the alarm for the next upkeep (or clear it when signed out). */
+/** Set the alarm for the next upkeep (or clear it when no membership is signed in). */
 export async function scheduleUpkeep() {
-  const [session, cache] = await Promise.all([state.session.get(), state.passes.get()]);
-  if (session === null) {
+  const [all, cache] = await Promise.all([state.memberships.get(), state.passes.get()]);
+  const sessions = Object.values(all).filter((item) => item.session !== null);
+  if (sessions.length === 0) {
     await api.alarms.clear(ALARM);
     return;
   }
-  const times = [refreshDueAt(session), nextPassRefresh(cache), ...[...failures.values()].map((f) => f.retryAt)];
-  const next = Math.min(...times.filter((time) => time !== null));
-  const earliest = upkeepFailedAt ? upkeepFailedAt + RETRY_MS : Date.now() + 1_000;
-  await api.alarms.set(ALARM, Math.max(next, earliest));
+  const times = [
+    ...sessions.map((item) => {
+      const fromGate = Object.fromEntries(Object.entries(cache).filter(([, entry]) => entry.gate === item.gate));
+      const due = Math.min(refreshDueAt(item.session), nextPassRefresh(fromGate) ?? Number.POSITIVE_INFINITY);
+      const failedAt = upkeepFailedAt.get(item.gate);
+      return failedAt ? Math.max(due, failedAt + RETRY_MS) : due;
+    }),
+    ...[...failures.values()].map((f) => f.retryAt),
+  ];
+  const next = Math.min(...times);
+  await api.alarms.set(ALARM, Math.max(next, Date.now() + 1_000));
 }
 
 /** Whether an alarm is the upkeep's. */

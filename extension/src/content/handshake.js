@@ -2,8 +2,9 @@
  * The handshake with gate.js, registered only on the origins the supporter allowed, top frame
  * only. gate.js posts {type: "supportgate:hello", site, nonce} to its own window; this answers
  * {type: "supportgate:pass", nonce, pass} to the same origin, and never to a frame, another
- * window or another origin. {type: "supportgate:open-signin", nonce} opens the sign-in and is
- * answered {type: "supportgate:signin-opened", nonce}.
+ * window or another origin. {type: "supportgate:open-signin", nonce} asks the worker to open the
+ * sign-in, and is answered {type: "supportgate:signin-opened", nonce} only once the worker says
+ * it opened (the popup, or the popup page in a tab).
  *
  * The service worker decides which pass (if any) this origin gets, from the origin the browser
  * reports for this script, never from the page's word.
@@ -48,9 +49,15 @@
         window.postMessage({ type: "supportgate:pass", nonce, pass: answer.pass }, origin);
       });
     } else if (data.type === "supportgate:open-signin") {
-      runtime.sendMessage({ type: "open-signin" }).catch(() => undefined);
-      // gate.js waits 300 ms for word that the sign-in opened; the worker may take longer to wake.
-      window.postMessage({ type: "supportgate:signin-opened", nonce }, origin);
+      // gate.js waits 300 ms for the word; the worker is awake already (it answered page-pass).
+      runtime.sendMessage({ type: "open-signin" }).then(
+        (answer) => {
+          if (answer && answer.ok && answer.opened === true) {
+            window.postMessage({ type: "supportgate:signin-opened", nonce }, origin);
+          }
+        },
+        () => undefined,
+      );
     }
   });
 })();

@@ -11,13 +11,14 @@ const COALESCE_MS = 10_000;
 /**
  * The ledger with one more delivery of a pass to `origin`; the same object when nothing changed.
  *
- * @param {Record<string, {origin: string, site: string, firstAt: number, lastAt: number}>} ledger
- * @param {{origin: string, site: string, at: number}} delivery
+ * @param {Record<string, {origin: string, site: string, gate?: string, firstAt: number, lastAt: number}>} ledger
+ * @param {{origin: string, site: string, gate?: string, at: number}} delivery
  */
-export function recordDelivery(ledger, { origin, site, at }) {
+export function recordDelivery(ledger, { origin, site, gate, at }) {
   const before = ledger[origin];
-  if (before && before.site === site && at - before.lastAt < COALESCE_MS) return ledger;
+  if (before && before.site === site && before.gate === gate && at - before.lastAt < COALESCE_MS) return ledger;
   const entry = { origin, site, firstAt: before?.firstAt ?? at, lastAt: at };
+  if (gate !== undefined) entry.gate = gate;
   const next = { ...ledger, [origin]: entry };
   const origins = Object.keys(next);
   if (origins.length <= LEDGER_LIMIT) return next;

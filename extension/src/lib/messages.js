@@ -19,22 +19,42 @@ const sixDigits = (value) => typeof value === "string" && SIX_DIGITS.test(value)
 const activationCode = (value) => typeof value === "string" && ACTIVATION_CODE.test(value);
 const sessionIds = (value) =>
   Array.isArray(value) && value.length <= 100 && value.every((id) => typeof id === "string" && SESSION_ID.test(id));
-const gateUrl = (value) => normaliseGateUrl(value) === value;
+const gateUrl = (value) => typeof value === "string" && normaliseGateUrl(value) === value;
 const optional = (check) => Object.assign((value) => value === undefined || check(value), { optional: true });
 
 /** Each message type: who may send it and its fields (all required unless marked optional). */
 export const MESSAGES = Object.freeze({
   status: { from: "extension", fields: {} },
   "refresh-account": { from: "extension", fields: {} },
-  "request-code": { from: "extension", fields: { email, site: optional(isSiteId) } },
-  "verify-code": { from: "extension", fields: { email, code: sixDigits, endSessions: optional(sessionIds) } },
-  activate: { from: "extension", fields: { code: activationCode, endSessions: optional(sessionIds) } },
-  "sign-out": { from: "extension", fields: {} },
+  "refresh-names": { from: "extension", fields: { gate: optional(gateUrl), site: optional(isSiteId) } },
+  "request-code": { from: "extension", fields: { gate: gateUrl, email, site: optional(isSiteId) } },
+  "verify-code": {
+    from: "extension",
+    fields: {
+      gate: gateUrl,
+      email,
+      code: sixDigits,
+      endSessions: optional(sessionIds),
+      origin: optional(isOrigin),
+      site: optional(isSiteId),
+    },
+  },
+  activate: {
+    from: "extension",
+    fields: {
+      gate: gateUrl,
+      code: activationCode,
+      endSessions: optional(sessionIds),
+      origin: optional(isOrigin),
+      site: optional(isSiteId),
+    },
+  },
+  "sign-out": { from: "extension", fields: { gate: gateUrl } },
+  "forget-gate": { from: "extension", fields: { gate: gateUrl } },
   "intend-allow": { from: "extension", fields: { origin: isOrigin, site: isSiteId, gate: gateUrl } },
   "allow-site": { from: "extension", fields: { origin: isOrigin, site: isSiteId, gate: gateUrl } },
   "remove-site": { from: "extension", fields: { origin: isOrigin } },
   "clear-ledger": { from: "extension", fields: {} },
-  "set-gate": { from: "extension", fields: { gate: gateUrl } },
   "page-pass": { from: "page", fields: {} },
   "open-signin": { from: "page", fields: {} },
 });

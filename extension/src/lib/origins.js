@@ -1,5 +1,6 @@
 /**
- * Origins, host patterns and the page's `<meta name="supportgate">` advertisement.
+ * Origins, host patterns and how a page names its gate: the `<meta name="supportgate">`
+ * advertisement, or the address it loads gate.js from.
  *
  * An origin is the unit of trust everywhere in the extension: a site is allowed per origin
  * (scheme, host and port), its pass goes to that origin only, and its answer is given there only.
@@ -75,4 +76,24 @@ export function parseGateMeta(content) {
   const gate = normaliseGateUrl(fields.get("gate") ?? "");
   if (!isSiteId(site) || gate === null) return null;
   return { site, gate };
+}
+
+const GATE_SCRIPT = /^(.*)\/v1\/sites\/([a-z0-9-]{1,64})\/gate\.js$/;
+
+/**
+ * The gate and site a gate.js address names (`<gate>/v1/sites/<site>/gate.js`): `{site, gate}`,
+ * or null for any other script.
+ */
+export function parseGateScript(src) {
+  if (typeof src !== "string" || src.length > 2048) return null;
+  let parsed;
+  try {
+    parsed = new URL(src);
+  } catch {
+    return null;
+  }
+  const found = GATE_SCRIPT.exec(parsed.origin + parsed.pathname);
+  if (found === null) return null;
+  const gate = normaliseGateUrl(found[1]);
+  return gate === null ? null : { site: found[2], gate };
 }

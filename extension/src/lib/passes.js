@@ -16,14 +16,14 @@ const USABLE_MARGIN_MS = 5_000;
  * A cache entry from the gate's answer to `POST /v1/passes`.
  *
  * @param {{pass: string, expires_at: string}} body
- * @param {{origin: string, site: string, now: number}} context
+ * @param {{origin: string, site: string, gate: string, now: number}} context
  */
-export function passFromResponse(body, { origin, site, now }) {
+export function passFromResponse(body, { origin, site, gate, now }) {
   const expiresAt = Date.parse(body?.expires_at);
   if (typeof body?.pass !== "string" || body.pass.length === 0 || !Number.isFinite(expiresAt)) {
     throw new TypeError("the gate's pass answer has no pass or no expires_at");
   }
-  return { origin, site, pass: body.pass, expiresAt, fetchedAt: now };
+  return { origin, site, gate, pass: body.pass, expiresAt, fetchedAt: now };
 }
 
 /** When to fetch this pass again. */

@@ -14,7 +14,10 @@ export const ACCESS_REFRESH_MARGIN_MS = 60_000;
 /**
  * A new session from a sign-in answer (`/v1/auth/code/verify` or `/v1/auth/activate`).
  *
- * @param {{access_token: string, expires_in: number, refresh_token: string, supporter: object}} body
+ * `tokenType` is `"DPoP"` when the gate bound the session to the device key (RFC 9449), and
+ * `"Bearer"` for a gate that does not do DPoP.
+ *
+ * @param {{access_token: string, token_type?: string, expires_in: number, refresh_token: string, supporter: object}} body
  * @param {{gate: string, now: number}} context
  */
 export function sessionFromSignIn(body, { gate, now }) {
@@ -77,18 +80,27 @@ export function beginRefresh(session, newRequestId) {
 
 /** The session after a successful refresh: the new pair, nothing pending. */
 export function completeRefresh(session, body, now) {
-  return { ...session, ...tokenPair(body, now) };
+  const next = { ...session, ...tokenPair(body, now) };
+  // An answer that does not say keeps the session's type.
+  if (body?.token_type === undefined) next.tokenType = session.tokenType ?? "Bearer";
+  return next;
 }
 
 /** A session's token fields from a sign-in or refresh answer received at `now`: nothing pending. */
 function tokenPair(body, now) {
   return {
     accessToken: body.access_token,
+    tokenType: tokenTypeOf(body),
     accessIssuedAt: now,
     accessExpiresAt: now + body.expires_in * 1000,
     refreshToken: body.refresh_token,
     pendingRefresh: null,
   };
+}
+
+/** How the gate wants the access token presented: `"DPoP"` (bound to the device key) or `"Bearer"`. */
+export function tokenTypeOf(body) {
+  return typeof body?.token_type === "string" && body.token_type.toLowerCase() === "dpop" ? "DPoP" : "Bearer";
 }
 
 /** The session with the account details from `/v1/me`. */
@@ -110,7 +122,8 @@ export function withAccount(session, me) {
  * What a failed gate call means for the session:
  * `"end"` (the gate ended it: sign out), or `"retry"` (keep it and try later).
  *
- * A 401 from refresh is a spent, reused or unknown token or ended support; a 403
+ * A 401 from refresh is a spent, reused or unknown token, ended support, or a DPoP proof the gate
+ * refused (another key: this device's key is gone); a 403
  * `support-ended` comes from the pass route. A 409 `refresh-conflict` means another refresh of
  * the same token won, which a retry with our `request_id` sorts out.
  */

@@ -1,10 +1,11 @@
 /**
- * The page in the tab the popup looks at: its origin, its `<meta name="supportgate">`
- * advertisement, and what its ad-block detection found.
+ * The page in the tab the popup looks at: its origin, the gate and site it names (its
+ * `<meta name="supportgate">` advertisement, else the gate.js it loads), and what its ad-block
+ * detection found.
  */
 
 import * as api from "../lib/api.js";
-import { originOf, parseGateMeta } from "../lib/origins.js";
+import { originOf, parseGateMeta, parseGateScript } from "../lib/origins.js";
 
 const DETECTION = new Set(["blocked", "clear", "inconclusive"]);
 
@@ -12,7 +13,8 @@ const DETECTION = new Set(["blocked", "clear", "inconclusive"]);
 // use anything from this module.
 function readAdvert() {
   const meta = document.querySelector('meta[name="supportgate"]');
-  return { url: location.href, meta: meta ? meta.getAttribute("content") : null };
+  const scripts = [...document.querySelectorAll("script[src]")].map((script) => script.src).slice(0, 50);
+  return { url: location.href, meta: meta ? meta.getAttribute("content") : null, scripts };
 }
 
 function readDetection() {
@@ -36,10 +38,19 @@ export async function readPage() {
     const detection = await api.runInTab(tabId, readDetection, "MAIN").catch(() => null);
     return {
       origin,
-      advert: parseGateMeta(seen.meta),
+      advert: parseGateMeta(seen.meta) ?? gateFromScripts(seen.scripts),
       detection: DETECTION.has(detection) ? detection : null,
     };
   } catch {
     return null;
   }
+}
+
+function gateFromScripts(scripts) {
+  if (!Array.isArray(scripts)) return null;
+  for (const src of scripts) {
+    const found = parseGateScript(src);
+    if (found !== null) return found;
+  }
+  return null;
 }

@@ -11,7 +11,7 @@ export function renderLedger(popup) {
       h(
         "li",
         {},
-        h("span", { class: "origin" }, entry.origin),
+        h("span", { class: "site-label", title: entry.origin }, entry.name ?? new URL(entry.origin).host),
         h(
           "time",
           { datetime: new Date(entry.lastAt).toISOString() },

@@ -1,6 +1,6 @@
 /**
  * What the popup's views share: finding an element, saying what went wrong, and removing a site
- * (from the site card or from the list of allowed sites).
+ * (from the site card or from a membership's list of sites).
  */
 
 import { say, send, t } from "../../lib/ui.js";
@@ -12,7 +12,7 @@ export function sayError(answer) {
   say(answer.error?.message || t("errorGeneric"), { error: true });
 }
 
-/** Stop sharing the reader's status with `origin`. */
-export async function removeSite(popup, origin) {
-  await popup.apply(send({ type: "remove-site", origin }), t("siteRemoved", new URL(origin).host));
+/** Stop sharing the reader's status with `origin` (called `name`). */
+export async function removeSite(popup, origin, name) {
+  await popup.apply(send({ type: "remove-site", origin }), t("siteRemoved", name));
 }

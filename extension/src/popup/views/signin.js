@@ -1,7 +1,10 @@
 /**
- * The account card while signed out: why the last session ended (when the gate ended it), then
- * the sign-in one step at a time: the email, the emailed code or an activation code, and, over
- * the tier's device limit, the sessions to end.
+ * The sign-in card, for the gate the popup offers (see `popup.signInTarget`): "Sign in as a
+ * supporter of <site>", then one step at a time: the email, the emailed code or an activation
+ * code, and, over the tier's device limit, the sessions to end.
+ *
+ * The browser is asked for the gate's host permission (and the page's, so the site is allowed in
+ * the same gesture) only when the reader submits the first step.
  */
 
 import * as api from "../../lib/api.js";
@@ -11,30 +14,42 @@ import { formatDate, h, say, send, t } from "../../lib/ui.js";
 import { $, sayError } from "./shared.js";
 
 /** The first step, and the defaults every other step starts from. */
-const FIRST_STEP = Object.freeze({ name: "email", email: "", pending: null, devices: null });
+const FIRST_STEP = Object.freeze({ name: "email", gate: null, email: "", pending: null, devices: null });
 /** The sign-in form's step: `email`, `code`, `activation`, or `devices` (over the device limit). */
 let step = FIRST_STEP;
 
 export function renderSignIn(popup) {
-  const body = $("account-body");
-  const reason = popup.status.notice?.reason.replaceAll("-", "_");
-  const notice = reason ? h("p", { class: "notice", id: "signout-notice" }, t(`notice_${reason}`)) : null;
-  body.replaceChildren(...[notice, signInForm(popup)].filter(Boolean));
+  const target = popup.signInTarget();
+  const card = $("signin");
+  card.hidden = target === null;
+  if (target === null) {
+    step = FIRST_STEP;
+    $("signin-body").replaceChildren();
+    return;
+  }
+  if (step.gate !== target.gate) step = { ...FIRST_STEP, gate: target.gate };
+  $("signin-heading").textContent = t("signInAs", target.name);
+  const notice = popup.membership(target.gate)?.notice?.reason?.replaceAll("-", "_");
+  const parts = [
+    notice ? h("p", { class: "notice", id: "signout-notice" }, t(`notice_${notice}`)) : null,
+    signInForm(popup, target),
+  ];
+  $("signin-body").replaceChildren(...parts.filter(Boolean));
 }
 
-function signInForm(popup) {
-  if (step.name === "devices") return devicesForm(popup);
+/** What the sign-in messages carry besides their own fields: the gate, and the page's site to allow. */
+function targetFields(target) {
+  return { gate: target.gate, ...(target.origin && target.site ? { origin: target.origin, site: target.site } : {}) };
+}
+
+function signInForm(popup, target) {
+  if (step.name === "devices") return devicesForm(popup, target);
   const form = h("form", { id: "signin-form", novalidate: true });
   if (step.name === "email") {
     const toActivation = () => go(popup, { name: "activation" });
     form.append(
       h("p", {}, t("signInIntro")),
-      field("signin-email", t("emailLabel"), {
-        type: "email",
-        autocomplete: "email",
-        required: true,
-        value: step.email,
-      }),
+      field("signin-email", t("emailLabel"), { type: "email", autocomplete: "email", required: true, value: step.email }),
       h("button", { type: "submit" }, t("emailSend")),
       h("button", { type: "button", class: "link", onclick: toActivation }, t("useActivation")),
     );
@@ -42,10 +57,8 @@ function signInForm(popup) {
       event.preventDefault();
       const email = $("signin-email").value.trim();
       if (!email.includes("@")) return say(t("emailInvalid"), { error: true });
-      withGatePermission(popup, async () => {
-        const { page, status } = popup;
-        const site = page?.advert?.gate === status.gate ? page.advert.site : undefined;
-        const answer = await send({ type: "request-code", email, ...(site ? { site } : {}) });
+      withPermissions(target, async () => {
+        const answer = await send({ type: "request-code", gate: target.gate, email, ...(target.site ? { site: target.site } : {}) });
         if (!answer.ok) return sayError(answer);
         go(popup, { name: "code", email });
         say(t("codeSent", email));
@@ -69,7 +82,7 @@ function signInForm(popup) {
       event.preventDefault();
       const code = $("signin-code").value.replace(/\s/g, "");
       if (!SIX_DIGITS.test(code)) return say(t("codeInvalid"), { error: true });
-      finishSignIn(popup, { type: "verify-code", email: step.email, code });
+      finishSignIn(popup, { type: "verify-code", ...targetFields(target), email: step.email, code });
     });
   } else {
     form.append(
@@ -82,7 +95,7 @@ function signInForm(popup) {
       event.preventDefault();
       const code = $("signin-activation").value.trim();
       if (!ACTIVATION_CODE.test(code)) return say(t("activationInvalid"), { error: true });
-      withGatePermission(popup, () => finishSignIn(popup, { type: "activate", code }));
+      withPermissions(target, () => finishSignIn(popup, { type: "activate", ...targetFields(target), code }));
     });
   }
   return form;
@@ -93,16 +106,20 @@ function field(id, label, attributes) {
 }
 
 function go(popup, next) {
-  step = { ...FIRST_STEP, ...next };
+  step = { ...FIRST_STEP, gate: step.gate, ...next };
   say("");
-  popup.renderAccountCard();
-  document.querySelector("#account-body input")?.focus();
+  popup.renderSignInCard();
+  document.querySelector("#signin-body input")?.focus();
 }
 
-/** Ask for the gate's host permission inside the click, then run `work` if it was granted. */
-function withGatePermission(popup, work) {
-  const refused = () => say(t("gatePermissionRefused", popup.status.gate), { error: true });
-  api.permissions.request([hostPattern(popup.status.gate)]).then((granted) => (granted ? work() : refused()), refused);
+/**
+ * Ask for the gate's host permission, and the page's, inside the click; then run `work` if the
+ * browser granted them.
+ */
+function withPermissions(target, work) {
+  const patterns = [...new Set([hostPattern(target.gate), ...(target.origin ? [hostPattern(target.origin)] : [])])];
+  const refused = () => say(t("gatePermissionRefused", new URL(target.gate).host), { error: true });
+  api.permissions.request(patterns).then((granted) => (granted ? work() : refused()), refused);
 }
 
 async function finishSignIn(popup, message) {
@@ -115,6 +132,7 @@ async function finishSignIn(popup, message) {
   }
   if (!answer.ok) return sayError(answer);
   step = FIRST_STEP;
+  popup.chosenGate = null;
   popup.show(answer);
   say(t("signedIn"));
 }
@@ -133,11 +151,7 @@ function devicesForm(popup) {
           "div",
           { class: "check" },
           h("input", { type: "checkbox", id: `end-${session.id}`, value: session.id }),
-          h(
-            "label",
-            { for: `end-${session.id}` },
-            t("deviceLine", session.device, formatDate(session.last_used_at, { withTime: true })),
-          ),
+          h("label", { for: `end-${session.id}` }, t("deviceLine", session.device, formatDate(session.last_used_at, { withTime: true }))),
         ),
       ),
     ),

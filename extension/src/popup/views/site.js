@@ -1,5 +1,5 @@
 /**
- * The "This site" card: whether the page uses supportgate with the reader's gate, what its
+ * The "This site" card: whether the page uses supportgate and with which gate, what its
  * detection found, whether it gets the reader's status, and the button to allow or stop that.
  */
 
@@ -9,8 +9,7 @@ import { h, say, send, t } from "../../lib/ui.js";
 import { $, removeSite } from "./shared.js";
 
 export function renderSite(popup) {
-  const body = $("site-body");
-  body.replaceChildren(...siteContent(popup));
+  $("site-body").replaceChildren(...siteContent(popup));
 }
 
 function siteContent(popup) {
@@ -18,40 +17,42 @@ function siteContent(popup) {
   if (page === null) return [h("p", {}, t("siteUnreadable"))];
   const host = new URL(page.origin).host;
   if (page.advert === null) return [h("p", {}, t("siteNoGate", host))];
-  if (page.advert.gate !== status.gate) {
-    return [h("p", {}, t("siteOtherGate", host, page.advert.gate, status.gate))];
-  }
-  const allowed = status.sites.find((entry) => entry.origin === page.origin);
+  const { gate, site } = page.advert;
+  const name = popup.siteName(gate, site, page.origin);
+  const allowed = status.sites.find((entry) => entry.origin === page.origin && entry.gate === gate);
+  const signedIn = popup.signedIn(gate);
   const facts = h(
     "dl",
     { class: "facts" },
     h("dt", {}, t("siteUses")),
-    h("dd", {}, t("yes")),
+    h("dd", { id: "site-gate" }, t("siteGate", new URL(gate).host)),
     h("dt", {}, t("siteAdblock")),
     h("dd", { id: "site-adblock" }, t(`detection_${page.detection ?? "unknown"}`)),
     h("dt", {}, t("siteStatus")),
-    h("dd", { id: "site-status" }, siteStatusText(status, allowed)),
+    h("dd", { id: "site-status" }, siteStatusText(signedIn, allowed)),
   );
-  const parts = [h("p", { class: "site-name" }, host), facts];
+  const parts = [h("p", { class: "site-name", id: "site-name" }, name), facts];
   if (allowed) {
-    const remove = () => removeSite(popup, popup.page.origin);
+    const remove = () => removeSite(popup, page.origin, name);
     parts.push(h("button", { type: "button", id: "site-remove", class: "quiet", onclick: remove }, t("siteRemove")));
+  } else if (signedIn) {
+    const allow = () => allowCurrentSite(popup, name);
+    parts.push(h("button", { type: "button", id: "site-allow", onclick: allow }, t("siteAllow", name)));
   } else {
-    const allow = () => allowCurrentSite(popup);
-    parts.push(h("button", { type: "button", id: "site-allow", onclick: allow }, t("siteAllow", host)));
+    parts.push(h("p", {}, t("siteSignInFirst", name)));
   }
   return parts;
 }
 
-function siteStatusText(status, allowed) {
+function siteStatusText(signedIn, allowed) {
   if (!allowed) return t("statusNotShared");
-  if (!status.signedIn) return t("statusSignedOut");
+  if (!signedIn) return t("statusSignedOut");
   if (allowed.passExpiresAt !== null) return t("statusShared");
   if (allowed.failure) return t("statusFailure", allowed.failure.message);
   return t("statusWaiting");
 }
 
-function allowCurrentSite(popup) {
+function allowCurrentSite(popup, name) {
   const { page } = popup;
   const request = { origin: page.origin, site: page.advert.site, gate: page.advert.gate };
   // Ask for the permission first, while the click still counts as the reader's gesture. The
@@ -59,14 +60,11 @@ function allowCurrentSite(popup) {
   const granted = api.permissions.request([hostPattern(page.origin)]);
   send({ type: "intend-allow", ...request });
   const refused = () => say(t("sitePermissionRefused"), { error: true });
-  granted.then(
-    async (ok) => {
-      if (!ok) {
-        refused();
-        return;
-      }
-      await popup.apply(send({ type: "allow-site", ...request }), t("siteAllowed", new URL(page.origin).host));
-    },
-    refused,
-  );
+  granted.then(async (ok) => {
+    if (!ok) {
+      refused();
+      return;
+    }
+    await popup.apply(send({ type: "allow-site", ...request }), t("siteAllowed", name));
+  }, refused);
 }
