@@ -52,4 +52,70 @@ describe("gate client", () => {
   it("accepts an empty 204 answer", async () => {
     assert.equal(await gateClient("https://g.example", fakeFetch(204)).logout("r"), null);
   });
+
+  it("sends a DPoP proof with every token request, and none with a code request", async () => {
+    const calls = [];
+    const proofs = [];
+    const prove = async (request) => {
+      proofs.push(request);
+      return `proof-${proofs.length}`;
+    };
+    const client = gateClient("https://g.example/base", fakeFetch(200, {}, calls), prove);
+    await client.requestCode("r@example.com");
+    await client.verifyCode({ email: "r@example.com", code: "123456" });
+    await client.activate({ code: "x" });
+    await client.refresh({ refresh_token: "r", request_id: "id-12345678" });
+    await client.logout("r");
+    assert.equal(calls[0].init.headers.DPoP, undefined);
+    assert.deepEqual(
+      calls.slice(1).map(({ url, init }) => [url, init.headers.DPoP, init.headers.Authorization]),
+      [
+        ["https://g.example/base/v1/auth/code/verify", "proof-1", undefined],
+        ["https://g.example/base/v1/auth/activate", "proof-2", undefined],
+        ["https://g.example/base/v1/auth/refresh", "proof-3", undefined],
+        ["https://g.example/base/v1/auth/logout", "proof-4", undefined],
+      ],
+    );
+    assert.deepEqual(proofs[2], { htm: "POST", htu: "https://g.example/base/v1/auth/refresh" });
+  });
+
+  it("presents a DPoP token with a proof bound to it, and a Bearer token as before", async () => {
+    const calls = [];
+    const proofs = [];
+    const prove = async (request) => {
+      proofs.push(request);
+      return "proof";
+    };
+    const client = gateClient("https://g.example", fakeFetch(200, {}, calls), prove);
+    await client.me({ accessToken: "bound", tokenType: "DPoP" });
+    await client.pass({ accessToken: "bound", tokenType: "DPoP" }, "demo", "https://news.example");
+    await client.me({ accessToken: "plain", tokenType: "Bearer" });
+    assert.deepEqual(
+      calls.map(({ init }) => [init.method, init.headers.Authorization, init.headers.DPoP]),
+      [
+        ["GET", "DPoP bound", "proof"],
+        ["POST", "DPoP bound", "proof"],
+        ["GET", "Bearer plain", undefined],
+      ],
+    );
+    assert.deepEqual(proofs, [
+      { htm: "GET", htu: "https://g.example/v1/me", accessToken: "bound" },
+      { htm: "POST", htu: "https://g.example/v1/passes", accessToken: "bound" },
+    ]);
+  });
+
+  it("reads a refused proof as a 401 with its slug", async () => {
+    const problem = { type: "urn:supportgate:problem:invalid-dpop-proof", status: 401, detail: "The DPoP proof is not valid." };
+    const client = gateClient("https://g.example", fakeFetch(401, problem), async () => "proof");
+    await assert.rejects(client.refresh({}), (error) => error.status === 401 && error.slug === "invalid-dpop-proof");
+  });
+
+  it("asks for a site's public name card without credentials", async () => {
+    const calls = [];
+    const about = { id: "demo", name: "The Daily Demo", logo_url: null, support_url: null };
+    assert.deepEqual(await gateClient("https://g.example", fakeFetch(200, about, calls)).about("demo"), about);
+    assert.equal(calls[0].url, "https://g.example/v1/sites/demo/about");
+    assert.equal(calls[0].init.method, "GET");
+    assert.equal(calls[0].init.headers.Authorization, undefined);
+  });
 });

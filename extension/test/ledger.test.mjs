@@ -12,6 +12,14 @@ describe("ledger", () => {
     assert.deepEqual(ledger["https://a.example"], { origin: "https://a.example", site: "a", firstAt: NOW, lastAt: NOW + 60_000 });
   });
 
+  it("records the gate a pass came from", () => {
+    const gate = "https://g.example";
+    let ledger = recordDelivery({}, { origin: "https://a.example", site: "a", gate, at: NOW });
+    assert.deepEqual(ledger["https://a.example"], { origin: "https://a.example", site: "a", gate, firstAt: NOW, lastAt: NOW });
+    ledger = recordDelivery(ledger, { origin: "https://a.example", site: "a", gate: "https://other.example", at: NOW + 1 });
+    assert.equal(ledger["https://a.example"].gate, "https://other.example", "a pass from another gate is recorded at once");
+  });
+
   it("changes nothing for a delivery seconds after the last", () => {
     const ledger = recordDelivery({}, { origin: "https://a.example", site: "a", at: NOW });
     assert.equal(recordDelivery(ledger, { origin: "https://a.example", site: "a", at: NOW + 2_000 }), ledger);

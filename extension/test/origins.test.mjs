@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { hostPattern, isOrigin, normaliseGateUrl, originOf, parseGateMeta } from "../src/lib/origins.js";
+import { hostPattern, isOrigin, normaliseGateUrl, originOf, parseGateMeta, parseGateScript } from "../src/lib/origins.js";
 
 describe("origins", () => {
   it("takes the origin of http(s) URLs only", () => {
@@ -36,6 +36,17 @@ describe("origins", () => {
     assert.deepEqual(parseGateMeta(" gate = https://gate.example/ ;site=news "), { site: "news", gate: "https://gate.example" });
     for (const bad of [null, "", "site=demo", "gate=https://g.example", "site=Bad Id; gate=https://g.example", "site=x; gate=javascript:1"]) {
       assert.equal(parseGateMeta(bad), null, String(bad));
+    }
+  });
+
+  it("reads the gate and site from the address a page loads gate.js from", () => {
+    assert.deepEqual(parseGateScript("http://news.example/v1/sites/demo/gate.js"), { site: "demo", gate: "http://news.example" });
+    assert.deepEqual(parseGateScript("https://g.example/base/v1/sites/the-daily/gate.js?v=2"), {
+      site: "the-daily",
+      gate: "https://g.example/base",
+    });
+    for (const bad of [null, "", "http://news.example/gate.js", "http://news.example/v1/sites/Bad/gate.js", "data:text/javascript,1", "http://news.example/v1/sites/demo/gate.js/x"]) {
+      assert.equal(parseGateScript(bad), null, String(bad));
     }
   });
 });

@@ -34,6 +34,18 @@ describe("token store", () => {
     assert.equal(session.accessExpiresAt, NOW + 900_000);
     assert.equal(session.account.tier, "supporter");
     assert.equal(session.pendingRefresh, null);
+    assert.equal(session.tokenType, "Bearer");
+  });
+
+  it("knows a DPoP-bound session from the gate's token_type, and keeps it across a refresh that does not say", () => {
+    const bound = sessionFromSignIn({ ...SIGN_IN, token_type: "DPoP" }, { gate: "g", now: NOW });
+    assert.equal(bound.tokenType, "DPoP");
+    const { session: pending } = beginRefresh(bound, ids);
+    const refreshed = completeRefresh(pending, { access_token: "a2", refresh_token: "r2", expires_in: 900 }, NOW);
+    assert.equal(refreshed.tokenType, "DPoP");
+    const told = completeRefresh(pending, { access_token: "a2", refresh_token: "r2", expires_in: 900, token_type: "Bearer" }, NOW);
+    assert.equal(told.tokenType, "Bearer");
+    assert.equal(sessionFromSignIn({ ...SIGN_IN, token_type: undefined }, { gate: "g", now: NOW }).tokenType, "Bearer");
   });
 
   it("refreshes a minute before a 15-minute access token expires", () => {
