@@ -165,13 +165,38 @@ async def test_gate_js_differs_per_site(client: Client, admin: Client) -> None:
     assert news_js.headers["etag"] != sport_js.headers["etag"]
 
 
-@pytest.mark.parametrize("path", ["gate.js", "probe.js", "ads/show.js", "interstitial"])
+@pytest.mark.parametrize("path", ["gate.js", "probe.js", "ads/show.js", "interstitial", "about"])
 async def test_an_unknown_site_is_a_404_problem(client: Client, path: str) -> None:
     """Every asset of a site that does not exist is a 404 problem naming it."""
     response = await client.get(f"/v1/sites/nowhere/{path}")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "nowhere" in response.json()["detail"]
+
+
+# about
+
+
+@pytest.mark.usefixtures("news")
+async def test_about_names_the_site_for_any_origin(client: Client) -> None:
+    """/about answers the site's id, name, logo and support page, readable from any origin, cacheable."""
+    response = await client.get("/v1/sites/news/about", headers={"Origin": "chrome-extension://abcdef"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cache-control"] == "public, max-age=300"
+    assert response.json() == {"id": "news", "name": "The News", "logo_url": LOGO_URL, "support_url": SUPPORT_URL}
+
+
+async def test_about_follows_the_admins_changes(client: Client, admin: Client) -> None:
+    """A site without a logo or support page says null for them; a rename shows at once."""
+    await create_site(admin, "plain")
+    first = await client.get("/v1/sites/plain/about")
+    assert first.json() == {"id": "plain", "name": "The News", "logo_url": None, "support_url": None}
+    renamed = await admin.patch("/v1/admin/sites/plain", json={"name": "The Plain News"})
+    assert renamed.status_code == 200, renamed.text
+    second = await client.get("/v1/sites/plain/about")
+    assert second.json()["name"] == "The Plain News"
 
 
 # probes

@@ -23,7 +23,7 @@ from supportgate.gate.decide import DecideService
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.reports import ReportService
-from supportgate.gate.schemas import DecideIn, ReportIn
+from supportgate.gate.schemas import DecideIn, ReportIn, SiteAbout
 from supportgate.gate.script import BAIT_SCRIPT, CONTROL_SCRIPT, accepts_gzip, etag_matches, script_for
 from supportgate.http.asgi import read_body, send_answer
 from supportgate.http.auth import bearer
@@ -58,6 +58,7 @@ _JS = "text/javascript"  # Litestar adds "; charset=utf-8" to text types
 _HTML = "text/html"  # likewise
 _SCRIPT_HEADERS = {"Cross-Origin-Resource-Policy": "cross-origin", "X-Content-Type-Options": "nosniff"}
 _NO_STORE_SCRIPT = {**_SCRIPT_HEADERS, "Cache-Control": "no-store"}
+_PUBLIC_ABOUT = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
 
 
 @asgi("/v1/decide", is_mount=False, copy_scope=False, opt={OWN_DEADLINE: True})
@@ -205,9 +206,27 @@ async def interstitial(
     return Response(page, headers=headers, media_type=_HTML)
 
 
+@get(
+    "/{site:str}/about",
+    summary="A site's public name, logo and support page",
+    description=(
+        "For the extension's popup and the install page: how to name a site to a reader. Public,"
+        " readable from any origin (`Access-Control-Allow-Origin: *`), cacheable for 5 minutes."
+    ),
+    cache_control=None,
+)
+async def site_about(site: SitePath, access: NamedDependency[SiteAccess]) -> Response[SiteAbout]:
+    """The site's name, logo and support URL; 404 when there is no such site."""
+    found = await access.current(site)
+    about = SiteAbout(
+        id=found.id, name=found.name, logo_url=found.policy.theme.logo_url, support_url=found.policy.support_url
+    )
+    return Response(about, headers=_PUBLIC_ABOUT)
+
+
 gate_assets_router = Router(
     path="/v1/sites",
-    route_handlers=[gate_script, control_script, bait_script, interstitial],
+    route_handlers=[gate_script, control_script, bait_script, interstitial, site_about],
     tags=["gate: assets"],
 )
 

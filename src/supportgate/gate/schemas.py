@@ -21,6 +21,7 @@ __all__ = [
     "Reason",
     "Report",
     "ReportIn",
+    "SiteAbout",
     "Stats",
     "StatsDay",
     "SupporterInfo",
@@ -180,3 +181,16 @@ class Stats(msgspec.Struct, kw_only=True):
     """Every day of the range, oldest first, with zeros where nothing happened."""
     totals: Counters
     """The sums over the range."""
+
+
+class SiteAbout(msgspec.Struct, kw_only=True):
+    """What a reader's browser may know of a site: how to name it, its logo, where to support it."""
+
+    id: str
+    """The site's id, as gate.js and passes name it."""
+    name: str
+    """The site's name, for people: "The Daily Demo"."""
+    logo_url: str | None
+    """An http(s) URL of the site's logo, or null."""
+    support_url: str | None
+    """Where a reader becomes a supporter, or null."""
