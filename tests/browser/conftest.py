@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,8 @@ class Demo:
     """The admin API key it printed."""
     data_dir: Path
     """Its data dir."""
+    origin: str = ORIGIN
+    """Its public URL (``SUPPORTGATE_PUBLIC_URL``): the gate's and the demo site's origin."""
     api: httpx.Client = field(init=False)
     """A client for its API, sending the admin key."""
     anonymous: httpx.Client = field(init=False)
@@ -127,30 +130,29 @@ class Demo:
 
     def url(self, path: str) -> str:
         """``path`` on the demo's public name, as the browser reaches it."""
-        return f"{ORIGIN}{path}"
+        return f"{self.origin}{path}"
 
     def decide(self, **fields: Any) -> dict[str, Any]:
         """Ask decide as a browser on the demo site's origin would."""
         answer = self.anonymous.post(
             "/v1/decide",
             json={"site": SITE, "path": f"/demo/client/{ARTICLE}", **fields},
-            headers={"Origin": ORIGIN},
+            headers={"Origin": self.origin},
         )
         assert answer.status_code == 200, answer.text
         result: dict[str, Any] = answer.json()
         return result
 
 
-@pytest.fixture(scope="package")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """``python -m supportgate demo`` on a free port, public as http://news.example, stopped with Ctrl-C."""
-    data_dir = tmp_path_factory.mktemp("demo-data")
+@contextmanager
+def run_demo(data_dir: Path, origin: str = ORIGIN) -> Iterator[Demo]:
+    """``python -m supportgate demo`` on a free port with its own data dir, public as ``origin``; Ctrl-C stops it."""
     log = data_dir / "demo.log"
     port = free_port()
     env = {
         **os.environ,
         "SUPPORTGATE_DATA_DIR": str(data_dir),
-        "SUPPORTGATE_PUBLIC_URL": ORIGIN,
+        "SUPPORTGATE_PUBLIC_URL": origin,
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("SUPPORTGATE_REDIS_URL", None)
@@ -164,7 +166,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         )
     try:
         key = _wait_ready(process, port, log)
-        service = Demo(port=port, admin_key=key, data_dir=data_dir)
+        service = Demo(port=port, admin_key=key, data_dir=data_dir, origin=origin)
         yield service
         service.api.close()
         service.anonymous.close()
@@ -175,6 +177,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+
+
+@pytest.fixture(scope="package")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """``python -m supportgate demo`` on a free port, public as http://news.example, stopped with Ctrl-C."""
+    with run_demo(tmp_path_factory.mktemp("demo-data")) as service:
+        yield service
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> str:
