@@ -266,7 +266,8 @@ def _extension_worker(context: Any) -> Any:
 def daily(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """A second gate: another ``supportgate demo`` with its own data dir, public as http://daily.example."""
     with run_demo(tmp_path_factory.mktemp("daily-data"), DAILY_ORIGIN) as service:
-        renamed = service.api.patch(f"/v1/admin/sites/{SITE}", json={"name": DAILY_NAME})
+        # The demo seeds news.example's origins; this gate's site is on daily.example, under another name.
+        renamed = service.api.patch(f"/v1/admin/sites/{SITE}", json={"name": DAILY_NAME, "origins": [DAILY_ORIGIN]})
         assert renamed.status_code == 200, renamed.text
         yield service
 
