@@ -87,10 +87,18 @@ function actions(popup, membership, name) {
     );
   }
   const forget = () => popup.apply(send({ type: "forget-gate", gate }), t("gateForgotten", name));
+  // The sign-in card may be offering this gate already.
+  const offered = popup.signInTarget()?.gate === gate;
   return h(
     "div",
     { class: "actions" },
-    h("button", { type: "button", class: "sign-in-again", "aria-label": t("signInNamed", name), onclick: () => popup.chooseGate(gate) }, t("signIn")),
+    offered
+      ? null
+      : h(
+          "button",
+          { type: "button", class: "sign-in-again", "aria-label": t("signInNamed", name), onclick: () => popup.chooseGate(gate) },
+          t("signIn"),
+        ),
     h("button", { type: "button", class: "quiet forget", "aria-label": t("forgetNamed", name), onclick: forget }, t("forget")),
   );
 }
