@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import email
+import hashlib
 import json
 import re
 import secrets
@@ -25,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from supportgate.extension_build import build_test_variant
 from tests.browser.conftest import (
@@ -407,6 +411,56 @@ def sign_out(browser: Browser, gate: str = ORIGIN) -> None:
         popup.close()
 
 
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def gate_binds_sessions(demo: Demo) -> bool:
+    """Whether ``demo``'s gate binds a sign-in that carries a DPoP proof (``token_type: DPoP``), asked over HTTP."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}
+    url = f"{demo.origin}/v1/auth/activate"
+    payload = {"jti": b64url(secrets.token_bytes(16)), "htm": "POST", "htu": url, "iat": int(time.time())}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    proof = f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    person = new_supporter(demo)
+    made = demo.api.post(f"/v1/admin/supporters/{person['id']}/activation-codes")
+    assert made.status_code == 201, made.text
+    answer = demo.anonymous.post(
+        "/v1/auth/activate", json={"code": made.json()["code"], "device": "probe"}, headers={"DPoP": proof}
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token_type"]).lower() == "dpop"
+
+
+# The extension's device key as IndexedDB keeps it: its public JWK.
+DEVICE_JWK = """
+() => new Promise((resolve, reject) => {
+  const opened = indexedDB.open("supportgate");
+  opened.onerror = () => reject(opened.error);
+  opened.onsuccess = () => {
+    const read = opened.result.transaction("keys").objectStore("keys").get("device");
+    read.onsuccess = () => resolve(read.result && read.result.publicJwk);
+    read.onerror = () => reject(read.error);
+  };
+})
+"""
+
+
+def jwk_thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638: SHA-256 of the required members in order, without spaces."""
+    canonical = json.dumps({name: jwk[name] for name in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
 def claims(token: str) -> dict[str, Any]:
     """A JWT's payload, unverified: which gate issued a pass (``iss``) and for which site (``aud``)."""
     payload = token.split(".")[1]
@@ -763,6 +817,23 @@ def test_manifest_permissions_in_the_running_browser(browser: Browser) -> None:
     assert sorted(manifest["host_permissions"]) == sorted(TEST_HOSTS)
 
 
+def check_memberships(browser: Browser, daily: Demo) -> None:
+    """One membership per gate with its own site and its session kept, bound to the device key if its gate binds."""
+    stored = browser.memberships()
+    assert sorted(stored) == [DAILY_ORIGIN, ORIGIN]
+    device = jwk_thumbprint(browser.worker().evaluate(DEVICE_JWK))
+    for gate, service in ((ORIGIN, browser.demo), (DAILY_ORIGIN, daily)):
+        assert list(stored[gate]["sites"]) == [gate], f"the site is allowed under its own gate: {stored[gate]}"
+        session = stored[gate]["session"]
+        assert session["refreshToken"], "the session is kept in storage.local"
+        # A gate that does DPoP binds the session to the extension's device key; an older one answers Bearer.
+        if gate_binds_sessions(service):
+            assert session["tokenType"] == "DPoP", session
+            assert claims(session["accessToken"])["cnf"] == {"jkt": device}
+        else:
+            assert session["tokenType"] == "Bearer", session
+
+
 def test_two_gates_two_memberships_each_site_its_own_pass_and_a_relaunch(
     browser: Browser, daily: Demo, screenshots: Path
 ) -> None:
@@ -775,11 +846,7 @@ def test_two_gates_two_memberships_each_site_its_own_pass_and_a_relaunch(
     planet.goto(f"{DAILY_ORIGIN}{CLIENT}")
     sign_in(browser, daily_reader["email"], for_page=planet, demo=daily, name=DAILY_NAME)
 
-    stored = browser.memberships()
-    assert sorted(stored) == [DAILY_ORIGIN, ORIGIN]
-    for gate in (ORIGIN, DAILY_ORIGIN):
-        assert list(stored[gate]["sites"]) == [gate], f"the site is allowed under its own gate: {stored[gate]}"
-        assert stored[gate]["session"]["refreshToken"], "the session is kept in storage.local"
+    check_memberships(browser, daily)
 
     def each_site_gets_its_own_pass() -> None:
         deadline = time.monotonic() + 20
