@@ -947,3 +947,41 @@ def test_the_walls_sign_in_button_opens_the_sign_in_for_that_site(browser: Brows
         assert popup.locator("#site-status").inner_text() == "Allowed, but you are signed out"
     finally:
         popup.close()
+
+
+# An install from before memberships: one configured gate and its allowed sites.
+LEGACY_INSTALL = """
+async ({gate, origin}) => {
+  await chrome.storage.local.remove(["memberships"]);
+  await chrome.storage.local.set({
+    settings: {gate},
+    sites: {[origin]: {origin, site: "demo", gate, allowedAt: 1}},
+  });
+}
+"""
+STORED_AFTER_UPDATE = """
+async () => chrome.storage.local.get(["memberships", "settings", "sites"])
+"""
+
+
+def test_an_install_with_one_configured_gate_becomes_a_signed_out_membership(browser: Browser) -> None:
+    """The configured gate and its allowed sites turn into a signed-out membership when the new version starts."""
+    for gate in (ORIGIN, DAILY_ORIGIN):
+        sign_out(browser, gate)
+    browser.worker().evaluate(LEGACY_INSTALL, {"gate": ORIGIN, "origin": ORIGIN})
+    # The next start of the worker runs the new version's start-up: here, the browser's.
+    browser.relaunch()
+    deadline = time.monotonic() + 10
+    while "memberships" not in (stored := browser.worker().evaluate(STORED_AFTER_UPDATE)):
+        assert time.monotonic() < deadline, stored
+        time.sleep(0.1)
+    assert stored == {
+        "memberships": {
+            ORIGIN: {
+                "gate": ORIGIN,
+                "session": None,
+                "notice": None,
+                "sites": {ORIGIN: {"origin": ORIGIN, "site": SITE, "allowedAt": 1}},
+            }
+        }
+    }
