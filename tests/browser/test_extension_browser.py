@@ -907,6 +907,12 @@ async () => {
 """
 
 
+CLICK_WALL_RECHECK = """
+() => window.__sgTest.shadows
+  .map((root) => root.querySelector('[data-sg-action="recheck"]'))
+  .find(Boolean)
+  .click()
+"""
 CLEAR_WALL_STATUS = """
 () => window.__sgTest.shadows.forEach((root) => {
   const status = root.querySelector("[data-sg-status]");
@@ -945,8 +951,19 @@ def test_the_walls_sign_in_button_opens_the_sign_in_for_that_site(browser: Brows
         popup.wait_for_selector("body[data-ready=true]")
         popup.get_by_role("heading", name=f"Sign in as a supporter of {DEMO_NAME}").wait_for()
         assert popup.locator("#site-status").inner_text() == "Allowed, but you are signed out"
+        # Signing in there, then "check again" on the wall: the page gets its pass, the wall goes.
+        person = new_supporter(browser.demo)
+        popup.get_by_label("Email").fill(person["email"])
+        popup.get_by_role("button", name="Email me a code").click()
+        popup.get_by_label("Code from the email").fill(emailed_code(browser.demo, person["email"]))
+        popup.get_by_role("button", name="Sign in", exact=True).click()
+        popup.locator("#site-status").filter(has_text="Shared: no wall here").wait_for()
     finally:
         popup.close()
+    with article.expect_response(is_decide) as decided:
+        article.evaluate(CLICK_WALL_RECHECK)
+    assert (decided.value.json()["decision"], decided.value.json()["reason"]) == ("allow", "supporter")
+    sign_out(browser)
 
 
 # An install from before memberships: one configured gate and its allowed sites.

@@ -9,6 +9,8 @@
  */
 
 const TIMEOUT_MS = 15_000;
+/** A site's name is not worth a long wait: the popup shows the host meanwhile. */
+const ABOUT_TIMEOUT_MS = 5_000;
 
 /** A failed call: the HTTP status (0 when the gate was not reached) and the problem's slug. */
 export class GateError extends Error {
@@ -28,7 +30,7 @@ export class GateError extends Error {
  * @param {null | ((request: {htm: string, htu: string, accessToken?: string}) => Promise<string>)} [prove]
  */
 export function gateClient(base, fetchImpl = globalThis.fetch.bind(globalThis), prove = null) {
-  async function call(method, path, { body, auth, dpop = false } = {}) {
+  async function call(method, path, { body, auth, dpop = false, timeout = TIMEOUT_MS } = {}) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const htu = base + path;
@@ -49,7 +51,7 @@ export function gateClient(base, fetchImpl = globalThis.fetch.bind(globalThis), 
         credentials: "omit",
         cache: "no-store",
         redirect: "error",
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeout),
       });
     } catch (error) {
       throw new GateError(0, "unreachable", `The gate at ${base} could not be reached (${error?.message ?? error}).`);
@@ -80,6 +82,6 @@ export function gateClient(base, fetchImpl = globalThis.fetch.bind(globalThis), 
     me: (auth) => call("GET", "/v1/me", { auth }),
     pass: (auth, site, origin) => call("POST", "/v1/passes", { auth, body: { site, origin } }),
     /** The site's public name card: `{id, name, logo_url, support_url}`. */
-    about: (site) => call("GET", `/v1/sites/${encodeURIComponent(site)}/about`),
+    about: (site) => call("GET", `/v1/sites/${encodeURIComponent(site)}/about`, { timeout: ABOUT_TIMEOUT_MS }),
   };
 }

@@ -25,13 +25,18 @@
   let askedAt = 0;
 
   // Asked at document_start: waking the service worker takes time, and gate.js waits 300 ms.
+  // No pass is not kept: the reader may sign in (from the wall's button) and check again.
   function currentGrant() {
     if (grant === null || Date.now() - askedAt > STALE_MS) {
       askedAt = Date.now();
-      grant = runtime.sendMessage({ type: "page-pass" }).then(
+      const asking = runtime.sendMessage({ type: "page-pass" }).then(
         (answer) => (answer && answer.ok && typeof answer.pass === "string" ? answer : null),
         () => null,
       );
+      grant = asking;
+      asking.then((answer) => {
+        if (answer === null && grant === asking) grant = null;
+      });
     }
     return grant;
   }
