@@ -368,6 +368,8 @@ def sign_in(
         if screenshots is not None:
             snap(popup, screenshots / "popup-signin.png")
         popup.get_by_role("button", name="Email me a code").click()
+        popup.locator("#signin-code, #message.error").first.wait_for()
+        assert not popup.locator("#message.error").count(), popup.locator("#message").inner_text()
         popup.get_by_label("Code from the email").fill(emailed_code(demo, address))
         popup.get_by_role("button", name="Sign in", exact=True).click()
         membership(popup, demo.origin).locator(".account-email").filter(has_text=address).wait_for()

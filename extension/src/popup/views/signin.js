@@ -17,6 +17,8 @@ import { $, sayError } from "./shared.js";
 const FIRST_STEP = Object.freeze({ name: "email", gate: null, email: "", pending: null, devices: null });
 /** The sign-in form's step: `email`, `code`, `activation`, or `devices` (over the device limit). */
 let step = FIRST_STEP;
+/** What the card shows now (target, step, notice), so a redraw with the same keeps the reader's input. */
+let drawn = null;
 
 export function renderSignIn(popup) {
   const target = popup.signInTarget();
@@ -24,12 +26,17 @@ export function renderSignIn(popup) {
   card.hidden = target === null;
   if (target === null) {
     step = FIRST_STEP;
+    drawn = null;
     $("signin-body").replaceChildren();
     return;
   }
   if (step.gate !== target.gate) step = { ...FIRST_STEP, gate: target.gate };
   $("signin-heading").textContent = t("signInAs", target.name);
   const notice = popup.membership(target.gate)?.notice?.reason?.replaceAll("-", "_");
+  // A new status (site names, the account) must not wipe what the reader is typing.
+  const shown = JSON.stringify([target.gate, target.origin, step.name, notice]);
+  if (shown === drawn && $("signin-body").firstChild) return;
+  drawn = shown;
   const parts = [
     notice ? h("p", { class: "notice", id: "signout-notice" }, t(`notice_${notice}`)) : null,
     signInForm(popup, target),
@@ -107,6 +114,7 @@ function field(id, label, attributes) {
 
 function go(popup, next) {
   step = { ...FIRST_STEP, gate: step.gate, ...next };
+  drawn = null;
   say("");
   popup.renderSignInCard();
   document.querySelector("#signin-body input")?.focus();
@@ -132,6 +140,7 @@ async function finishSignIn(popup, message) {
   }
   if (!answer.ok) return sayError(answer);
   step = FIRST_STEP;
+  drawn = null;
   popup.chosenGate = null;
   popup.show(answer);
   say(t("signedIn"));
