@@ -22,6 +22,7 @@ __all__ = [
     "audit_index",
     "audit_target",
     "code_secret",
+    "dpop_proof",
     "email",
     "mail_queue",
     "mail_retries",
@@ -179,6 +180,11 @@ def session(supporter_id: str, session_id: str) -> str:
 def session_rotated(supporter_id: str, session_id: str) -> str:
     """List of hashes of a session's older rotated refresh tokens, newest first, capped."""
     return f"sg:{{sup:{supporter_id}}}:session:{session_id}:rotated"
+
+
+def dpop_proof(supporter_id: str, proof_digest: str) -> str:
+    """A DPoP proof one of a supporter's sessions used (by SHA-256 of its key and ``jti``), kept for its lifetime."""
+    return f"sg:{{sup:{supporter_id}}}:dpop:{proof_digest}"
 
 
 def meter(site_id: str, period: str) -> str:
