@@ -38,10 +38,12 @@ def access_token(connection: ASGIConnection) -> tuple[Literal["Bearer", "DPoP"],
 def dpop_proof(connection: ASGIConnection) -> str | None:  # type: ignore[type-arg]
     """The request's one ``DPoP`` header (RFC 9449), if it has one.
 
+    A proof has no comma, so a value with one is two headers joined (as HTTP lets a proxy do).
+
     Raises:
         InvalidDpopProof: if the request has more than one.
     """
-    proofs = connection.headers.getall("dpop", [])
+    proofs = [proof.strip() for value in connection.headers.getall("dpop", []) for proof in value.split(",")]
     if len(proofs) > 1:
         raise InvalidDpopProof(f"The request has {len(proofs)} DPoP headers; send exactly one proof.")
     return proofs[0] if proofs else None
