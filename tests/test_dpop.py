@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from supportgate.http.contract import DPOP_OPERATIONS
 from supportgate.settings import Settings
 from tests.conftest import FakeClock
 from tests.readers_helpers import emailed_code
@@ -573,3 +574,19 @@ async def test_passes_and_session_ends_refuse_a_bearer_presentation_of_a_bound_t
     assert_refused(await reader.client.delete(f"/v1/me/sessions/{session_id}", headers=bearer))
     good = await reader.refresh(bound["refresh_token"], reader.proof("POST", "/v1/auth/refresh"))
     assert good.status_code == 200, good.text
+
+
+async def test_the_document_describes_dpop(client: Client) -> None:
+    """The OpenAPI document names the DPoP header, the DPoP scheme, both token types and the 401 of each DPoP route."""
+    document = (await client.get("/schema/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["DPoPAccessToken"]["scheme"] == "DPoP"
+    for method, path in DPOP_OPERATIONS:
+        operation = document["paths"][path][method.lower()]
+        headers = [p for p in operation["parameters"] if p["in"] == "header" and p["name"] == "DPoP"]
+        assert len(headers) == 1, (method, path)
+        assert "invalid-dpop-proof" in headers[0]["description"]
+        assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], (method, path)
+    assert {"DPoPAccessToken": []} in document["paths"]["/v1/me"]["get"]["security"]
+    schemas = document["components"]["schemas"]
+    for name in ("SignIn", "TokenPair"):
+        assert schemas[name]["properties"]["token_type"]["enum"] == ["Bearer", "DPoP"]
