@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import builtins
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -590,3 +594,44 @@ async def test_the_document_describes_dpop(client: Client) -> None:
     schemas = document["components"]["schemas"]
     for name in ("SignIn", "TokenPair"):
         assert schemas[name]["properties"]["token_type"]["enum"] == ["Bearer", "DPoP"]
+
+
+def _worked_example() -> list[str]:
+    """The Python blocks of docs/readers-api.md's DPoP worked example, in order."""
+    text = (Path(__file__).parent.parent / "docs" / "readers-api.md").read_text(encoding="utf-8")
+    section = text.split("### A worked example", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+class _BlockingHttp:
+    """What the example calls ``httpx``: its ``get`` and ``post``, sent through the async test client from a thread."""
+
+    def __init__(self, client: Client, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._loop = loop
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return asyncio.run_coroutine_threadsafe(self._client.get(url, **kwargs), self._loop).result(timeout=30)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return asyncio.run_coroutine_threadsafe(self._client.post(url, **kwargs), self._loop).result(timeout=30)
+
+
+async def test_the_documented_example_works(reader: Reader, outbox: Path) -> None:
+    """The DPoP example in docs/readers-api.md, run as written, signs in bound, reads /v1/me and refreshes."""
+    maker, calls = _worked_example()
+    reader.clock.now = datetime.now(UTC)  # the example signs with the real time
+    assert (await reader.client.post("/v1/auth/code/request", json={"email": READER})).status_code == 202
+    code = await emailed_code(outbox, READER)
+    http = _BlockingHttp(reader.client, asyncio.get_running_loop())
+
+    def importing(name: str, *args: Any, **kwargs: Any) -> Any:
+        return http if name == "httpx" else __import__(name, *args, **kwargs)
+
+    scope: dict[str, Any] = {"__builtins__": {**vars(builtins), "__import__": importing}}
+    await asyncio.to_thread(exec, maker, scope)
+    assert scope["GATE"] == reader.public_url
+    await asyncio.to_thread(exec, calls.replace('"123456"', f'"{code}"'), scope)
+    assert scope["me"]["email"] == READER
+    assert scope["me"]["sessions"][0]["current"] is True
+    assert claims_of(scope["pair"]["access_token"])["cnf"] == {"jkt": claims_of(scope["access_token"])["cnf"]["jkt"]}
