@@ -386,6 +386,8 @@ REFUSED_REFRESH_PROOFS: dict[str, tuple[Callable[[Reader], str | None], str]] = 
     "iat 61 s old": (_iat(-61), "too old"),
     "iat 6 s ahead": (_iat(6), "in the future"),
     "iat not an integer": (_claims(iat="now"), "iat must be an integer"),
+    "iat a float": (_claims(iat=1.5), "iat must be an integer"),
+    "iat past any float": (_claims(iat=10**400), "iat must be an integer"),
     "no jti": (_claims(jti=None), "jti"),
     "short jti": (_claims(jti="abc"), "jti"),
     "typ jwt": (_header(typ="JWT"), "typ"),
@@ -635,3 +637,13 @@ async def test_the_documented_example_works(reader: Reader, outbox: Path) -> Non
     assert scope["me"]["email"] == READER
     assert scope["me"]["sessions"][0]["current"] is True
     assert claims_of(scope["pair"]["access_token"])["cnf"] == {"jkt": claims_of(scope["access_token"])["cnf"]["jkt"]}
+
+
+async def test_a_token_that_is_not_ascii_is_refused_not_an_error(reader: Reader, bound: dict[str, Any]) -> None:
+    """An access token with a latin-1 character, whatever ath its proof claims, is refused with 401, not a 500."""
+    token = bound["access_token"] + "\xf6"
+    proof = reader.proof("GET", "/v1/me", access_token=bound["access_token"])
+    answer = await reader.client.get(
+        "/v1/me", headers={"Authorization": f"DPoP {token}".encode("latin-1"), "DPoP": proof}
+    )
+    assert_refused(answer, "ath is not the hash")

@@ -52,6 +52,8 @@ MAX_PROOF_LENGTH: Final = 4096
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _COORDINATE = re.compile(r"[A-Za-z0-9_-]{43}")
 _JTI_LENGTH = range(16, 257)
+# Larger is no time at all (and would not fit a float): year 33658.
+_LATEST_IAT = 10**12
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -172,7 +174,7 @@ def verify_proof(
         ath = payload.get("ath")
         if not isinstance(ath, str):
             raise InvalidDpopProof("The DPoP proof has no ath: it must carry the hash of the access token sent.")
-        if not hmac.compare_digest(ath, access_token_hash(access_token)):
+        if not access_token.isascii() or not hmac.compare_digest(ath, access_token_hash(access_token)):
             raise InvalidDpopProof("The DPoP proof's ath is not the hash of the access token sent with it.")
     assert isinstance(jwk, dict)  # _public_key checked it
     return DpopProof(jkt=jwk_thumbprint(jwk), jti=payload["jti"])
@@ -222,7 +224,7 @@ def _check_claims(
     expected = normalise_uri(uri)
     if expected is None or normalise_uri(htu) != expected:
         raise InvalidDpopProof(f"The DPoP proof is for another URL: htu must be {expected!r}.")
-    if not isinstance(iat, int) or isinstance(iat, bool):
+    if not isinstance(iat, int) or isinstance(iat, bool) or abs(iat) > _LATEST_IAT:
         raise InvalidDpopProof("The DPoP proof's iat must be an integer number of seconds.")
     age = now.timestamp() - iat
     if age > max_age.total_seconds():
