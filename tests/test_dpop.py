@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -28,6 +29,8 @@ from litestar.testing import AsyncTestClient
 
 from supportgate.http.contract import DPOP_OPERATIONS
 from supportgate.settings import Settings
+from supportgate.store import names
+from supportgate.tokens.lifetimes import DPOP_PROOF_LIFETIME
 from tests.conftest import FakeClock
 from tests.readers_helpers import emailed_code
 
@@ -647,3 +650,16 @@ async def test_a_token_that_is_not_ascii_is_refused_not_an_error(reader: Reader,
         "/v1/me", headers={"Authorization": f"DPoP {token}".encode("latin-1"), "DPoP": proof}
     )
     assert_refused(answer, "ath is not the hash")
+
+
+async def test_the_store_keeps_the_key_thumbprint_and_each_jti_for_the_proof_lifetime(
+    reader: Reader, bound: dict[str, Any], store_url: str
+) -> None:
+    """The session record holds jkt; a used proof's jti is kept under the supporter's hash tag for 65 s."""
+    session_id = claims_of(bound["access_token"])["sid"]
+    with redis.Redis.from_url(store_url) as store:
+        record = json.loads(store.get(names.session(reader.supporter_id, session_id)))
+        assert record["jkt"] == reader.key.jkt
+        spent = store.keys(f"sg:{{sup:{reader.supporter_id}}}:dpop:*")
+        assert len(spent) == 1  # the sign-in's proof
+        assert 60 <= store.ttl(spent[0]) <= DPOP_PROOF_LIFETIME.total_seconds() == 65

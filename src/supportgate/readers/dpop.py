@@ -25,7 +25,7 @@ from supportgate.tokens.lifetimes import DPOP_PROOF_LIFETIME
 
 __all__ = ["DpopProofs", "remember", "require_key", "spend", "watch_unspent"]
 
-_LIFETIME_MS = int(DPOP_PROOF_LIFETIME.total_seconds() * 1000)
+_LIFETIME_S = int(DPOP_PROOF_LIFETIME.total_seconds())
 _REPLAYED = "The DPoP proof was used before (its jti is known): make a new proof for every request."
 
 
@@ -85,7 +85,7 @@ async def watch_unspent(pipe: Pipeline, supporter_id: str, proof: DpopProof) -> 
 def spend(pipe: Pipeline, supporter_id: str, proof: DpopProof | None) -> None:
     """In a transaction's writes (after :func:`watch_unspent`): remember the proof for its lifetime."""
     if proof is not None:
-        pipe.set(_key(supporter_id, proof), b"1", px=_LIFETIME_MS)
+        pipe.set(_key(supporter_id, proof), b"1", nx=True, ex=_LIFETIME_S)
 
 
 async def remember(redis: Redis, supporter_id: str, proof: DpopProof) -> None:
@@ -94,5 +94,5 @@ async def remember(redis: Redis, supporter_id: str, proof: DpopProof) -> None:
     Raises:
         InvalidDpopProof: if the proof was used before.
     """
-    if not await redis.set(_key(supporter_id, proof), b"1", px=_LIFETIME_MS, nx=True):
+    if not await redis.set(_key(supporter_id, proof), b"1", nx=True, ex=_LIFETIME_S):
         raise InvalidDpopProof(_REPLAYED)

@@ -2,7 +2,7 @@
 
 The catalog an admin manages (tiers, supporters, sites, keys, audit) shares the ``{dir}`` tag, so
 a change that spans it (a grant that also claims the address and joins the tier) is one atomic
-transaction on Redis Cluster as on a single server. Per-supporter state (sessions, codes) uses
+transaction on Redis Cluster as on a single server. Per-supporter state (sessions, the DPoP proofs they used) uses
 ``{sup:<id>}``, per-site traffic ``{site:<id>}``, and the token key material ``{keys}``. Keys that
 stand alone (a pending code, a rate counter) carry a tag of their own, so they spread across a
 cluster. The mail queue and its retries share ``{mail}``, so a mail moves between them atomically.
