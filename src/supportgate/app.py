@@ -158,6 +158,16 @@ def create_app(
                         bearer_format="JWT",
                         description="A supporter's access token from /v1/auth/code/verify, /activate or /refresh.",
                     ),
+                    "DPoPAccessToken": SecurityScheme(
+                        type="http",
+                        scheme="DPoP",
+                        bearer_format="JWT",
+                        description=(
+                            "The access token of a session bound to a key (`token_type` `DPoP`), as "
+                            "`Authorization: DPoP <access token>`, with a `DPoP` proof header carrying its `ath` "
+                            "(RFC 9449; docs/readers-api.md)."
+                        ),
+                    ),
                 }
             ),
         ),
