@@ -21,13 +21,13 @@ What differs from the Chromium suite:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +47,7 @@ PUPPETEER = ROOT / "node_modules" / "puppeteer-core" / "package.json"
 ADDON_ID = "supportgate@supportgate.invalid"
 BLOCKER_ID = "easylist-blocker@supportgate.invalid"
 CLIENT = f"{ORIGIN}/demo/client/{ARTICLE}"
+SERVER = f"{ORIGIN}/demo/server/{ARTICLE}"
 STEP_TIMEOUT = 15.0
 """Seconds for one browser step inside the driver; pytest waits a little longer for its answer."""
 START_TIMEOUT = 120.0
@@ -59,7 +60,12 @@ class Firefox:
     def __init__(self, process: subprocess.Popen[str], log: Path) -> None:
         self._process = process
         self._log = log
-        self.started: dict[str, Any] = self._read(START_TIMEOUT, "starting Firefox")
+        self.started: dict[str, Any] = {}
+        """What the driver said once Firefox was up: its ``version``, the ``installed`` add-ons, its ``pid``."""
+
+    def start(self) -> None:
+        """Wait for Firefox to be up, the add-ons installed and the extension pointed at the gate."""
+        self.started = self._read(START_TIMEOUT, "starting Firefox")
 
     def step(self, name: str, timeout: float = STEP_TIMEOUT * 2 + 5, **args: Any) -> Any:
         """Run step ``name`` in the browser; its result, or a test failure naming what went wrong."""
@@ -80,7 +86,7 @@ class Firefox:
         return answer["result"]
 
     def close(self) -> None:
-        """Ask the driver to close Firefox; kill the whole process group if it does not."""
+        """Ask the driver to close Firefox; then kill what is left of the driver's and Firefox's process groups."""
         try:
             if self._process.poll() is None and self._process.stdin is not None:
                 self._process.stdin.write(json.dumps({"step": "quit"}) + "\n")
@@ -89,15 +95,12 @@ class Firefox:
         except (OSError, subprocess.TimeoutExpired):
             pass
         finally:
-            if self._process.poll() is None:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait(timeout=5)
-            else:
-                # Firefox's own processes share the group: none outlives the test.
-                try:
-                    os.killpg(self._process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            # puppeteer starts Firefox in a process group of its own; the driver's group holds the rest.
+            for group in (self.started.get("pid"), self._process.pid):
+                if group:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(group, signal.SIGKILL)
+            self._process.wait(timeout=5)
 
 
 def _node_modules() -> None:
@@ -107,9 +110,7 @@ def _node_modules() -> None:
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is missing, so puppeteer-core cannot be installed (`apt-get install npm`): no Firefox test")
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True, timeout=600
-    )
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +127,18 @@ def firefox(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fi
     blocker = write_blocker_extension(EASYLIST, root / "extensions")
     _give_id(blocker / "manifest.json", BLOCKER_ID)
     (root / "profile").mkdir()
+    uuids = {ADDON_ID: str(uuid.uuid4()), BLOCKER_ID: str(uuid.uuid4())}
     config = {
         "executablePath": str(FIREFOX),
         "profile": str(root / "profile"),
-        "uuids": {ADDON_ID: str(uuid.uuid4()), BLOCKER_ID: str(uuid.uuid4())},
+        "uuids": uuids,
+        "uuid": uuids[ADDON_ID],
         "proxyPort": demo.port,
         "extensions": [str(blocker), str(built.directory)],
         "gate": ORIGIN,
         "blockedProbe": EASYLIST.blocked_probe,
         "timeout": int(STEP_TIMEOUT * 1000),
     }
-    config["uuid"] = config["uuids"][ADDON_ID]  # type: ignore[index]
     log = root / "driver.log"
     with log.open("w") as errors:
         process = subprocess.Popen(
@@ -148,33 +150,23 @@ def firefox(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fi
             text=True,
             start_new_session=True,
         )
-    browser: Firefox | None = None
+    browser = Firefox(process, log)
     try:
-        browser = Firefox(process, log)
+        browser.start()
         yield browser
     finally:
-        if browser is not None:
-            browser.close()
-        else:
-            Firefox.close.__get__(_Bare(process))()  # type: ignore[attr-defined]
-
-
-class _Bare:
-    """Just enough of a Firefox for ``Firefox.close`` when starting it failed."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self._process = process
+        browser.close()
 
 
 def _give_id(manifest_path: Path, addon_id: str) -> None:
-    """Firefox wants an add-on id for a fixed moz-extension host; the Chromium blocker has none."""
+    """Give the Chromium-style blocker a Gecko id, so Firefox installs it under a stable name (not a random one)."""
     manifest = json.loads(manifest_path.read_text())
     manifest["browser_specific_settings"] = {"gecko": {"id": addon_id}}
     manifest_path.write_text(json.dumps(manifest, indent=2))
 
 
 def test_sign_in_allow_and_no_wall_in_firefox(firefox: Firefox, demo: Demo, screenshots: Path) -> None:
-    """In Firefox ESR, EasyList's reader gets the wall; signed in from the popup with the demo allowed, no wall and a pass."""
+    """In Firefox ESR, EasyList's reader gets the wall; signed in from the popup, site allowed: no wall, a pass."""
     assert firefox.started["version"].startswith("firefox/")
     granted = firefox.step("permissions")
     assert f"http://{HOST}/*" in granted["origins"], f"the test build's host permission was not granted: {granted}"
@@ -182,6 +174,7 @@ def test_sign_in_allow_and_no_wall_in_firefox(firefox: Firefox, demo: Demo, scre
     before = firefox.step("article", url=CLIENT)
     assert before["detection"] == "blocked", before
     assert (before["decision"], before["reason"], before["wall"]) == ("wall", "adblock", True), before
+    assert firefox.step("serverArticle", url=SERVER) == {"decision": "wall", "reason": "adblock"}
 
     person = new_supporter(demo)
     firefox.step("requestCode", email=person["email"])
@@ -194,5 +187,8 @@ def test_sign_in_allow_and_no_wall_in_firefox(firefox: Firefox, demo: Demo, scre
     assert after["detection"] == "blocked", "the blocker is still on: the pass, not the detection, lifts the wall"
     assert after["supporter"]["tier"] == "supporter", after
     held = firefox.step("hello", site=SITE)
-    assert isinstance(held, str) and held, "the handshake gave the page no pass"
+    assert isinstance(held, str), "the handshake gave the page no pass"
+    assert held
     assert demo.decide(adblock="blocked", **{"pass": held})["reason"] == "supporter"
+    # The server-rendered route gets the pass in the Supportgate-Pass header (a declarativeNetRequest rule).
+    assert firefox.step("serverArticle", url=SERVER) == {"decision": "allow", "reason": "supporter"}

@@ -90,14 +90,20 @@ async function openPopup() {
   return extensionPage(`popup/popup.html${tab === null ? "" : `?tab=${tab}`}`, { width: 380, height: 640 });
 }
 
-/** Open (or reload) the article and wait for gate.js's decision; a wall is waited for when decided. */
-async function visitArticle(url) {
+/** The article tab, opened once, with the shadow-root watch in every document it loads. */
+async function articlePage() {
   if (!article) {
     article = await browser.newPage();
     article.setDefaultTimeout(TIMEOUT);
     await article.setViewport({ width: 1280, height: 900 });
     await article.evaluateOnNewDocument(WATCH_SCRIPT);
   }
+  return article;
+}
+
+/** Open (or reload) the article and wait for gate.js's decision; a wall is waited for when decided. */
+async function visitArticle(url) {
+  await articlePage();
   await article.goto(url, { waitUntil: "load" });
   try {
     await article.waitForFunction(() => Boolean(window.supportgate?.decision), { timeout: TIMEOUT, polling: 50 });
@@ -117,6 +123,28 @@ async function visitArticle(url) {
     detection: await article.evaluate(() => window.supportgate.detection?.result ?? null),
     wall: await article.evaluate(wallIsUp),
   };
+}
+
+/** Open the server-rendered article and wait until gate.js agrees with what the server assumed. */
+async function visitServerArticle(url) {
+  await articlePage();
+  await article.goto(url, { waitUntil: "load" });
+  try {
+    await article.waitForFunction(
+      () => {
+        const script = document.querySelector('script[data-mode="server"]');
+        const found = window.supportgate?.detection;
+        return Boolean(found && script && script.dataset.assumed === found.result);
+      },
+      { timeout: TIMEOUT, polling: 50 },
+    );
+  } catch (error) {
+    throw new Error(`the server-rendered ${url} never settled`, { cause: error });
+  }
+  return article.evaluate(() => {
+    const main = document.querySelector("main");
+    return { decision: main.dataset.sgDecision ?? null, reason: main.dataset.sgReason ?? null };
+  });
 }
 
 // Posts a hello to the article's window as gate.js does; the pass that comes back, or null.
@@ -162,17 +190,19 @@ async function waitForBlocker(origin, probe) {
 
 const STEPS = {
   article: ({ url }) => visitArticle(url),
+  serverArticle: ({ url }) => visitServerArticle(url),
   hello: ({ site, wait = 3000 }) => hello(site, wait),
   requestCode: async ({ email }) => ui.requestCode(await openPopup(), email, TIMEOUT),
   enterCode: ({ email, code }) => ui.enterCode(popup, email, code, TIMEOUT),
   allow: async ({ host }) => ui.allowSite(await openPopup(), host, TIMEOUT),
   popupText: async () => (await openPopup()).evaluate(() => document.body.innerText),
+  // The popup as it is now (not reopened, so its last message shows), as tall as its content.
   screenshotPopup: async ({ path }) => {
-    const page = await openPopup();
-    const height = await page.evaluate(() => Math.ceil(document.documentElement.scrollHeight));
-    await page.setViewport({ width: 380, height });
-    await page.screenshot({ path });
-    await page.setViewport({ width: 380, height: 640 });
+    await popup.setViewport({ width: 380, height: 100 });
+    const height = await popup.evaluate(() => Math.ceil(document.documentElement.scrollHeight));
+    await popup.setViewport({ width: 380, height });
+    await popup.screenshot({ path });
+    await popup.setViewport({ width: 380, height: 640 });
     return path;
   },
   permissions: async () => {
@@ -201,7 +231,8 @@ async function start() {
   browser = launched;
   if (config.blockedProbe) await waitForBlocker(config.gate, config.blockedProbe);
   await ui.setGate(await extensionPage("options/options.html", { width: 800, height: 600 }), config.gate, TIMEOUT);
-  return { version: await browser.version(), installed };
+  // Firefox runs in a process group of its own: pytest kills that group too if this script dies.
+  return { version: await browser.version(), installed, pid: browser.process()?.pid ?? null };
 }
 
 try {

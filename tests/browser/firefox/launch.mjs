@@ -37,7 +37,8 @@ export function firefoxPrefs({ uuids, proxyPort }) {
     "app.normandy.enabled": false,
     "app.update.auto": false,
     "app.update.disabledForTesting": true,
-    "services.settings.server": "data:,",
+    // Honoured on a release build only with MOZ_REMOTE_SETTINGS_DEVTOOLS=1 (set at launch).
+    "services.settings.server": "data:,#remote-settings-dummy/v1",
     "messaging-system.rsexperimentloader.enabled": false,
     "network.captive-portal-service.enabled": false,
     "network.connectivity-service.enabled": false,
@@ -83,6 +84,7 @@ export async function launchFirefox({ executablePath, profile, uuids, proxyPort,
     extraPrefsFirefox: firefoxPrefs({ uuids, proxyPort }),
     timeout,
     protocolTimeout: timeout,
+    env: { ...process.env, MOZ_REMOTE_SETTINGS_DEVTOOLS: "1" },
     // We run as root in CI; Firefox needs no sandbox flag for that, and its stderr is noise.
     dumpio: false,
     handleSIGINT: false,
