@@ -70,9 +70,15 @@ class Firefox:
     def step(self, name: str, timeout: float = STEP_TIMEOUT * 2 + 5, **args: Any) -> Any:
         """Run step ``name`` in the browser; its result, or a test failure naming what went wrong."""
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps({"step": name, "args": args}) + "\n")
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write(json.dumps({"step": name, "args": args}) + "\n")
+            self._process.stdin.flush()
+        except OSError as error:
+            raise AssertionError(f"step {name}: the Firefox driver is gone ({error})\n{self._tail()}") from None
         return self._read(timeout, f"step {name}")
+
+    def _tail(self) -> str:
+        return self._log.read_text()[-4000:]
 
     def _read(self, timeout: float, what: str) -> Any:
         assert self._process.stdout is not None
@@ -80,8 +86,11 @@ class Firefox:
         line = self._process.stdout.readline() if ready else ""
         if not line:
             state = "exited" if self._process.poll() is not None else f"gave no answer in {timeout:.0f} s"
-            raise AssertionError(f"{what}: the Firefox driver {state}\n{self._log.read_text()[-4000:]}")
-        answer: dict[str, Any] = json.loads(line)
+            raise AssertionError(f"{what}: the Firefox driver {state}\n{self._tail()}")
+        try:
+            answer: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(f"{what}: the Firefox driver printed {line!r}, not an answer") from None
         assert answer["ok"], f"{what} failed in Firefox: {answer['error']}"
         return answer["result"]
 
