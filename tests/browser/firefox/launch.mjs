@@ -85,12 +85,16 @@ export async function launchFirefox({ executablePath, profile, uuids, proxyPort,
     timeout,
     protocolTimeout: timeout,
     env: { ...process.env, MOZ_REMOTE_SETTINGS_DEVTOOLS: "1" },
-    // We run as root in CI; Firefox needs no sandbox flag for that, and its stderr is noise.
+    // Not dumpio: that would copy Firefox's stdout into ours, which carries the driver's answers.
     dumpio: false,
     handleSIGINT: false,
     handleSIGTERM: false,
     handleSIGHUP: false,
   });
+  // Firefox's own output (JavaScript errors in the add-ons among it) goes to our stderr, the log
+  // the test shows when a step fails.
+  browser.process()?.stdout?.pipe(process.stderr);
+  browser.process()?.stderr?.pipe(process.stderr);
   try {
     const installed = [];
     for (const path of extensions) installed.push(await browser.installExtension(path));
