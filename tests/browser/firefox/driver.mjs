@@ -30,13 +30,6 @@ const WATCH_SCRIPT = `(() => {
   };
 })();`;
 
-// The wall's dialog, in the page or in a shadow root gate.js attached.
-const wallIsUp = () =>
-  Boolean(
-    document.querySelector('[role="dialog"]') ||
-      (window.__sgTest?.shadows ?? []).some((root) => root.querySelector('[role="dialog"]')),
-  );
-
 let browser;
 let article;
 let popup;
@@ -78,7 +71,7 @@ async function extensionPage(path, viewport) {
 /** The browser's tab id of the article tab, asked from an extension page. */
 async function articleTabId() {
   const url = await article.evaluate(() => location.href);
-  const page = await extensionPage("options/options.html", { width: 800, height: 600 });
+  const page = await extensionPage(ui.PAGE.options, { width: 800, height: 600 });
   const tabs = await page.evaluate(async () => (await browser.tabs.query({})).map((t) => [t.id, t.url]));
   const ids = tabs.filter(([, tabUrl]) => tabUrl === url).map(([id]) => id);
   if (!ids.length) throw new Error(`no tab shows ${url}: ${JSON.stringify(tabs)}`);
@@ -87,7 +80,7 @@ async function articleTabId() {
 
 async function openPopup() {
   const tab = article ? await articleTabId() : null;
-  return extensionPage(`popup/popup.html${tab === null ? "" : `?tab=${tab}`}`, { width: 380, height: 640 });
+  return extensionPage(`${ui.PAGE.popup}${tab === null ? "" : `?tab=${tab}`}`, { width: 380, height: 640 });
 }
 
 /** The article tab, opened once, with the shadow-root watch in every document it loads. */
@@ -112,7 +105,7 @@ async function visitArticle(url) {
   }
   const decision = await article.evaluate(() => window.supportgate.decision);
   if (decision.decision === "wall") {
-    await article.waitForFunction(wallIsUp, { timeout: TIMEOUT, polling: 50 }).catch((error) => {
+    await article.waitForFunction(ui.wallIsUp, { timeout: TIMEOUT, polling: 50 }).catch((error) => {
       throw new Error("decide said wall but no wall was shown", { cause: error });
     });
   }
@@ -121,7 +114,7 @@ async function visitArticle(url) {
     reason: decision.reason,
     supporter: decision.supporter ?? null,
     detection: await article.evaluate(() => window.supportgate.detection?.result ?? null),
-    wall: await article.evaluate(wallIsUp),
+    wall: await article.evaluate(ui.wallIsUp),
   };
 }
 
@@ -195,7 +188,6 @@ const STEPS = {
   requestCode: async ({ email }) => ui.requestCode(await openPopup(), email, TIMEOUT),
   enterCode: ({ email, code }) => ui.enterCode(popup, email, code, TIMEOUT),
   allow: async ({ host }) => ui.allowSite(await openPopup(), host, TIMEOUT),
-  popupText: async () => (await openPopup()).evaluate(() => document.body.innerText),
   // The popup as it is now (not reopened, so its last message shows), as tall as its content.
   screenshotPopup: async ({ path }) => {
     await popup.setViewport({ width: 380, height: 100 });
@@ -206,7 +198,7 @@ const STEPS = {
     return path;
   },
   permissions: async () => {
-    const page = await extensionPage("options/options.html", { width: 800, height: 600 });
+    const page = await extensionPage(ui.PAGE.options, { width: 800, height: 600 });
     return page.evaluate(() => browser.permissions.getAll());
   },
 };
@@ -230,7 +222,7 @@ async function start() {
   );
   browser = launched;
   if (config.blockedProbe) await waitForBlocker(config.gate, config.blockedProbe);
-  await ui.setGate(await extensionPage("options/options.html", { width: 800, height: 600 }), config.gate, TIMEOUT);
+  await ui.setGate(await extensionPage(ui.PAGE.options, { width: 800, height: 600 }), config.gate, TIMEOUT);
   // Firefox runs in a process group of its own: pytest kills that group too if this script dies.
   return { version: await browser.version(), installed, pid: browser.process()?.pid ?? null };
 }

@@ -17,6 +17,12 @@ export const TEXT = {
   shared: "Shared: no wall here",
 };
 
+/** The extension's pages, by their path in the build (the popup takes `?tab=<tab id>`). */
+export const PAGE = {
+  popup: "popup/popup.html",
+  options: "options/options.html",
+};
+
 /** Selectors the steps wait on. */
 export const SELECTOR = {
   ready: "body[data-ready=true]",
@@ -138,4 +144,13 @@ export async function allowSite(page, host, timeout) {
   await waitReady(page, timeout);
   await click(page, TEXT.allow(host), timeout);
   await waitForText(page, SELECTOR.siteStatus, TEXT.shared, timeout);
+}
+
+/** In the article's page: whether the wall's dialog is up, in the page or in a shadow root gate.js
+ * attached (the driver's watch script records closed ones too, in `window.__sgTest.shadows`). */
+export function wallIsUp() {
+  return Boolean(
+    document.querySelector('[role="dialog"]') ||
+      (window.__sgTest?.shadows ?? []).some((root) => root.querySelector('[role="dialog"]')),
+  );
 }
