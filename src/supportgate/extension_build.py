@@ -3,8 +3,9 @@
 The source is ``extension/src`` plus ``extension/manifest.<browser>.json``; the output for each
 browser is ``<out>/<browser>/`` (load it unpacked) and ``<out>/supportgate-<browser>-<version>.zip``
 (upload it to a store). A test build for the browser suite can be added with ``test_hosts``: it
-is the Chromium build with those host permissions granted up front, because automation cannot
-click a permission prompt. It is never zipped and never shipped.
+is one browser's build with those host permissions asked for up front (granted at install by
+Chromium, and by Firefox for a temporary add-on), because automation cannot click a permission
+prompt. It is never zipped and never shipped.
 """
 
 from __future__ import annotations
@@ -47,14 +48,16 @@ def build(source: Path, out: Path) -> list[BuiltExtension]:
     return [_build_one(source, out, browser) for browser in BROWSERS]
 
 
-def build_test_variant(source: Path, out: Path, hosts: list[str]) -> BuiltExtension:
-    """Build ``<out>/chromium-test/``: the Chromium build with ``hosts`` granted at install, for automation."""
-    manifest = _manifest(source, "chromium")
+def build_test_variant(source: Path, out: Path, hosts: list[str], browser: str = "chromium") -> BuiltExtension:
+    """Build ``<out>/<browser>-test/``: that browser's build with ``hosts`` granted at install, for automation."""
+    if browser not in BROWSERS:
+        raise SupportgateError(f"no manifest for {browser!r}: the browsers are {', '.join(BROWSERS)}")
+    manifest = _manifest(source, browser)
     manifest["name"] = "supportgate (test build)"
     manifest["host_permissions"] = sorted(hosts)
-    directory = out / "chromium-test"
+    directory = out / f"{browser}-test"
     _write_tree(source, directory, manifest)
-    return BuiltExtension("chromium", str(manifest["version"]), directory, None)
+    return BuiltExtension(browser, str(manifest["version"]), directory, None)
 
 
 def _build_one(source: Path, out: Path, browser: str) -> BuiltExtension:
