@@ -178,3 +178,10 @@ async def test_the_wall_carries_a_hidden_link_to_the_install_page(
     assert link.attrs["href"] == f"{settings.public_url}/extension?site=news"
     assert link.text == LANGUAGES[language].install
     assert wall.one(data_sg_root="").attrs["data-sg-msg-signin"] == LANGUAGES[language].signin_opened
+
+
+async def test_the_demo_support_page_links_the_install_page(settings: Settings, clock: FakeClock) -> None:
+    """The demo's support page links this gate's install page for the demo site."""
+    async with AsyncTestClient(create_app(settings, clock=clock, demo=True)) as client:
+        page = (await client.get("/demo/support")).text
+    assert f'<a href="{settings.public_url}/extension?site=demo">install the supportgate browser extension</a>' in page
