@@ -171,6 +171,8 @@ def test_gate_packages_are_built_once_per_source_and_preset(tmp_path: Path) -> N
     first, built = gate_packages(source, data, preset)
     assert built
     assert stat.S_IMODE((data / "extension").stat().st_mode) == 0o700
+    for path in (data / "extension").rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
     stamps = {browser: archive.stat().st_mtime_ns for browser, archive in first.archives.items()}
     second, built_again = gate_packages(source, data, preset)
     assert not built_again

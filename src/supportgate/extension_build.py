@@ -174,6 +174,7 @@ def gate_packages(source: Path, data_dir: Path, preset: Preset) -> tuple[GatePac
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
         build(source, staging, preset)
+        _close_to_others(staging)
         # Another process may have finished the same build meanwhile: theirs is as good as ours.
         if not target.exists():
             staging.rename(target)
@@ -183,6 +184,12 @@ def gate_packages(source: Path, data_dir: Path, preset: Preset) -> tuple[GatePac
     if built is None:
         raise SupportgateError(f"the extension build in {target} is incomplete")
     return built, True
+
+
+def _close_to_others(directory: Path) -> None:
+    """Like the rest of the data dir: folders ``0700``, files ``0600``."""
+    for path in directory.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def find_gate_packages(source: Path, data_dir: Path, preset: Preset) -> GatePackages | None:
