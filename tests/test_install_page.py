@@ -158,7 +158,8 @@ async def test_the_document_describes_the_downloads(client: Client) -> None:
     assert "text/html" in paths["/extension"]["get"]["responses"]["200"]["content"]
     for path in DOWNLOADS.values():
         responses = paths[path]["get"]["responses"]
-        assert "application/zip" in responses["200"]["content"]
+        assert responses["200"]["content"]["application/zip"]["schema"] == {"type": "string", "format": "binary"}
+        assert {"ETag", "Content-Disposition"} <= set(responses["200"]["headers"])
         assert "application/problem+json" in responses["404"]["content"]
         assert "503" not in responses
 

@@ -30,7 +30,7 @@ from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
 from supportgate.http.pages import HtmlPageHeaders
 from supportgate.http.problems import exception_handlers
-from supportgate.install.controllers import Downloads, install_router
+from supportgate.install.controllers import Downloads, document_downloads, install_router
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
 from supportgate.readers.controllers import readers_router
@@ -113,6 +113,7 @@ def create_app(
             await services.audit.start()
             await mail.start()
             document_decide(app)
+            document_downloads(app.openapi_schema)
             complete_contract(
                 app.openapi_schema,
                 max_body_bytes=settings.max_body_bytes,

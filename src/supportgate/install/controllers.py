@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 from litestar import Request, Response, Router, get
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPI, OpenAPIFormat, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 from litestar.params import QueryParameter
 from litestar.static_files import create_static_files_router
 
@@ -24,7 +25,7 @@ from supportgate.install.page import SCREENSHOT_DIR, render_install_page
 from supportgate.languages import LANGUAGE_QUERY_PATTERN
 from supportgate.settings import Settings
 
-__all__ = ["DOWNLOADS", "Downloads", "install_router"]
+__all__ = ["DOWNLOADS", "Downloads", "document_downloads", "install_router"]
 
 DOWNLOADS: Final = {browser: f"/extension/supportgate-{browser}.zip" for browser in BROWSERS}
 """Each browser's download path."""
@@ -90,6 +91,7 @@ LangQuery = Annotated[
     summary="The install page: what the extension does, downloads and steps per browser",
     media_type=MediaType.HTML,
     cache_control=None,
+    response_description="The page, in the reader's language (`Content-Language`).",
 )
 async def install_page(
     request: Request[Any, Any, Any], access: NamedDependency[SiteAccess], site: SiteQuery = None, lang: LangQuery = None
@@ -127,6 +129,14 @@ def _download_route(browser: str) -> Any:  # noqa: ANN401 - a Litestar route han
         cache_control=None,
         response_description="The zip: load it unpacked (Chromium) or install it from file (Firefox).",
         responses={304: ResponseSpec(None, description="The zip has not changed (If-None-Match).")},
+        response_headers=[
+            ResponseHeader(name="ETag", description="The zip's strong validator.", documentation_only=True),
+            ResponseHeader(
+                name="Content-Disposition",
+                description=f'`attachment; filename="supportgate-{browser}.zip"`',
+                documentation_only=True,
+            ),
+        ],
     )
     async def download(request: Request[Any, Any, Any]) -> Response[bytes]:
         found = _downloads(request.app.state).by_browser.get(browser)
@@ -139,6 +149,15 @@ def _download_route(browser: str) -> Any:  # noqa: ANN401 - a Litestar route han
         return Response(found.body, headers=headers, media_type=_ZIP)
 
     return download
+
+
+def document_downloads(openapi: OpenAPI) -> None:
+    """Say in the document that each download's body is binary, which Litestar writes as a plain string."""
+    for path in DOWNLOADS.values():
+        operation = (openapi.paths or {})[path].get
+        ok = (operation.responses or {}).get("200") if operation else None
+        if isinstance(ok, OpenAPIResponse) and ok.content:
+            ok.content[_ZIP] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))
 
 
 install_router = Router(
