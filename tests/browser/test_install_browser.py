@@ -19,7 +19,7 @@ import pytest
 
 from supportgate.install.page import SCREENSHOTS
 from tests.browser.conftest import ARTICLE, ROOT, UPDATE_SCREENSHOTS, Demo, launch_chromium
-from tests.browser.test_gate_browser import AXE_RUN, visit_client, wait_for_wall
+from tests.browser.test_gate_browser import AXE_RUN, WALL_DIALOG, visit_client
 
 pytestmark = pytest.mark.browser
 
@@ -48,18 +48,25 @@ IMAGES_LOADED = """
 """
 
 
+def poll(page: Any, script: str, what: str, timeout: float = 10) -> Any:
+    """What ``script`` returns once truthy, polled from here: the page's CSP stops wait_for_function's eval."""
+    deadline = time.monotonic() + timeout
+    while not (found := page.evaluate(script)):
+        assert time.monotonic() < deadline, f"{what}: still {found!r} after {timeout} s"
+        time.sleep(0.05)
+    return found
+
+
 def test_the_walls_sign_in_without_an_extension_leads_to_the_install_page(easylist: Any, demo: Demo) -> None:
     """Without the extension, the wall's sign-in says none answered and shows a link that reaches the install page."""
     visit_client(easylist, demo)
-    wait_for_wall(easylist)
+    poll(easylist, f"() => Boolean(({WALL_DIALOG})())", "the wall")
     before = easylist.evaluate(WALL_LINK)
     assert before["hidden"]
     assert not before["shown"]
     easylist.evaluate(CLICK_IN_WALL, '[data-sg-action="signin"]')
-    deadline = time.monotonic() + 5
-    while not (after := easylist.evaluate(WALL_LINK))["shown"]:
-        assert time.monotonic() < deadline, f"the install link never showed: {after}"
-        time.sleep(0.05)
+    poll(easylist, f"() => ({WALL_LINK})().shown", "the install link")
+    after = easylist.evaluate(WALL_LINK)
     assert after["status"] == after["noext"]
     assert after["href"] == demo.url("/extension?site=demo")
     with easylist.expect_navigation():
@@ -75,10 +82,7 @@ def test_the_install_page_passes_axe_and_fits_a_phone(no_blocker: Any, demo: Dem
     """axe-core finds no serious or critical violation; on a phone nothing scrolls sideways and the images load."""
     no_blocker.set_viewport_size({"width": 360, "height": 740})
     no_blocker.goto(demo.url("/extension?site=demo"))
-    deadline = time.monotonic() + 5
-    while not (loaded := no_blocker.evaluate(IMAGES_LOADED)):
-        assert time.monotonic() < deadline, "the page's images did not finish loading"
-        time.sleep(0.05)
+    loaded = poll(no_blocker, IMAGES_LOADED, "the page's images")
     assert [src for src, _ in loaded] == [f"/extension/img/{name}" for name in SCREENSHOTS]
     assert all(width > 0 for _, width in loaded), loaded
     assert no_blocker.evaluate("document.documentElement.scrollWidth") <= 360
