@@ -45,6 +45,8 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/admin/sites"): (409,),
     ("POST", "/v1/admin/keys/rotate"): (409,),
     ("GET", "/v1/admin/stats"): (404,),
+    ("GET", "/extension/supportgate-chromium.zip"): (404,),
+    ("GET", "/extension/supportgate-firefox.zip"): (404,),
 }
 """The problems an operation answers because of what it does, by method and path; the rest follow rules."""
 
@@ -75,7 +77,14 @@ _DPOP_HEADER: Final = Parameter(
     schema=Schema(type=OpenAPIType.STRING),
 )
 
-_STORELESS: Final = frozenset({("GET", "/"), ("GET", "/healthz")})
+_STORELESS: Final = frozenset(
+    {
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/extension/supportgate-chromium.zip"),
+        ("GET", "/extension/supportgate-firefox.zip"),
+    }
+)
 """Operations that answer from memory and so never 503."""
 
 _WHY: Final[dict[int, str]] = {
