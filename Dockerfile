@@ -13,9 +13,13 @@ RUN uv sync --frozen --no-dev
 FROM python:3.11-slim AS run
 RUN useradd --system --uid 10001 --home-dir /var/lib/supportgate --create-home supportgate
 COPY --from=build /opt/venv /opt/venv
+# The extension's source: the service builds the install page's packages from it for its public URL.
+COPY extension/manifest.chromium.json extension/manifest.firefox.json /opt/supportgate/extension/
+COPY extension/src /opt/supportgate/extension/src
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    SUPPORTGATE_DATA_DIR=/var/lib/supportgate
+    SUPPORTGATE_DATA_DIR=/var/lib/supportgate \
+    SUPPORTGATE_EXTENSION_SOURCE=/opt/supportgate/extension
 USER supportgate
 WORKDIR /var/lib/supportgate
 EXPOSE 8000

@@ -107,7 +107,10 @@ def stop_like_ctrl_c(process: subprocess.Popen[str]) -> int:
 
 
 def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
-    """`demo` seeds tiers, a site and a supporter, prints a working key, stops on Ctrl-C, and keeps the data."""
+    """`demo` seeds tiers, a site and a supporter, prints a working key, stops on Ctrl-C, and keeps the data.
+
+    It builds the extension packages for its URL on the first start and finds them on the second.
+    """
     port = free_port()
     log = tmp_path / "demo.log"
     demo = start_demo(tmp_path, port, log)
@@ -125,6 +128,10 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/v1/admin/sites/demo", headers=headers).status_code == 200
         supporters = httpx.get(f"{base}/v1/admin/supporters", headers=headers).json()["items"]
         assert [(s["email"], s["tier"]) for s in supporters] == [("reader@example.com", "supporter")]
+        assert re.search(rf"extension \S+ for {base} built: ", banner), banner
+        assert f"extension      {base}/extension" in banner
+        download = httpx.get(f"{base}/extension/supportgate-firefox.zip")
+        assert (download.status_code, download.headers["content-type"]) == (200, "application/zip")
     finally:
         assert stop_like_ctrl_c(demo) == 0
     assert not (tmp_path / "store" / "store.sock").exists(), "the store was left running"
@@ -139,18 +146,28 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
         assert old.status_code == 401, "the previous demo key should be replaced"
         fresh = httpx.get(f"{base}/v1/admin/supporters", headers={"Authorization": f"Bearer {new_key.group(1)}"})
         assert [s["id"] for s in fresh.json()["items"]] == [s["id"] for s in supporters]
+        assert re.search(rf"extension \S+ for {base} found: ", banner), "the second start rebuilt the packages"
+        assert httpx.get(f"{base}/extension/supportgate-firefox.zip").content == download.content
     finally:
         assert stop_like_ctrl_c(again) == 0
 
 
 def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store_url: str) -> None:
-    """`serve --workers 2` with SUPPORTGATE_REDIS_URL answers from every worker and stops on Ctrl-C."""
+    """`serve --workers 2` with SUPPORTGATE_REDIS_URL answers from every worker and stops on Ctrl-C.
+
+    Its extension source points nowhere: it says so once and serves no packages.
+    """
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "2"],
-            env={**os.environ, "SUPPORTGATE_REDIS_URL": store_url, "SUPPORTGATE_DATA_DIR": str(tmp_path / "unused")},
+            env={
+                **os.environ,
+                "SUPPORTGATE_REDIS_URL": store_url,
+                "SUPPORTGATE_DATA_DIR": str(tmp_path / "unused"),
+                "SUPPORTGATE_EXTENSION_SOURCE": str(tmp_path / "no-extension-here"),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -166,6 +183,10 @@ def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store
             assert server.poll() is None, log.read_text()
         assert ready == 20, log.read_text()
         assert log.read_text().count("Started worker") == 2
+        assert log.read_text().count("the extension packages are not available from this gate") == 1
+        missing = httpx.get(f"http://127.0.0.1:{port}/extension/supportgate-chromium.zip")
+        assert (missing.status_code, missing.headers["content-type"]) == (404, "application/problem+json")
+        assert "not available from this gate" in httpx.get(f"http://127.0.0.1:{port}/extension").text
         assert not (tmp_path / "unused" / "store").exists(), "an external store must not start the embedded one"
     finally:
         os.killpg(server.pid, signal.SIGINT)

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from supportgate.cli import cli
+from supportgate.errors import SupportgateError
 from supportgate.extension_build import BROWSERS, build, build_test_variant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,8 @@ WEB_EXT = ROOT / "node_modules" / ".bin" / "web-ext"
 PERMISSIONS = {"storage", "alarms", "declarativeNetRequest", "activeTab", "scripting"}
 # The only files that may name the browser's extension namespaces (see lib/api.js).
 NAMESPACE_FILES = {"lib/api.js", "content/handshake.js"}
+FIREFOX_POLICY = "script-src 'self'; object-src 'self'"
+"""The Firefox build's extension-page policy: no remote code, no eval, and no upgrade of http:// requests."""
 
 
 def manifest(browser: str) -> dict[str, Any]:
@@ -56,16 +59,21 @@ def test_manifest_is_minimal_manifest_v3(browser: str) -> None:
     assert found["optional_host_permissions"] == ["*://*/*"]
     for absent in ("host_permissions", "content_scripts", "web_accessible_resources", "externally_connectable"):
         assert absent not in found, f"{absent} in manifest.{browser}.json"
-    assert "content_security_policy" not in found, "the default MV3 policy (no remote code, no eval) applies"
+    if browser == "firefox":
+        # Chromium's default MV3 policy, said out loud: Firefox's default adds upgrade-insecure-requests,
+        # which turns every call to an http:// gate (the demo, a gate on a LAN) into a failing https:// one.
+        assert found["content_security_policy"] == {"extension_pages": FIREFOX_POLICY}
+    else:
+        assert "content_security_policy" not in found, "the default MV3 policy (no remote code, no eval) applies"
 
 
 def test_manifests_differ_only_where_the_browsers_do() -> None:
-    """The two manifests share every key but the background, Firefox's settings and Chromium's minimum version."""
+    """The manifests share every key but the background, Firefox's settings and policy, Chromium's minimum version."""
     chromium, firefox = manifest("chromium"), manifest("firefox")
     assert chromium["background"] == {"service_worker": "background/main.js", "type": "module"}
     assert firefox["background"] == {"scripts": ["background/main.js"], "type": "module"}
     assert firefox["browser_specific_settings"]["gecko"]["id"]
-    own = {"background", "browser_specific_settings", "minimum_chrome_version"}
+    own = {"background", "browser_specific_settings", "minimum_chrome_version", "content_security_policy"}
     assert {k: v for k, v in chromium.items() if k not in own} == {k: v for k, v in firefox.items() if k not in own}
 
 
@@ -179,6 +187,24 @@ def test_test_variant_grants_only_the_test_hosts(tmp_path: Path) -> None:
     assert found["host_permissions"] == sorted(hosts)
     assert found["permissions"] == manifest("chromium")["permissions"]
     assert not list(tmp_path.glob("*.zip"))
+
+
+def test_firefox_test_variant_keeps_the_gecko_settings(tmp_path: Path) -> None:
+    """The Firefox test build is the Firefox manifest (id, background scripts, policy) plus the test hosts."""
+    variant = build_test_variant(EXTENSION, tmp_path, ["http://news.example/*"], browser="firefox")
+    found = json.loads((variant.directory / "manifest.json").read_text())
+    assert (variant.directory.name, variant.browser, variant.archive) == ("firefox-test", "firefox", None)
+    assert found["host_permissions"] == ["http://news.example/*"]
+    assert found["browser_specific_settings"] == manifest("firefox")["browser_specific_settings"]
+    assert found["background"] == {"scripts": ["background/main.js"], "type": "module"}
+    assert found["content_security_policy"] == {"extension_pages": FIREFOX_POLICY}
+
+
+def test_test_variant_for_an_unknown_browser_says_so(tmp_path: Path) -> None:
+    """Asking for a test build of a browser with no manifest names the ones there are."""
+    with pytest.raises(SupportgateError, match="chromium, firefox"):
+        build_test_variant(EXTENSION, tmp_path, ["http://news.example/*"], browser="safari")
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_extension_build(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from supportgate import __version__
 from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
-from supportgate.errors import SettingsError
+from supportgate.errors import SettingsError, SupportgateError
+from supportgate.extension_build import GatePackages, Preset, default_source, find_gate_packages
 from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
 from supportgate.http.contract import complete_contract
@@ -29,6 +30,7 @@ from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
 from supportgate.http.pages import HtmlPageHeaders
 from supportgate.http.problems import exception_handlers
+from supportgate.install.controllers import Downloads, document_downloads, install_router
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
 from supportgate.readers.controllers import readers_router
@@ -68,6 +70,14 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def _gate_packages(settings: Settings) -> GatePackages | None:
+    """The extension packages ``supportgate serve`` or ``demo`` built for this gate at start, if any."""
+    try:
+        return find_gate_packages(default_source(), settings.data_dir, Preset.checked(settings.public_url))
+    except SupportgateError:
+        return None  # the CLI said why, once; the install page says the packages are not available
+
+
 def create_app(
     settings: Settings, *, clock: Clock = utc_now, demo: bool = False, server_process: bool = False
 ) -> Litestar:
@@ -103,6 +113,7 @@ def create_app(
             await services.audit.start()
             await mail.start()
             document_decide(app)
+            document_downloads(app.openapi_schema)
             complete_contract(
                 app.openapi_schema,
                 max_body_bytes=settings.max_body_bytes,
@@ -130,6 +141,7 @@ def create_app(
             readers_router,
             gate_router,
             gate_assets_router,
+            install_router,
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,
@@ -138,6 +150,7 @@ def create_app(
             HtmlPageHeaders(public_url=settings.public_url, schema_path=_SCHEMA_PATH),
         ],
         lifespan=[lifespan],
+        state=State({"extension_downloads": Downloads.read(_gate_packages(settings))}),
         exception_handlers=exception_handlers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -157,6 +170,16 @@ def create_app(
                         scheme="bearer",
                         bearer_format="JWT",
                         description="A supporter's access token from /v1/auth/code/verify, /activate or /refresh.",
+                    ),
+                    "DPoPAccessToken": SecurityScheme(
+                        type="http",
+                        scheme="DPoP",
+                        bearer_format="JWT",
+                        description=(
+                            "The access token of a session bound to a key (`token_type` `DPoP`), as "
+                            "`Authorization: DPoP <access token>`, with a `DPoP` proof header carrying its `ath` "
+                            "(RFC 9449; docs/readers-api.md)."
+                        ),
                     ),
                 }
             ),

@@ -20,7 +20,15 @@ from redis.retry import Retry
 
 from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
-from supportgate.extension_build import build, build_test_variant
+from supportgate.extension_build import (
+    Preset,
+    build,
+    build_test_variant,
+    default_source,
+    extension_name,
+    gate_base_url,
+    gate_packages,
+)
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
@@ -84,6 +92,27 @@ def _with_services(settings: Settings, url: str, work: Callable[[Services], Awai
     return asyncio.run(run())
 
 
+def _prepare_extension(settings: Settings) -> None:
+    """Build (or find) the extension packages for this gate before the workers start; log one line."""
+    source = default_source()
+    try:
+        packages, built = gate_packages(source, settings.ensure_data_dir(), Preset.checked(settings.public_url))
+    except SupportgateError as exc:
+        _log.warning(
+            "the extension packages are not available from this gate (%s); set SUPPORTGATE_EXTENSION_SOURCE "
+            "to the extension/ folder to offer them",
+            exc,
+        )
+        return
+    _log.info(
+        "extension %s for %s %s: %s",
+        packages.version,
+        settings.public_url,
+        "built" if built else "found",
+        next(iter(packages.archives.values())).parent,
+    )
+
+
 def _serve(
     url: str, *, host: str, port: int, workers: int, log_access: bool, target: str = "supportgate.app:app_from_env"
 ) -> None:
@@ -120,6 +149,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     with running_store(settings) as url:
         # Made and checked here, once: a wrong master key is one line, not a failure per worker.
         _with_services(settings, url, prepare)
+        _prepare_extension(settings)
         _serve(url, host=host, port=port, workers=workers, log_access=access_log)
 
 
@@ -142,6 +172,7 @@ def demo(host: str, port: int) -> None:
 
     with running_store(settings) as url:
         key = _with_services(settings, url, prepare)
+        _prepare_extension(settings)
         click.echo(
             "\n".join(
                 [
@@ -149,6 +180,7 @@ def demo(host: str, port: int) -> None:
                     "supportgate demo is running:",
                     f"  service        {base}/",
                     f"  demo site      {base}/demo/",
+                    f"  extension      {base}/extension",
                     f"  API docs       {base}/schema",
                     f"  health         {base}/readyz",
                     f"  admin API key  {key}",
@@ -291,14 +323,42 @@ def extension() -> None:
     metavar="PATTERN",
     help="Also build chromium-test/ with this host permission granted at install (automation only).",
 )
-def extension_build(source: Path, out: Path, test_hosts: tuple[str, ...]) -> None:
+@click.option(
+    "--gate",
+    metavar="URL",
+    help="Build for this gate: each folder gets a preset.json naming it (the gate's base URL, http or https).",
+)
+@click.option(
+    "--name",
+    metavar="NAME",
+    help="A branded build: the name the extension shows, and a Firefox id of its own (needs --gate).",
+)
+def extension_build(source: Path, out: Path, test_hosts: tuple[str, ...], gate: str | None, name: str | None) -> None:
     """Build the extension for Chromium and Firefox: loadable folders and zip files."""
+    preset = _preset(gate, name)
     out.mkdir(parents=True, exist_ok=True)
-    for built in build(source, out):
+    for built in build(source, out, preset):
         click.echo(f"{built.browser:<9} {built.version}  {built.directory}/  {built.archive}")
     if test_hosts:
-        test = build_test_variant(source, out, list(test_hosts))
+        test = build_test_variant(source, out, list(test_hosts), preset)
         click.echo(f"test      {test.version}  {test.directory}/  (not for release)")
+    if preset is not None:
+        click.echo(f"preset    gate {preset.gate}" + (f", name {preset.name!r}" if preset.name else ""))
+
+
+def _preset(gate: str | None, name: str | None) -> Preset | None:
+    if gate is None:
+        if name is not None:
+            raise click.BadParameter("a branded build names its gate: give --gate too", param_hint="--name")
+        return None
+    try:
+        base = gate_base_url(gate)
+    except SupportgateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gate") from None
+    try:
+        return Preset(base, None if name is None else extension_name(name))
+    except SupportgateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
 
 
 def main() -> None:

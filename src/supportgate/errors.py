@@ -16,6 +16,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "HeadersTooLarge",
+    "InvalidDpopProof",
     "InvalidToken",
     "MailQueueFull",
     "NotFound",
@@ -126,6 +127,16 @@ class Unauthorized(Problem):
     status = 401
     slug = "unauthorized"
     default_headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="supportgate"'}
+
+
+class InvalidDpopProof(Unauthorized):
+    """A DPoP proof (RFC 9449) is missing, malformed, replayed, or does not fit the request or the session (401)."""
+
+    slug = "invalid-dpop-proof"
+    default_headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'DPoP algs="ES256", error="invalid_dpop_proof"'}
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, title="Invalid DPoP proof")
 
 
 class Forbidden(Problem):

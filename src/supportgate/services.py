@@ -24,6 +24,7 @@ from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
 from supportgate.mail_queue import MailQueue
 from supportgate.readers.codes import ActivationCodes, SignInCodes
+from supportgate.readers.dpop import DpopProofs
 from supportgate.readers.passes import PassService
 from supportgate.readers.revocation import Revocation
 from supportgate.readers.sessions import SessionService
@@ -56,6 +57,7 @@ class Services:
     key_rotation: KeyRotation
     tokens: Tokens
     sessions: SessionService
+    dpop: DpopProofs
     passes: PassService
     codes: SignInCodes
     activation: ActivationCodes
@@ -105,6 +107,7 @@ class Services:
             key_rotation=KeyRotation(store, signing_keys, tiers, audit, clock),
             tokens=tokens,
             sessions=sessions,
+            dpop=DpopProofs(clock, public_url=settings.public_url),
             passes=passes,
             codes=codes,
             activation=activation,

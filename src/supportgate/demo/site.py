@@ -96,9 +96,11 @@ async def home() -> str:
 
 
 @get("/support", include_in_schema=False, media_type=MediaType.HTML)
-async def support() -> str:
-    """Where the wall's "Become a supporter" leads on the demo site."""
-    return _render("support.html", gate_url=None)
+async def support(request: Request[Any, Any, Any]) -> str:
+    """Where the wall's "Become a supporter" leads on the demo site; it links the gate's install page."""
+    return _render(
+        "support.html", gate_url=None, install_url=f"{_settings(request).public_url}/extension?site={DEMO_SITE}"
+    )
 
 
 @get("/client/{slug:str}", include_in_schema=False, media_type=MediaType.HTML)

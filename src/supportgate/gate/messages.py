@@ -44,6 +44,8 @@ class Texts:
     """Status when the extension opened its sign-in."""
     no_extension: str
     """Status when no extension answered the sign-in request."""
+    install: str
+    """Link to the gate's install page, shown when no extension answered."""
     error: str
     """Status when the gate could not be reached."""
 

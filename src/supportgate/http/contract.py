@@ -19,6 +19,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Reference,
     Schema,
 )
@@ -26,15 +27,16 @@ from litestar.openapi.spec import (
 from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from supportgate.http.problems import PROBLEM_JSON
 
-__all__ = ["PROBLEMS", "complete_contract"]
+__all__ = ["DPOP_OPERATIONS", "PROBLEMS", "complete_contract"]
 
 PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/decide"): (403,),
     ("POST", "/v1/sites/{site}/reports"): (401, 403, 429),
     ("POST", "/v1/auth/code/request"): (429,),
-    ("POST", "/v1/auth/code/verify"): (409, 429),
-    ("POST", "/v1/auth/activate"): (409, 429),
+    ("POST", "/v1/auth/code/verify"): (401, 409, 429),
+    ("POST", "/v1/auth/activate"): (401, 409, 429),
     ("POST", "/v1/auth/refresh"): (401, 409),
+    ("POST", "/v1/auth/logout"): (401,),
     ("POST", "/v1/passes"): (403,),
     ("POST", "/v1/admin/tiers"): (409,),
     ("DELETE", "/v1/admin/tiers/{tier_id}"): (409,),
@@ -43,15 +45,51 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/admin/sites"): (409,),
     ("POST", "/v1/admin/keys/rotate"): (409,),
     ("GET", "/v1/admin/stats"): (404,),
+    ("GET", "/extension/supportgate-chromium.zip"): (404,),
+    ("GET", "/extension/supportgate-firefox.zip"): (404,),
 }
 """The problems an operation answers because of what it does, by method and path; the rest follow rules."""
 
-_STORELESS: Final = frozenset({("GET", "/"), ("GET", "/healthz")})
+DPOP_OPERATIONS: Final = frozenset(
+    {
+        ("POST", "/v1/auth/code/verify"),
+        ("POST", "/v1/auth/activate"),
+        ("POST", "/v1/auth/refresh"),
+        ("POST", "/v1/auth/logout"),
+        ("GET", "/v1/me"),
+        ("DELETE", "/v1/me/sessions/{session_id}"),
+        ("POST", "/v1/passes"),
+    }
+)
+"""The operations that read a ``DPoP`` proof header (RFC 9449): sign-in binds, the rest need it when bound."""
+
+_DPOP_HEADER: Final = Parameter(
+    name="DPoP",
+    param_in="header",
+    required=False,
+    description=(
+        "A DPoP proof (RFC 9449): a compact JWS, `typ` `dpop+jwt`, `alg` `ES256`, the public P-256 key as `jwk`; "
+        "claims `jti`, `htm`, `htu` (the service's public URL and this path), `iat`, and `ath` when an access "
+        "token goes with it. At sign-in it binds the new session to the key; a bound session needs one on every "
+        "refresh, logout and access-token use. One header at most; a bad one is refused with 401 "
+        "`invalid-dpop-proof`."
+    ),
+    schema=Schema(type=OpenAPIType.STRING),
+)
+
+_STORELESS: Final = frozenset(
+    {
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/extension/supportgate-chromium.zip"),
+        ("GET", "/extension/supportgate-firefox.zip"),
+    }
+)
 """Operations that answer from memory and so never 503."""
 
 _WHY: Final[dict[int, str]] = {
     400: "The request breaks a rule: a parameter or a body field is missing, malformed or out of range.",
-    401: "No credentials, or wrong ones.",
+    401: "No credentials, or wrong ones; `invalid-dpop-proof` when a DPoP proof is missing, bad or replayed.",
     403: "The credentials or the `Origin` do not allow this.",
     404: "The thing the path names does not exist.",
     409: "The change clashes with what is stored.",
@@ -64,6 +102,10 @@ _WHY: Final[dict[int, str]] = {
 }
 
 _PROBLEM_REF: Final = Reference(ref="#/components/schemas/Problem")
+_WWW_AUTHENTICATE: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    description='The scheme to use: `Bearer realm="supportgate"`, or `DPoP algs="ES256", error="invalid_dpop_proof"`.',
+)
 _RETRY_AFTER: Final = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1), description="Seconds to wait before trying again."
 )
@@ -120,6 +162,8 @@ def complete_contract(
             if operation is not None:
                 key = (method.upper(), path)
                 limit = (body_limits or {}).get(key, max_body_bytes)
+                if key in DPOP_OPERATIONS:
+                    operation.parameters = [*(operation.parameters or []), _DPOP_HEADER]
                 _add_problems(operation, _statuses(*key, operation), body_limit=limit)
     openapi.components.schemas = {**openapi.components.schemas, **_strict_schemas()}
 
@@ -146,7 +190,11 @@ def _add_problems(operation: Operation, statuses: set[int], *, body_limit: int) 
         if status == 413:
             why = f"The body is larger than {body_limit} bytes."
         headers: dict[str, OpenAPIHeader | Reference] | None = (
-            {"Retry-After": _RETRY_AFTER} if status in {429, 503} else None
+            {"Retry-After": _RETRY_AFTER}
+            if status in {429, 503}
+            else {"WWW-Authenticate": _WWW_AUTHENTICATE}
+            if status == 401
+            else None
         )
         responses[str(status)] = OpenAPIResponse(
             description=why, content={PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)}, headers=headers

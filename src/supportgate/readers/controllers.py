@@ -9,10 +9,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, PathParameter
 
 from supportgate.errors import Unauthorized
-from supportgate.http.auth import bearer_token
+from supportgate.http.auth import access_token, dpop_proof
 from supportgate.http.body import Body
 from supportgate.http.client import client_ip
 from supportgate.readers.codes import SignInCodes
+from supportgate.readers.dpop import DpopProofs
 from supportgate.readers.passes import PassService
 from supportgate.readers.schemas import (
     ActivateIn,
@@ -29,6 +30,7 @@ from supportgate.readers.schemas import (
 )
 from supportgate.readers.sessions import Caller, SessionService
 from supportgate.readers.signin import SignInService
+from supportgate.tokens.dpop import DpopProof
 from supportgate.tokens.lifetimes import JWKS_MAX_AGE
 from supportgate.tokens.signing_keys import SigningKeys
 
@@ -40,12 +42,28 @@ SessionPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", des
 _JWKS_CACHE_CONTROL = f"public, max-age={int(JWKS_MAX_AGE.total_seconds())}"
 
 
-async def provide_caller(request: Request[Any, Any, Any], sessions: NamedDependency[SessionService]) -> Caller:
-    """The signed-in supporter making the request, from ``Authorization: Bearer <access token>``."""
-    token = bearer_token(request)
-    if token is None:
-        raise Unauthorized("Sign in first: send 'Authorization: Bearer <access token>'.")
-    return await sessions.authenticate(token)
+ACCESS_TOKEN_SECURITY: list[dict[str, list[str]]] = [{"AccessToken": []}, {"DPoPAccessToken": []}]
+"""An access token goes as ``Authorization: Bearer``, or as ``Authorization: DPoP`` with a proof when bound."""
+
+
+async def provide_caller(
+    request: Request[Any, Any, Any], sessions: NamedDependency[SessionService], dpop: NamedDependency[DpopProofs]
+) -> Caller:
+    """The signed-in supporter making the request, from ``Authorization: Bearer|DPoP <access token>``."""
+    credentials = access_token(request)
+    if credentials is None:
+        raise Unauthorized(
+            "Sign in first: send 'Authorization: Bearer <access token>', "
+            "or 'Authorization: DPoP <access token>' and a DPoP proof for a session bound to a key."
+        )
+    scheme, token = credentials
+    proof = dpop.check(dpop_proof(request), method=request.method, path=request.url.path, access_token=token)
+    return await sessions.authenticate(token, dpop=scheme == "DPoP", proof=proof)
+
+
+async def provide_proof(request: Request[Any, Any, Any], dpop: NamedDependency[DpopProofs]) -> DpopProof | None:
+    """The request's verified DPoP proof (one that goes with no access token), or None if it sent none."""
+    return dpop.check(dpop_proof(request), method=request.method, path=request.url.path)
 
 
 class AuthController(Controller):
@@ -53,6 +71,7 @@ class AuthController(Controller):
 
     path = "/v1/auth"
     tags = ("auth",)
+    dependencies = {"proof": Provide(provide_proof)}  # noqa: RUF012 - Litestar's controller attribute
 
     @post("/code/request", dto=Body[CodeRequestIn], return_dto=None, status_code=202, summary="Email a sign-in code")
     async def request_code(
@@ -63,7 +82,11 @@ class AuthController(Controller):
 
     @post("/code/verify", dto=Body[CodeVerifyIn], return_dto=None, status_code=200, summary="Sign in with the code")
     async def verify_code(
-        self, data: JSONBody[CodeVerifyIn], signin: NamedDependency[SignInService], request: Request[Any, Any, Any]
+        self,
+        data: JSONBody[CodeVerifyIn],
+        signin: NamedDependency[SignInService],
+        request: Request[Any, Any, Any],
+        proof: NamedDependency[DpopProof | None],
     ) -> SignIn:
         return await signin.sign_in_with_code(
             data.email,
@@ -71,16 +94,25 @@ class AuthController(Controller):
             device=data.device,
             end_sessions=data.end_sessions,
             client_ip=client_ip(request.scope),
+            proof=proof,
         )
 
     @post(
         "/activate", dto=Body[ActivateIn], return_dto=None, status_code=200, summary="Sign in with an activation code"
     )
     async def activate(
-        self, data: JSONBody[ActivateIn], signin: NamedDependency[SignInService], request: Request[Any, Any, Any]
+        self,
+        data: JSONBody[ActivateIn],
+        signin: NamedDependency[SignInService],
+        request: Request[Any, Any, Any],
+        proof: NamedDependency[DpopProof | None],
     ) -> SignIn:
         return await signin.activate(
-            data.code, device=data.device, end_sessions=data.end_sessions, client_ip=client_ip(request.scope)
+            data.code,
+            device=data.device,
+            end_sessions=data.end_sessions,
+            client_ip=client_ip(request.scope),
+            proof=proof,
         )
 
     @post(
@@ -90,12 +122,22 @@ class AuthController(Controller):
         status_code=200,
         summary="Trade a refresh token for a new pair",
     )
-    async def refresh(self, data: JSONBody[RefreshIn], sessions: NamedDependency[SessionService]) -> TokenPair:
-        return await sessions.refresh(data.refresh_token, request_id=data.request_id)
+    async def refresh(
+        self,
+        data: JSONBody[RefreshIn],
+        sessions: NamedDependency[SessionService],
+        proof: NamedDependency[DpopProof | None],
+    ) -> TokenPair:
+        return await sessions.refresh(data.refresh_token, request_id=data.request_id, proof=proof)
 
     @post("/logout", dto=Body[LogoutIn], return_dto=None, status_code=204, summary="End the session")
-    async def logout(self, data: JSONBody[LogoutIn], sessions: NamedDependency[SessionService]) -> None:
-        await sessions.logout(data.refresh_token)
+    async def logout(
+        self,
+        data: JSONBody[LogoutIn],
+        sessions: NamedDependency[SessionService],
+        proof: NamedDependency[DpopProof | None],
+    ) -> None:
+        await sessions.logout(data.refresh_token, proof=proof)
 
 
 class MeController(Controller):
@@ -104,7 +146,7 @@ class MeController(Controller):
     path = "/v1/me"
     tags = ("me",)
     dependencies = {"caller": Provide(provide_caller)}  # noqa: RUF012 - Litestar's controller attribute
-    security = [{"AccessToken": []}]  # noqa: RUF012 - Litestar's controller attribute
+    security = ACCESS_TOKEN_SECURITY
 
     @get("/", summary="Who I am: tier, entitlements, sessions")
     async def me(self, caller: NamedDependency[Caller], signin: NamedDependency[SignInService]) -> Me:
@@ -125,7 +167,7 @@ class MeController(Controller):
     tags=["passes"],
     summary="A pass for one site",
     dependencies={"caller": Provide(provide_caller)},
-    security=[{"AccessToken": []}],
+    security=ACCESS_TOKEN_SECURITY,
 )
 async def issue_pass(
     data: JSONBody[PassIn], caller: NamedDependency[Caller], passes: NamedDependency[PassService]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -37,6 +37,15 @@ EndSessions = Annotated[
     msgspec.Meta(max_length=100, description="Sessions of yours to end as you sign in here (over the device limit)."),
 ]
 RefreshToken = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
+TokenType = Annotated[
+    Literal["Bearer", "DPoP"],
+    msgspec.Meta(
+        description=(
+            "How to present the access token: `Bearer`, or `DPoP` for a session bound to a key "
+            "(`Authorization: DPoP <access token>` with a DPoP proof)."
+        )
+    ),
+]
 
 
 class CodeRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -110,7 +119,7 @@ class SignIn(msgspec.Struct, kw_only=True):
     """A new session's tokens."""
 
     access_token: str
-    token_type: str
+    token_type: TokenType
     expires_in: int
     refresh_token: str
     supporter: SupporterSummary
@@ -144,9 +153,9 @@ class TokenPair(msgspec.Struct, kw_only=True):
     """What a sign-in or a refresh answers: an access token and the next refresh token."""
 
     access_token: str
-    """Bearer token for the gate's reader API (``typ`` ``sg-access+jwt``, ``aud`` the issuer)."""
-    token_type: str = "Bearer"  # noqa: S105 - an auth scheme, not a password
-    """How to present ``access_token``: in an ``Authorization: Bearer`` header."""
+    """Access token for the gate's reader API (``typ`` ``sg-access+jwt``, ``aud`` the issuer)."""
+    token_type: TokenType = "Bearer"  # noqa: S105 - an auth scheme, not a password
+    """How to present ``access_token``: ``Authorization: Bearer``, or ``DPoP`` with a proof for a bound session."""
     expires_in: int
     """Seconds the access token lives."""
     refresh_token: str

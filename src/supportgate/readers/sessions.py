@@ -18,14 +18,15 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.supporters import SupporterService
 from supportgate.clock import Clock
-from supportgate.errors import BadRequest, InvalidToken, NotFound, Unauthorized
+from supportgate.errors import BadRequest, InvalidDpopProof, InvalidToken, NotFound, Unauthorized
+from supportgate.readers.dpop import remember, require_key, spend, watch_unspent
 from supportgate.readers.problems import (
     DeviceLimit,
     invalid_refresh_token,
@@ -37,6 +38,7 @@ from supportgate.readers.refresh_tokens import SESSION_ID, SUPPORTER_ID, Refresh
 from supportgate.readers.schemas import SessionInfo, TokenPair
 from supportgate.store import Store, begin, names, texts
 from supportgate.tokens.claims import access_claims
+from supportgate.tokens.dpop import DpopProof
 from supportgate.tokens.jose import ACCESS_TYPE
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.lifetimes import ACCESS_LIFETIME, REFRESH_RACE_WINDOW, SESSION_IDLE_LIFETIME
@@ -81,6 +83,8 @@ class _Session(msgspec.Struct, kw_only=True):
     """SHA-256 (hex) of the secret of the one refresh token that works."""
     previous: Rotation | None = None
     """The token the last refresh replaced."""
+    jkt: str | None = None
+    """The thumbprint of the DPoP key the session is bound to (RFC 9449), or None for a bearer session."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -130,17 +134,25 @@ class SessionService:
         self._gc_ms = int((idle_ttl + _GC_GRACE).total_seconds() * 1000)
 
     async def start(
-        self, *, supporter_id: str, max_devices: int, device: str, end_sessions: Sequence[str] = ()
+        self,
+        *,
+        supporter_id: str,
+        max_devices: int,
+        device: str,
+        end_sessions: Sequence[str] = (),
+        proof: DpopProof | None = None,
     ) -> TokenPair:
         """Sign a supporter in on a device: a new session and its first pair of tokens.
 
         The caller has made sure who the supporter is and read ``max_devices`` from their tier.
-        Sessions named in ``end_sessions`` end in the same step, so they make room.
+        Sessions named in ``end_sessions`` end in the same step, so they make room. With a
+        verified DPoP ``proof`` the session is bound to its key and its tokens are DPoP tokens.
 
         Raises:
             DeviceLimit: if the supporter has ``max_devices`` live sessions besides those named.
             BadRequest: if ``end_sessions`` names a session the supporter does not have, or the
                 device label is empty or too long.
+            InvalidDpopProof: if ``proof`` was used before.
         """
         if not SUPPORTER_ID.fullmatch(supporter_id):
             raise ValueError("a supporter id is 1 to 64 lowercase letters, digits or '-'")
@@ -148,7 +160,10 @@ class SessionService:
             raise BadRequest(f"device: give a label of 1 to {MAX_DEVICE_LABEL} characters.")
         now = self._clock()
         token = RefreshToken.new(supporter_id, secrets.token_hex(8))
-        session = _Session(id=token.session_id, device=device, created_at=now, last_used_at=now, current=token.hash)
+        jkt = None if proof is None else proof.jkt
+        session = _Session(
+            id=token.session_id, device=device, created_at=now, last_used_at=now, current=token.hash, jkt=jkt
+        )
         index = names.sessions(supporter_id)
         ending = set(end_sessions)
 
@@ -162,7 +177,10 @@ class SessionService:
             if len(live) - len(ended) >= max_devices:
                 raise DeviceLimit(sessions=[_info(s) for s in live], max_devices=max_devices)
             gone = [sid for sid, s in stored.items() if sid in ending or s is None or not self._live(s, now)]
+            if proof is not None:
+                await watch_unspent(pipe, supporter_id, proof)
             begin(pipe)
+            spend(pipe, supporter_id, proof)
             self._delete(pipe, supporter_id, gone)
             pipe.set(names.session(supporter_id, session.id), _encode(session), px=self._gc_ms)
             pipe.sadd(index, session.id)
@@ -171,16 +189,23 @@ class SessionService:
 
         ended = await self._store.atomically(change, index)
         await self._ended(supporter_id, ended)
-        return await self._pair(token)
+        return await self._pair(token, jkt)
 
-    async def refresh(self, refresh_token: str, *, request_id: str | None = None) -> TokenPair:
+    async def refresh(
+        self, refresh_token: str, *, request_id: str | None = None, proof: DpopProof | None = None
+    ) -> TokenPair:
         """Trade a refresh token for a new pair; the token presented stops working.
 
         A client that did not get the answer may send the same token with the same
         ``request_id`` again and gets the same new refresh token, as long as that one is unused
         and ``race_window`` has not passed since the first answer; later it is reuse.
 
+        A session bound to a DPoP key needs a verified ``proof`` by that key; without it nothing
+        changes (the token is not used up, and it is not reuse). The new tokens keep the binding.
+
         Raises:
+            InvalidDpopProof: if the session is bound and ``proof`` is missing, another key's, or
+                was used before.
             Unauthorized: ``invalid-refresh-token`` if the token is unknown, malformed or its session
                 has ended; ``refresh-reused`` if it had been replaced more than ``race_window`` ago
                 (the session is now ended); ``support-ended`` if the supporter is no longer active
@@ -198,7 +223,7 @@ class SessionService:
         now = self._clock()
         record = names.session(supporter_id, session_id)
 
-        async def change(pipe: Pipeline) -> RefreshToken | Unauthorized:
+        async def change(pipe: Pipeline) -> tuple[RefreshToken, str | None] | Unauthorized:
             session = await self._live_session(pipe, record, now)
             which = (
                 None
@@ -207,19 +232,26 @@ class SessionService:
             )
             if session is None or which is None:
                 raise invalid_refresh_token()
+            # Before anything else: a copied token without the session's key must change nothing.
+            await _check_proof(pipe, session, supporter_id, proof)
             if supported and which == "current":
-                return self._rotate(pipe, session, presented, request_id, now)
+                successor = self._rotate(pipe, session, presented, request_id, now)
+                spend(pipe, supporter_id, proof)
+                return successor, session.jkt
             if supported and which == "previous":
                 again = self._retried(session, presented, request_id, now)
                 if again is not None:
-                    return again
+                    begin(pipe)
+                    spend(pipe, supporter_id, proof)
+                    return again, session.jkt
             begin(pipe)
             self._delete(pipe, supporter_id, [session_id])
+            spend(pipe, supporter_id, proof)
             return refresh_reused() if supported else support_ended()
 
         result = await self._store.atomically(change, record)
-        if isinstance(result, RefreshToken):
-            return await self._pair(result)
+        if isinstance(result, tuple):
+            return await self._pair(*result)
         if result.slug == "refresh-reused":
             _log.warning(
                 "a replaced refresh token was presented again: session %s of %s ended", session_id, supporter_id
@@ -227,11 +259,15 @@ class SessionService:
         await self._ended(supporter_id, [session_id])
         raise result
 
-    async def logout(self, refresh_token: str) -> None:
+    async def logout(self, refresh_token: str, *, proof: DpopProof | None = None) -> None:
         """End the session of a refresh token, be it the current one or one the session replaced.
 
         A logout that races a refresh still ends the session. An unknown or malformed token is
         not an error: there is nothing left to end.
+
+        Raises:
+            InvalidDpopProof: if the session is bound to a DPoP key and ``proof`` is missing,
+                another key's, or was used before; the session lives on.
         """
         presented = RefreshToken.parse(refresh_token)
         if presented is None:
@@ -247,19 +283,26 @@ class SessionService:
                 or await match_token(pipe, presented, current=session.current, previous=session.previous) is None
             ):
                 return False
+            await _check_proof(pipe, session, supporter_id, proof)
             begin(pipe)
             self._delete(pipe, supporter_id, [session_id])
+            spend(pipe, supporter_id, proof)
             return True
 
         if await self._store.atomically(change, record):
             await self._ended(supporter_id, [session_id])
 
-    async def authenticate(self, access_token: str) -> Caller:
+    async def authenticate(self, access_token: str, *, dpop: bool = False, proof: DpopProof | None = None) -> Caller:
         """Who a valid access token of a live session speaks for.
+
+        ``dpop`` says the token came as ``Authorization: DPoP`` rather than ``Bearer``; ``proof``
+        is the request's verified DPoP proof (its ``ath`` checked against this token). A token bound
+        to a key (``cnf.jkt``) must come as DPoP with a proof by that key; an unbound one as Bearer.
 
         Raises:
             Unauthorized: ``invalid-access-token`` if the token fails verification (refresh it),
                 ``session-ended`` if its session has ended (sign in again).
+            InvalidDpopProof: if the presentation breaks the binding rules, or the proof was used before.
         """
         try:
             claims = await self._tokens.verify(
@@ -278,9 +321,27 @@ class SessionService:
             raise Unauthorized(
                 "The access token names no session.", title="Invalid access token", slug="invalid-access-token"
             )
+        jkt = _bound_key(claims)
+        if jkt is not None and not dpop:
+            raise InvalidDpopProof(
+                "This access token is bound to a key (DPoP): send it as 'Authorization: DPoP <access token>' "
+                "with a DPoP proof."
+            )
+        if jkt is None and dpop:
+            raise InvalidDpopProof("This access token is not bound to a key: send it as 'Authorization: Bearer'.")
+        require_key(jkt, proof)
         raw = await self._store.redis.get(names.session(supporter_id, session_id))
-        if raw is None or not self._live(_decode(raw), self._clock()):
+        session = None if raw is None else _decode(raw)
+        if session is None or not self._live(session, self._clock()):
             raise Unauthorized("This session has ended: sign in again.", title="Session ended", slug="session-ended")
+        if session.jkt != jkt:
+            raise Unauthorized(
+                "The access token's key binding is not its session's.",
+                title="Invalid access token",
+                slug="invalid-access-token",
+            )
+        if proof is not None:
+            await remember(self._store.redis, supporter_id, proof)
         return Caller(supporter_id, session_id)
 
     async def end(self, supporter_id: str, session_id: str) -> None:
@@ -408,16 +469,38 @@ class SessionService:
         if session_ids and self._on_ended is not None:
             await self._on_ended(supporter_id, [*session_ids])
 
-    async def _pair(self, token: RefreshToken) -> TokenPair:
+    async def _pair(self, token: RefreshToken, jkt: str | None) -> TokenPair:
         claims = access_claims(
             supporter_id=token.supporter_id,
             session_id=token.session_id,
             issuer=self._issuer,
             now=self._clock(),
             lifetime=self._access_ttl,
+            jkt=jkt,
         )
         return TokenPair(
             access_token=await self._tokens.sign(claims, ACCESS_TYPE),
+            token_type="Bearer" if jkt is None else "DPoP",
             expires_in=int(self._access_ttl.total_seconds()),
             refresh_token=token.text,
         )
+
+
+def _bound_key(claims: dict[str, Any]) -> str | None:
+    """The thumbprint in a verified access token's ``cnf.jkt``, or None for a bearer token."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str):
+        raise Unauthorized(
+            "The access token's cnf names no key.", title="Invalid access token", slug="invalid-access-token"
+        )
+    return jkt
+
+
+async def _check_proof(pipe: Pipeline, session: _Session, supporter_id: str, proof: DpopProof | None) -> None:
+    """In a transaction's reads: the session's binding rule, and that ``proof`` is unspent (then watched)."""
+    require_key(session.jkt, proof)
+    if proof is not None:
+        await watch_unspent(pipe, supporter_id, proof)

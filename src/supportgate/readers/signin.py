@@ -9,6 +9,7 @@ from supportgate.catalog.tiers import TierService
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.schemas import Me, MeSession, SignIn, SupporterSummary
 from supportgate.readers.sessions import Caller, SessionService
+from supportgate.tokens.dpop import DpopProof
 
 __all__ = ["SignInService"]
 
@@ -31,20 +32,35 @@ class SignInService:
         self._tiers = tiers
 
     async def sign_in_with_code(
-        self, email: str, code: str, *, device: str, end_sessions: Sequence[str], client_ip: str
+        self,
+        email: str,
+        code: str,
+        *,
+        device: str,
+        end_sessions: Sequence[str],
+        client_ip: str,
+        proof: DpopProof | None = None,
     ) -> SignIn:
-        """Start a session with an emailed code."""
+        """Start a session with an emailed code; with a verified DPoP ``proof``, bound to its key."""
 
         async def start(supporter_id: str) -> SignIn:
-            return await self._start(supporter_id, device=device, end_sessions=end_sessions)
+            return await self._start(supporter_id, device=device, end_sessions=end_sessions, proof=proof)
 
         return await self._codes.redeem(email, code, client_ip=client_ip, then=start)
 
-    async def activate(self, code: str, *, device: str, end_sessions: Sequence[str], client_ip: str) -> SignIn:
-        """Start a session with an activation code."""
+    async def activate(
+        self,
+        code: str,
+        *,
+        device: str,
+        end_sessions: Sequence[str],
+        client_ip: str,
+        proof: DpopProof | None = None,
+    ) -> SignIn:
+        """Start a session with an activation code; with a verified DPoP ``proof``, bound to its key."""
 
         async def start(supporter_id: str) -> SignIn:
-            return await self._start(supporter_id, device=device, end_sessions=end_sessions)
+            return await self._start(supporter_id, device=device, end_sessions=end_sessions, proof=proof)
 
         return await self._activation.redeem(code, client_ip=client_ip, then=start)
 
@@ -73,11 +89,17 @@ class SignInService:
             ],
         )
 
-    async def _start(self, supporter_id: str, *, device: str, end_sessions: Sequence[str]) -> SignIn:
+    async def _start(
+        self, supporter_id: str, *, device: str, end_sessions: Sequence[str], proof: DpopProof | None
+    ) -> SignIn:
         supporter = await self._supporters.get(supporter_id)
         tier = await self._tiers.get(supporter.tier)
         pair = await self._sessions.start(
-            supporter_id=supporter.id, max_devices=tier.max_devices, device=device, end_sessions=end_sessions
+            supporter_id=supporter.id,
+            max_devices=tier.max_devices,
+            device=device,
+            end_sessions=end_sessions,
+            proof=proof,
         )
         return SignIn(
             access_token=pair.access_token,

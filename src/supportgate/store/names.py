@@ -2,7 +2,7 @@
 
 The catalog an admin manages (tiers, supporters, sites, keys, audit) shares the ``{dir}`` tag, so
 a change that spans it (a grant that also claims the address and joins the tier) is one atomic
-transaction on Redis Cluster as on a single server. Per-supporter state (sessions, codes) uses
+transaction on Redis Cluster as on a single server. Per-supporter state (sessions, the DPoP proofs they used) uses
 ``{sup:<id>}``, per-site traffic ``{site:<id>}``, and the token key material ``{keys}``. Keys that
 stand alone (a pending code, a rate counter) carry a tag of their own, so they spread across a
 cluster. The mail queue and its retries share ``{mail}``, so a mail moves between them atomically.
@@ -22,6 +22,7 @@ __all__ = [
     "audit_index",
     "audit_target",
     "code_secret",
+    "dpop_proof",
     "email",
     "mail_queue",
     "mail_retries",
@@ -179,6 +180,11 @@ def session(supporter_id: str, session_id: str) -> str:
 def session_rotated(supporter_id: str, session_id: str) -> str:
     """List of hashes of a session's older rotated refresh tokens, newest first, capped."""
     return f"sg:{{sup:{supporter_id}}}:session:{session_id}:rotated"
+
+
+def dpop_proof(supporter_id: str, proof_digest: str) -> str:
+    """A DPoP proof one of a supporter's sessions used (by SHA-256 of its key and ``jti``), kept for its lifetime."""
+    return f"sg:{{sup:{supporter_id}}}:dpop:{proof_digest}"
 
 
 def meter(site_id: str, period: str) -> str:

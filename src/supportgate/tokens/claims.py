@@ -42,13 +42,18 @@ def access_claims(
     issuer: str,
     now: datetime,
     lifetime: timedelta = ACCESS_LIFETIME,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
-    """Claims of an access token: for the gate's own API, so ``aud`` is the issuer."""
+    """Claims of an access token: for the gate's own API, so ``aud`` is the issuer.
+
+    A token of a session bound to a DPoP key carries that key's thumbprint as ``cnf.jkt`` (RFC 9449 §6.1).
+    """
     return {
         "iss": issuer,
         "aud": issuer,
         "sub": supporter_id,
         "sid": session_id,
+        **({} if jkt is None else {"cnf": {"jkt": jkt}}),
         **_times(now, lifetime),
     }
 

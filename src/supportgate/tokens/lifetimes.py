@@ -13,6 +13,9 @@ from typing import Final
 
 __all__ = [
     "ACCESS_LIFETIME",
+    "DPOP_PROOF_LIFETIME",
+    "DPOP_PROOF_MAX_AGE",
+    "DPOP_PROOF_MAX_AHEAD",
     "JWKS_MAX_AGE",
     "KEY_SET_MAX_AGE",
     "LONGEST_PASS",
@@ -35,6 +38,12 @@ SESSION_IDLE_LIFETIME: Final = timedelta(days=30)
 """A session (its refresh token) ends after this long unused."""
 REFRESH_RACE_WINDOW: Final = timedelta(seconds=10)
 """A replaced refresh token presented this soon after its replacement is a retry or lost a race (409); later, reuse."""
+DPOP_PROOF_MAX_AGE: Final = timedelta(seconds=60)
+"""A DPoP proof whose ``iat`` is further in the past than this is refused."""
+DPOP_PROOF_MAX_AHEAD: Final = timedelta(seconds=5)
+"""A DPoP proof whose ``iat`` is further in the future than this is refused: the clock skew forgiven."""
+DPOP_PROOF_LIFETIME: Final = DPOP_PROOF_MAX_AGE + DPOP_PROOF_MAX_AHEAD
+"""How long a DPoP proof's ``jti`` is remembered: as long as the proof could be accepted, so never twice."""
 JWKS_MAX_AGE: Final = timedelta(seconds=300)
 """The ``Cache-Control: max-age`` the JWKS is served with: how long a site may keep it."""
 KEY_SET_MAX_AGE: Final = timedelta(seconds=30)

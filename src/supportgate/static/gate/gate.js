@@ -320,6 +320,9 @@
     if (action === "signin") {
       askExtension("supportgate:open-signin", "supportgate:signin-opened").then(function (answer) {
         say(root, "status", answer ? "signin" : "noext");
+        // The install page's link, in the wall's markup, is for readers no extension answered.
+        var install = root.querySelector("[" + ATTRIBUTE_PREFIX + "install]");
+        if (install) install.hidden = Boolean(answer);
       });
       return;
     }
