@@ -188,7 +188,7 @@ def test_sign_in_allow_and_no_wall_in_firefox(firefox: Firefox, demo: Demo, scre
     person = new_supporter(demo)
     firefox.step("requestCode", email=person["email"])
     firefox.step("enterCode", email=person["email"], code=emailed_code(demo, person["email"]))
-    firefox.step("allow", host=HOST)
+    firefox.step("allow", site_name="The Daily Demo")
     firefox.step("screenshotPopup", path=str(screenshots / "popup-firefox.png"))
 
     after = firefox.step("article", url=CLIENT)

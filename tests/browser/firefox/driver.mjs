@@ -56,7 +56,7 @@ async function withTimeout(what, promise, ms = TIMEOUT) {
   }
 }
 
-/** A tab on an extension page (popup or options), opened once and navigated from then on. */
+/** A tab on an extension page (the popup), opened once and navigated from then on. */
 async function extensionPage(path, viewport) {
   if (!popup) {
     popup = await browser.newPage();
@@ -71,7 +71,7 @@ async function extensionPage(path, viewport) {
 /** The browser's tab id of the article tab, asked from an extension page. */
 async function articleTabId() {
   const url = await article.evaluate(() => location.href);
-  const page = await extensionPage(ui.PAGE.options, { width: 800, height: 600 });
+  const page = await extensionPage(ui.PAGE.popup, { width: 380, height: 640 });
   const tabs = await page.evaluate(async () => (await browser.tabs.query({})).map((t) => [t.id, t.url]));
   const ids = tabs.filter(([, tabUrl]) => tabUrl === url).map(([id]) => id);
   if (!ids.length) throw new Error(`no tab shows ${url}: ${JSON.stringify(tabs)}`);
@@ -187,7 +187,7 @@ const STEPS = {
   hello: ({ site, wait = 3000 }) => hello(site, wait),
   requestCode: async ({ email }) => ui.requestCode(await openPopup(), email, TIMEOUT),
   enterCode: ({ email, code }) => ui.enterCode(popup, email, code, TIMEOUT),
-  allow: async ({ host }) => ui.allowSite(await openPopup(), host, TIMEOUT),
+  allow: async ({ site_name }) => ui.allowSite(await openPopup(), site_name, TIMEOUT),
   // The popup as it is now (not reopened, so its last message shows), as tall as its content.
   screenshotPopup: async ({ path }) => {
     await popup.setViewport({ width: 380, height: 100 });
@@ -198,7 +198,7 @@ const STEPS = {
     return path;
   },
   permissions: async () => {
-    const page = await extensionPage(ui.PAGE.options, { width: 800, height: 600 });
+    const page = await extensionPage(ui.PAGE.popup, { width: 380, height: 640 });
     return page.evaluate(() => browser.permissions.getAll());
   },
 };
@@ -222,7 +222,7 @@ async function start() {
   );
   browser = launched;
   if (config.blockedProbe) await waitForBlocker(config.gate, config.blockedProbe);
-  await ui.setGate(await extensionPage(ui.PAGE.options, { width: 800, height: 600 }), config.gate, TIMEOUT);
+  // The extension is tied to no gate: the article names the demo's, and the popup signs in there.
   // Firefox runs in a process group of its own: pytest kills that group too if this script dies.
   return { version: await browser.version(), installed, pid: browser.process()?.pid ?? null };
 }

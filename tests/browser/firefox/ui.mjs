@@ -1,32 +1,28 @@
 /**
  * The scenario's UI steps: every selector and every message text the Firefox test relies on, in
- * one place. When the popup or the options page change, adapt this file; the driver and the
+ * one place. When the popup changes, adapt this file; the driver and the
  * pytest test only call these steps.
  */
 
 /** Texts the steps look for (the English locale). */
 export const TEXT = {
-  gateLabel: "Gate address",
-  save: "Save",
-  saved: (gate) => `Saved: supportgate now uses ${gate}.`,
   emailLabel: "Email",
   sendCode: "Email me a code",
   codeLabel: "Code from the email",
   signIn: "Sign in",
-  allow: (host) => `Let ${host} see that I'm a supporter`,
+  allow: (name) => `Let ${name} see that I'm a supporter`,
   shared: "Shared: no wall here",
 };
 
 /** The extension's pages, by their path in the build (the popup takes `?tab=<tab id>`). */
 export const PAGE = {
   popup: "popup/popup.html",
-  options: "options/options.html",
 };
 
 /** Selectors the steps wait on. */
 export const SELECTOR = {
   ready: "body[data-ready=true]",
-  accountEmail: "#account-email",
+  accountEmail: ".membership .account-email",
   siteStatus: "#site-status",
 };
 
@@ -109,21 +105,7 @@ export async function waitReady(page, timeout) {
   await waitFor(page, "the page to be ready", (sel) => Boolean(document.querySelector(sel)), SELECTOR.ready, timeout);
 }
 
-/** Options page: point the extension at `gate`. */
-export async function setGate(page, gate, timeout) {
-  await waitReady(page, timeout);
-  await fill(page, TEXT.gateLabel, gate, timeout);
-  await click(page, TEXT.save, timeout);
-  await waitFor(
-    page,
-    "the saved message",
-    (words) => document.body.innerText.includes(words),
-    TEXT.saved(gate),
-    timeout,
-  );
-}
-
-/** Popup, signed out: ask for a code for `email`. */
+/** Popup on the article, not signed in to its gate: ask for a code for `email`. */
 export async function requestCode(page, email, timeout) {
   await waitReady(page, timeout);
   await fill(page, TEXT.emailLabel, email, timeout);
@@ -132,17 +114,18 @@ export async function requestCode(page, email, timeout) {
   await waitFor(page, "the code field", check, TEXT.codeLabel, timeout);
 }
 
-/** Popup, code asked for: enter `code` and wait until the account shows `email`. */
+/** Popup, code asked for: enter `code` and wait until the membership shows `email` (signing in
+ * from the article's popup allows its site too). */
 export async function enterCode(page, email, code, timeout) {
   await fill(page, TEXT.codeLabel, code, timeout);
   await click(page, TEXT.signIn, timeout);
   await waitForText(page, SELECTOR.accountEmail, email, timeout);
 }
 
-/** Popup, looking at a tab on `host`: allow the site and wait until it is shared. */
-export async function allowSite(page, host, timeout) {
+/** Popup, looking at a tab on the site called `name`: allow it unless it is already, and wait until it is shared. */
+export async function allowSite(page, name, timeout) {
   await waitReady(page, timeout);
-  await click(page, TEXT.allow(host), timeout);
+  if (await hasButton(page, TEXT.allow(name))) await click(page, TEXT.allow(name), timeout);
   await waitForText(page, SELECTOR.siteStatus, TEXT.shared, timeout);
 }
 
