@@ -92,7 +92,7 @@ def test_manifest_files_and_messages_exist(browser: str) -> None:
 
 
 def test_every_message_key_used_is_defined() -> None:
-    """Each string the popup and options page look up is in _locales/en/messages.json."""
+    """Each string the popup looks up is in _locales/en/messages.json."""
     messages = json.loads((SOURCE / "_locales" / "en" / "messages.json").read_text())
     used: set[str] = set()
     for path in sources(".js", ".html"):
