@@ -76,7 +76,9 @@ describe("gate client", () => {
         ["https://g.example/base/v1/auth/logout", "proof-4", undefined],
       ],
     );
-    assert.deepEqual(proofs[2], { htm: "POST", htu: "https://g.example/base/v1/auth/refresh" });
+    assert.deepEqual(Object.keys(proofs[2]).sort(), ["htm", "htu", "now"]);
+    assert.deepEqual([proofs[2].htm, proofs[2].htu], ["POST", "https://g.example/base/v1/auth/refresh"]);
+    assert.ok(Math.abs(proofs[2].now - Date.now()) < 5_000, "dated by this clock while the gate has not said otherwise");
   });
 
   it("presents a DPoP token with a proof bound to it, and a Bearer token as before", async () => {
@@ -98,10 +100,13 @@ describe("gate client", () => {
         ["GET", "Bearer plain", undefined],
       ],
     );
-    assert.deepEqual(proofs, [
-      { htm: "GET", htu: "https://g.example/v1/me", accessToken: "bound" },
-      { htm: "POST", htu: "https://g.example/v1/passes", accessToken: "bound" },
-    ]);
+    assert.deepEqual(
+      proofs.map(({ htm, htu, accessToken }) => ({ htm, htu, accessToken })),
+      [
+        { htm: "GET", htu: "https://g.example/v1/me", accessToken: "bound" },
+        { htm: "POST", htu: "https://g.example/v1/passes", accessToken: "bound" },
+      ],
+    );
   });
 
   it("reads a refused proof as a 401 with its slug", async () => {
@@ -117,5 +122,42 @@ describe("gate client", () => {
     assert.equal(calls[0].url, "https://g.example/v1/sites/demo/about");
     assert.equal(calls[0].init.method, "GET");
     assert.equal(calls[0].init.headers.Authorization, undefined);
+  });
+
+  it("dates the proof by the gate's clock, once, when the gate refused it and its Date shows this clock is off", async () => {
+    const gateTime = Date.now() + 10 * 60_000;
+    const problem = { type: "urn:supportgate:problem:invalid-dpop-proof", status: 401, detail: "The proof's iat is too old." };
+    const answers = [
+      new Response(JSON.stringify(problem), { status: 401, headers: { Date: new Date(gateTime).toUTCString() } }),
+      new Response(JSON.stringify({ ok: 1 }), { status: 200 }),
+      new Response(JSON.stringify(problem), { status: 401, headers: { Date: new Date(gateTime).toUTCString() } }),
+    ];
+    const proofs = [];
+    const client = gateClient("https://skewed.example", async () => answers.shift(), async ({ now }) => {
+      proofs.push(now);
+      return "proof";
+    });
+    assert.deepEqual(await client.refresh({ refresh_token: "r", request_id: "id-12345678" }), { ok: 1 });
+    assert.equal(proofs.length, 2);
+    assert.ok(Math.abs(proofs[1] - gateTime) < 3_000, "the retry is dated by the gate's clock");
+    // Later proofs to this gate use its clock from the start; a refusal with no skew left is final.
+    await assert.rejects(client.logout("r"), (error) => error.status === 401 && error.slug === "invalid-dpop-proof");
+    assert.equal(proofs.length, 3);
+    assert.ok(Math.abs(proofs[2] - gateTime) < 3_000);
+  });
+
+  it("does not retry a refused proof when the clocks agree", async () => {
+    const problem = { type: "urn:supportgate:problem:invalid-dpop-proof", status: 401 };
+    let calls = 0;
+    const client = gateClient(
+      "https://in-time.example",
+      async () => {
+        calls += 1;
+        return new Response(JSON.stringify(problem), { status: 401, headers: { Date: new Date().toUTCString() } });
+      },
+      async () => "proof",
+    );
+    await assert.rejects(client.me({ accessToken: "a", tokenType: "DPoP" }), (error) => error.slug === "invalid-dpop-proof");
+    assert.equal(calls, 1);
   });
 });

@@ -31,9 +31,9 @@ import { sync } from "./delivery.js";
 import { GateError, gateClient } from "./gate-client.js";
 import * as state from "./state.js";
 
-/** A DPoP proof signed with the device's key. */
-async function prove({ htm, htu, accessToken }) {
-  return createProof({ key: await deviceKey(), htm, htu, accessToken });
+/** A DPoP proof signed with the device's key, dated `now` (the gate's clock, as far as known). */
+async function prove({ htm, htu, accessToken, now }) {
+  return createProof({ key: await deviceKey(), htm, htu, accessToken, now });
 }
 
 /** The client for `gate`, proving possession of the device key. */
