@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from supportgate.extension_build import build_test_variant
+from supportgate.extension_build import Preset, build_test_variant
 from tests.browser.conftest import (
     ARTICLE,
     CHROMIUM,
@@ -1004,3 +1004,29 @@ def test_an_install_with_one_configured_gate_becomes_a_signed_out_membership(bro
             }
         }
     }
+
+
+def test_a_branded_build_offers_its_gate_without_a_page_that_names_it(
+    playwright: Any, demo: Demo, tmp_path: Path
+) -> None:
+    """With ``preset.json``, the popup offers the sign-in to the preset gate, by its name, on no supportgate page."""
+    preset = Preset(gate=ORIGIN, name="News Example Members")
+    built = build_test_variant(ROOT / "extension", tmp_path / "dist", [f"http://{HOST}/*"], preset)
+    context = _launch(playwright, tmp_path / "profile", [built.directory], hosts={HOST: demo.port})
+    try:
+        branded = Browser(context, _extension_worker(context).url.split("/")[2], demo, relaunch=lambda: None)
+        person = new_supporter(demo)
+        popup = branded.popup()
+        popup.get_by_role("heading", name="Sign in as a supporter of News Example Members").wait_for()
+        assert popup.locator("#site-body").inner_text() == "Open supportgate on a web page to see its status there."
+        popup.get_by_label("Email").fill(person["email"])
+        popup.get_by_role("button", name="Email me a code").click()
+        popup.get_by_label("Code from the email").fill(emailed_code(demo, person["email"]))
+        popup.get_by_role("button", name="Sign in", exact=True).click()
+        entry = membership(popup)
+        entry.locator(".account-email").filter(has_text=person["email"]).wait_for()
+        assert entry.locator(".membership-name").inner_text() == "News Example Members"
+        assert popup.locator("#signin").is_hidden()
+        assert branded.memberships()[ORIGIN]["sites"] == {}, "no page, so no site was allowed"
+    finally:
+        context.close()
