@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import click
 import redis
@@ -163,7 +164,10 @@ def demo(host: str, port: int) -> None:
     if not os.environ.get("SUPPORTGATE_PUBLIC_URL", "").strip():
         os.environ["SUPPORTGATE_PUBLIC_URL"] = base
     settings = Settings.from_env()
-    origins = list(dict.fromkeys([base, *DEMO_ORIGINS]))
+    # The demo site's pages are served by this process, so both where it listens and its public
+    # URL's origin are the site's origins.
+    public = urlsplit(settings.public_url)
+    origins = list(dict.fromkeys([base, f"{public.scheme}://{public.netloc}", *DEMO_ORIGINS]))
 
     async def prepare(services: Services) -> str:
         await seed(services, origins=origins, support_url=f"{settings.public_url}/demo/support")
