@@ -15,8 +15,13 @@ from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from supportgate.catalog.schemas import SiteIn
+from supportgate.gate.anonymous_limit import stated
+from supportgate.gate.controllers import MAX_DECIDE_BYTES
+from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.http.contract import PROBLEMS
+from supportgate.readers import codes
 from supportgate.services import Services
+from supportgate.settings import Settings
 
 # Addresses at special-use domains (.test, .invalid) are refused by rule (email-validator); real TLDs are not.
 schemathesis.openapi.format("email", strategies.emails())
@@ -127,6 +132,50 @@ def test_every_operation_keeps_the_contract(app: Litestar, admin_key: str) -> No
     assert not failures, "\n\n".join(failures)
 
 
+_SCENARIOS = 25
+"""Stateful scenarios (call sequences) per run; each is up to :data:`_STEPS` calls long."""
+_STEPS = 6
+
+
+def test_sequences_of_operations_keep_the_contract(app: Litestar, admin_key: str) -> None:
+    """Calls chained by the links schemathesis infers (make a thing, then read, change, delete it) keep the contract.
+
+    The phase schemathesis calls stateful: the ids a call answers with feed the paths and bodies
+    of the next, so operations on things that exist are reached, not only their 404s.
+    """
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
+    schema.config.generation.update(allow_extra_parameters=False)
+    rejection = schema.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
+    headers = {"Authorization": f"Bearer {admin_key}"}
+
+    class Sequences(schema.as_state_machine()):  # type: ignore[misc]  # a class made at run time
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:  # noqa: ARG002 - the same for every call
+            return {"headers": headers}
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            excluded = [positive_data_acceptance] if case.operation.label in _SEMANTIC_400 else None
+            case.validate_response(
+                response, additional_checks=additional_checks, excluded_checks=excluded, transport_kwargs=kwargs
+            )
+
+    try:
+        Sequences.run(
+            settings=hypothesis.settings(
+                max_examples=_SCENARIOS,
+                stateful_step_count=_STEPS,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
+    finally:
+        shutdown_lifespans()
+
+
 async def test_the_document_names_every_problem_the_table_adds(client: AsyncTestClient[Litestar]) -> None:
     """Each operation in contract.PROBLEMS exists, and answers its problems with the Problem schema."""
     document = (await client.get("/schema/openapi.json")).json()
@@ -152,3 +201,48 @@ async def test_only_what_never_reads_the_store_leaves_out_503(client: AsyncTestC
     assert "503" in paths["/.well-known/jwks.json"]["get"]["responses"]
     assert "503" not in paths["/healthz"]["get"]["responses"]
     assert "503" in paths["/readyz"]["get"]["responses"]
+
+
+async def test_rate_limits_are_stated_with_their_values(client: AsyncTestClient[Litestar], settings: Settings) -> None:
+    """Each rate-limited operation states its limits, from the values the code counts with, in its 429 and text."""
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    limited = {
+        ("post", "/v1/auth/code/request"): [
+            codes.REQUESTS_PER_IP,
+            codes.REQUESTS_PER_ADDRESS_AND_IP,
+            codes.REQUESTS_PER_ADDRESS,
+        ],
+        ("post", "/v1/auth/code/verify"): [codes.VERIFIES_PER_IP, codes.VERIFIES_PER_ADDRESS_ELSEWHERE],
+        ("post", "/v1/auth/activate"): [codes.ACTIVATIONS_PER_IP],
+        ("post", "/v1/sites/{site}/reports"): [REPORT_LIMIT],
+        ("post", "/v1/decide"): [stated(settings.anonymous_decides_per_minute)],
+    }
+    for (method, path), limits in limited.items():
+        operation = paths[path][method]
+        too_many = operation["responses"]["429"]
+        assert too_many["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+        for limit in limits:
+            assert limit.describe() in too_many["description"], (path, limit)
+            assert limit.describe() in operation["description"], (path, limit)
+    decide = paths["/v1/decide"]["post"]
+    assert f"at most {settings.anonymous_decides_per_minute} decides without a site key" in decide["description"]
+    assert f"a body of at most {MAX_DECIDE_BYTES} bytes" in decide["description"]
+    sign_in = paths["/v1/auth/code/request"]["post"]
+    assert "at most 5 sign-in codes for this address from this network every hour" in sign_in["description"]
+    assert f"a body of at most {settings.max_body_bytes} bytes" in sign_in["description"]
+
+
+@pytest.mark.usefixtures("admin_key")  # it makes the site
+async def test_the_scripts_conditional_get_is_documented_and_answered(client: AsyncTestClient[Litestar]) -> None:
+    """gate.js documents If-None-Match and its 304, and answers 304 with no body to the ETag it gave."""
+    gate_js = (await client.get("/schema/openapi.json")).json()["paths"]["/v1/sites/{site}/gate.js"]["get"]
+    assert "304" in gate_js["responses"]
+    assert {"name": "If-None-Match", "in": "header"}.items() <= next(
+        parameter for parameter in gate_js["parameters"] if parameter["name"] == "If-None-Match"
+    ).items()
+    first = await client.get("/v1/sites/example/gate.js")
+    assert first.status_code == 200
+    again = await client.get("/v1/sites/example/gate.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]

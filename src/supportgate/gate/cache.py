@@ -30,7 +30,9 @@ class TtlCache(Generic[K, V]):
     that starts the load waits for it, no longer than its own deadline; the others take the
     stale value while there is one, or wait for the same load. A load that failed on the store
     is remembered for ``failure_ttl``: until then the key is not loaded again, so a store that
-    is away costs the views that follow nothing.
+    is away costs the views that follow nothing. Neither is a key loaded, nor a load waited for,
+    while ``available()`` says the store is taken for down (the page-view path's
+    :meth:`~supportgate.store.hot_path.HotPath.available`).
     """
 
     def __init__(
@@ -40,8 +42,10 @@ class TtlCache(Generic[K, V]):
         ttl: timedelta,
         max_entries: int = 10_000,
         failure_ttl: timedelta = timedelta(seconds=1),
+        available: Callable[[], bool] = lambda: True,
     ) -> None:
         self._clock = clock
+        self._available = available
         self._ttl = ttl.total_seconds()
         self._failure_ttl = failure_ttl.total_seconds()
         self._entries: BoundedDict[K, tuple[float, V]] = BoundedDict(max_entries)
@@ -55,8 +59,8 @@ class TtlCache(Generic[K, V]):
         goes on for the views that come after.
 
         Raises:
-            StoreUnavailable: if there is no value, and the last load failed within ``failure_ttl``
-                or this one ran past ``deadline``.
+            StoreUnavailable: if there is no value, and the last load failed within ``failure_ttl``,
+                the store is taken for down, or this load ran past ``deadline``.
             Exception: what ``load`` raised, when there is no value to fall back on.
         """
         now = self._clock().timestamp()
@@ -65,7 +69,7 @@ class TtlCache(Generic[K, V]):
         if entry is not None and _within(entry[0], now, self._ttl):
             return entry[1]
         failed_at = self._failed.get(key)
-        if failed_at is not None and _within(failed_at, now, self._failure_ttl):
+        if (failed_at is not None and _within(failed_at, now, self._failure_ttl)) or not self._available():
             if entry is not None:
                 return entry[1]
             raise StoreUnavailable
