@@ -132,50 +132,6 @@ def test_every_operation_keeps_the_contract(app: Litestar, admin_key: str) -> No
     assert not failures, "\n\n".join(failures)
 
 
-_SCENARIOS = 25
-"""Stateful scenarios (call sequences) per run; each is up to :data:`_STEPS` calls long."""
-_STEPS = 6
-
-
-def test_sequences_of_operations_keep_the_contract(app: Litestar, admin_key: str) -> None:
-    """Calls chained by the links schemathesis infers (make a thing, then read, change, delete it) keep the contract.
-
-    The phase schemathesis calls stateful: the ids a call answers with feed the paths and bodies
-    of the next, so operations on things that exist are reached, not only their 404s.
-    """
-    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)
-    schema.config.generation.update(allow_extra_parameters=False)
-    rejection = schema.config.checks.negative_data_rejection
-    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
-    headers = {"Authorization": f"Bearer {admin_key}"}
-
-    class Sequences(schema.as_state_machine()):  # type: ignore[misc]  # a class made at run time
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:  # noqa: ARG002 - the same for every call
-            return {"headers": headers}
-
-        def validate_response(
-            self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
-        ) -> None:
-            excluded = [positive_data_acceptance] if case.operation.label in _SEMANTIC_400 else None
-            case.validate_response(
-                response, additional_checks=additional_checks, excluded_checks=excluded, transport_kwargs=kwargs
-            )
-
-    try:
-        Sequences.run(
-            settings=hypothesis.settings(
-                max_examples=_SCENARIOS,
-                stateful_step_count=_STEPS,
-                derandomize=True,
-                database=None,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-            )
-        )
-    finally:
-        shutdown_lifespans()
-
-
 async def test_the_document_names_every_problem_the_table_adds(client: AsyncTestClient[Litestar]) -> None:
     """Each operation in contract.PROBLEMS exists, and answers its problems with the Problem schema."""
     document = (await client.get("/schema/openapi.json")).json()
