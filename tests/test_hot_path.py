@@ -275,8 +275,8 @@ async def test_a_frozen_store_costs_one_wave_of_calls_and_one_probe_at_a_time(ow
 async def test_the_caches_do_not_load_while_the_store_is_taken_for_down() -> None:
     """While the store is taken for down, a stale value serves and a missing one is unavailable; nothing loads."""
     clock = FakeClock()
-    down = False
-    cache: TtlCache[str, str] = TtlCache(clock, ttl=5 * SECOND, available=lambda: not down)
+    hot = HotPath(budget=3600, cooldown=60, probe=Down())
+    cache: TtlCache[str, str] = TtlCache(clock, ttl=5 * SECOND, hot=hot)
     loads: list[str] = []
 
     async def load(key: str) -> str:
@@ -284,14 +284,42 @@ async def test_the_caches_do_not_load_while_the_store_is_taken_for_down() -> Non
         return key.upper()
 
     assert await cache.get("news", load) == "NEWS"
-    down = True
+    hot.failed()
     clock.advance(seconds=60)
     assert await cache.get("news", load) == "NEWS"
     with pytest.raises(StoreUnavailable):
         await cache.get("blog", load)
     assert loads == ["news"]
-    down = False
-    assert await cache.get("blog", load) == "BLOG"
+    await hot.stop()
+
+
+async def test_a_view_waiting_for_a_cache_load_is_released_when_the_store_is_taken_for_down() -> None:
+    """A view waiting (within a far deadline) for a hung reload gets the stale value as soon as the store is down."""
+    clock = FakeClock()
+    hot = HotPath(budget=3600, cooldown=60, probe=Down())
+    cache: TtlCache[str, str] = TtlCache(clock, ttl=5 * SECOND, hot=hot)
+
+    async def fresh(key: str) -> str:
+        return f"old {key}"
+
+    async def hung(key: str) -> str:
+        await asyncio.Event().wait()
+        return f"new {key}"
+
+    assert await cache.get("news", fresh) == "old news"
+    assert await cache.get("blog", fresh) == "old blog"
+    clock.advance(seconds=5)
+    stale = asyncio.create_task(cache.get("news", hung, deadline=hot.deadline()))
+    missing = asyncio.create_task(cache.get("sport", hung, deadline=hot.deadline()))
+    await asyncio.sleep(0)
+    assert not stale.done()
+    assert not missing.done()
+    hot.failed()
+    async with asyncio.timeout(30):  # the deadline is an hour: only taking the store for down ends the waits
+        assert await stale == "old news"
+        with pytest.raises(StoreUnavailable):
+            await missing
+    await hot.stop()
 
 
 def test_the_page_view_deadline_is_a_setting_below_the_store_timeout() -> None:

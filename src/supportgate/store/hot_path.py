@@ -67,6 +67,7 @@ class HotPath:
         self._answered_at = float("-inf")
         self._waiting: dict[asyncio.Future[None], float] = {}
         self._abandoned: set[asyncio.Future[Any]] = set()
+        self._loads_waited: set[asyncio.Future[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._prober: asyncio.Task[None] | None = None
 
@@ -92,7 +93,7 @@ class HotPath:
             self._down = True
             self._down_since = now
             self._prober = loop.create_task(self._probe_until_answered(), name="supportgate store probe")
-        for given_up in list(self._waiting):
+        for given_up in [*self._waiting, *self._loads_waited]:
             _settle(given_up, None)
 
     async def within(self, deadline: float | None, call: Callable[[], Awaitable[T]]) -> T:
@@ -152,6 +153,36 @@ class HotPath:
             self.failed()
             raise StoreUnavailable from error
         raise error
+
+    async def wait_for(self, deadline: float | None, load: asyncio.Future[T]) -> T:
+        """The result of a shared ``load`` (a cache's), until ``deadline`` or until the store is taken for down.
+
+        The load goes on when the wait ends (others may wait for it); it does not count as a call
+        of this path, so neither its failure nor its slowness takes the store for down.
+
+        Raises:
+            StoreUnavailable: at once while the store is taken for down, or when the wait ends
+                before the load does.
+            Exception: what the load raised.
+        """
+        if self._down:
+            raise StoreUnavailable
+        loop = asyncio.get_running_loop()
+        given_up = loop.create_future()
+        settle = functools.partial(_settle, given_up)
+        load.add_done_callback(settle)
+        expiry = loop.call_at(deadline, _settle, given_up, None) if deadline is not None else None
+        self._loads_waited.add(given_up)
+        try:
+            await given_up
+        finally:
+            self._loads_waited.discard(given_up)
+            load.remove_done_callback(settle)
+            if expiry is not None:
+                expiry.cancel()
+        if not load.done():
+            raise StoreUnavailable
+        return load.result()
 
     async def stop(self) -> None:
         """Stop watching and probing (the app is stopping)."""
