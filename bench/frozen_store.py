@@ -65,13 +65,14 @@ def report(
     write_status, write_seconds, write_after = writes
     print()
     print(f"before the freeze: {before}")
-    print(f"{'while frozen':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  reason")
+    print(f"{'while frozen':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non-2xx':>8}  reason")
     missed = False
     for result in results:
         over = result.p99_ms > P99_TARGET_MS
         missed |= over or result.errors > 0 or reasons[result.name] != "store_unavailable"
         print(
-            f"{result.name:<26} {result.rps:>8,.0f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {result.errors:>8}"
+            f"{result.name:<26} {result.rps:>8,.0f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f}"
+            f" {result.max_ms or 0:>8.1f} {result.errors:>8}"
             f"  {reasons[result.name]}{'  MISSED' if over else ''}"
         )
     write_ok = write_status == 503 and write_seconds <= STORE_TIMEOUT_S + WRITE_SLACK_S

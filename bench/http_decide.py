@@ -62,6 +62,8 @@ class Result:
     errors: int
     cpu_us: float | None
     """Server CPU time per request (workers and store, user and system), where /proc tells."""
+    max_ms: float | None = None
+    """The slowest answer wrk saw (its percentiles are corrected for coordinated omission, its maximum is not)."""
 
 
 def free_port() -> int:
@@ -200,6 +202,7 @@ def run_wrk(name: str, url: str, script: Path | None, args: argparse.Namespace, 
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\b", out, re.MULTILINE)
     if not (rps and p50 and p99):
         raise SystemExit(f"could not read wrk's output:\n{out}")
+    longest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\b", out, re.MULTILINE)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors:.*", out)
     if socket_errors:
@@ -208,7 +211,8 @@ def run_wrk(name: str, url: str, script: Path | None, args: argparse.Namespace, 
     cpu_us = None
     if cpu_before is not None and cpu_after is not None and total and int(total.group(1)):
         cpu_us = (cpu_after - cpu_before) / int(total.group(1)) * 1e6
-    return Result(name, float(rps.group(1)), _ms(p50), _ms(p99), int(errors.group(1)) if errors else 0, cpu_us)
+    errors_seen = int(errors.group(1)) if errors else 0
+    return Result(name, float(rps.group(1)), _ms(p50), _ms(p99), errors_seen, cpu_us, _ms(longest) if longest else None)
 
 
 def _ms(match: re.Match[str]) -> float:

@@ -15,8 +15,13 @@ from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from supportgate.catalog.schemas import SiteIn
+from supportgate.gate.anonymous_limit import stated
+from supportgate.gate.controllers import MAX_DECIDE_BYTES
+from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.http.contract import PROBLEMS
+from supportgate.readers import codes
 from supportgate.services import Services
+from supportgate.settings import Settings
 
 # Addresses at special-use domains (.test, .invalid) are refused by rule (email-validator); real TLDs are not.
 schemathesis.openapi.format("email", strategies.emails())
@@ -152,3 +157,48 @@ async def test_only_what_never_reads_the_store_leaves_out_503(client: AsyncTestC
     assert "503" in paths["/.well-known/jwks.json"]["get"]["responses"]
     assert "503" not in paths["/healthz"]["get"]["responses"]
     assert "503" in paths["/readyz"]["get"]["responses"]
+
+
+async def test_rate_limits_are_stated_with_their_values(client: AsyncTestClient[Litestar], settings: Settings) -> None:
+    """Each rate-limited operation states its limits, from the values the code counts with, in its 429 and text."""
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    limited = {
+        ("post", "/v1/auth/code/request"): [
+            codes.REQUESTS_PER_IP,
+            codes.REQUESTS_PER_ADDRESS_AND_IP,
+            codes.REQUESTS_PER_ADDRESS,
+        ],
+        ("post", "/v1/auth/code/verify"): [codes.VERIFIES_PER_IP, codes.VERIFIES_PER_ADDRESS_ELSEWHERE],
+        ("post", "/v1/auth/activate"): [codes.ACTIVATIONS_PER_IP],
+        ("post", "/v1/sites/{site}/reports"): [REPORT_LIMIT],
+        ("post", "/v1/decide"): [stated(settings.anonymous_decides_per_minute)],
+    }
+    for (method, path), limits in limited.items():
+        operation = paths[path][method]
+        too_many = operation["responses"]["429"]
+        assert too_many["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+        for limit in limits:
+            assert limit.describe() in too_many["description"], (path, limit)
+            assert limit.describe() in operation["description"], (path, limit)
+    decide = paths["/v1/decide"]["post"]
+    assert f"at most {settings.anonymous_decides_per_minute} decides without a site key" in decide["description"]
+    assert f"a body of at most {MAX_DECIDE_BYTES} bytes" in decide["description"]
+    sign_in = paths["/v1/auth/code/request"]["post"]
+    assert "at most 5 sign-in codes for this address from this network every hour" in sign_in["description"]
+    assert f"a body of at most {settings.max_body_bytes} bytes" in sign_in["description"]
+
+
+@pytest.mark.usefixtures("admin_key")  # it makes the site
+async def test_the_scripts_conditional_get_is_documented_and_answered(client: AsyncTestClient[Litestar]) -> None:
+    """gate.js documents If-None-Match and its 304, and answers 304 with no body to the ETag it gave."""
+    gate_js = (await client.get("/schema/openapi.json")).json()["paths"]["/v1/sites/{site}/gate.js"]["get"]
+    assert "304" in gate_js["responses"]
+    assert {"name": "If-None-Match", "in": "header"}.items() <= next(
+        parameter for parameter in gate_js["parameters"] if parameter["name"] == "If-None-Match"
+    ).items()
+    first = await client.get("/v1/sites/example/gate.js")
+    assert first.status_code == 200
+    again = await client.get("/v1/sites/example/gate.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]

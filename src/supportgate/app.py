@@ -21,8 +21,10 @@ from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, SupportgateError
 from supportgate.extension_build import GatePackages, Preset, default_source, find_gate_packages
+from supportgate.gate.anonymous_limit import stated
 from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
 from supportgate.gate.openapi import document_decide
+from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
 from supportgate.http.docs_ui import swagger_ui_asset, swagger_ui_plugin
@@ -33,10 +35,12 @@ from supportgate.http.problems import exception_handlers
 from supportgate.install.controllers import Downloads, document_downloads, install_router
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
+from supportgate.readers import codes
 from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import Store, connect
+from supportgate.store.limits import RateLimit
 from supportgate.tokens.sealing import MasterKey
 
 __all__ = ["app_from_env", "create_app", "demo_app_from_env"]
@@ -76,6 +80,21 @@ def _gate_packages(settings: Settings) -> GatePackages | None:
         return find_gate_packages(default_source(), settings.data_dir, Preset.checked(settings.public_url))
     except SupportgateError:
         return None  # the CLI said why, once; the install page says the packages are not available
+
+
+def _rate_limits(settings: Settings) -> dict[tuple[str, str], list[RateLimit]]:
+    """The rate limits of each operation, as the OpenAPI document states them."""
+    return {
+        ("POST", "/v1/decide"): [stated(settings.anonymous_decides_per_minute)],
+        ("POST", "/v1/sites/{site}/reports"): [REPORT_LIMIT],
+        ("POST", "/v1/auth/code/request"): [
+            codes.REQUESTS_PER_IP,
+            codes.REQUESTS_PER_ADDRESS_AND_IP,
+            codes.REQUESTS_PER_ADDRESS,
+        ],
+        ("POST", "/v1/auth/code/verify"): [codes.VERIFIES_PER_IP, codes.VERIFIES_PER_ADDRESS_ELSEWHERE],
+        ("POST", "/v1/auth/activate"): [codes.ACTIVATIONS_PER_IP],
+    }
 
 
 def create_app(
@@ -120,11 +139,13 @@ def create_app(
                 body_limits=dict.fromkeys(
                     [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports")], MAX_DECIDE_BYTES
                 ),
+                rate_limits=_rate_limits(settings),
             )
             if server_process:
                 _settle_garbage_collector()
             yield
         finally:
+            await services.hot.stop()
             await services.audit.stop()
             await services.stats.stop()
             await mail.stop()

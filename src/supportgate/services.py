@@ -92,7 +92,7 @@ class Services:
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
         stats = StatsBuffer(store, clock)
-        hot = HotPath(budget=settings.decide_deadline_seconds)
+        hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping)
         access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
         pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
         return cls(

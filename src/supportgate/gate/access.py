@@ -98,9 +98,10 @@ class SiteAccess:
         self._api_keys = api_keys
         self._hot = hot
         self._public_url = public_url
-        self._site_cache: TtlCache[str, GatedSite | None] = TtlCache(clock, ttl=CACHE_TTL)
-        self._key_cache: TtlCache[str, str | None] = TtlCache(clock, ttl=CACHE_TTL)
-        self._origin_cache: TtlCache[str, frozenset[str]] = TtlCache(clock, ttl=CACHE_TTL, max_entries=1)
+        # While the page-view path takes the store for down, what is cached serves without a reload.
+        self._site_cache: TtlCache[str, GatedSite | None] = TtlCache(clock, ttl=CACHE_TTL, hot=hot)
+        self._key_cache: TtlCache[str, str | None] = TtlCache(clock, ttl=CACHE_TTL, hot=hot)
+        self._origin_cache: TtlCache[str, frozenset[str]] = TtlCache(clock, ttl=CACHE_TTL, max_entries=1, hot=hot)
 
     async def caller_site(self, presented: str | None, *, deadline: float | None = None) -> str | None:
         """The site of a presented site key, None when none was presented.

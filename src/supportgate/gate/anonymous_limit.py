@@ -17,8 +17,9 @@ from typing import Final
 from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock
 from supportgate.errors import TooManyRequests
+from supportgate.store.limits import RateLimit
 
-__all__ = ["ADDRESSES", "AnonymousLimit"]
+__all__ = ["ADDRESSES", "AnonymousLimit", "stated"]
 
 ADDRESSES: Final = 65_536
 """How many addresses' buckets a process keeps; past it, the one touched longest ago is dropped (a fresh start)."""
@@ -60,6 +61,16 @@ class AnonymousLimit:
             wait = math.ceil((1 - bucket.tokens) / self._rate)
             raise TooManyRequests("Too many page views from this address; try again later.", retry_after=wait)
         bucket.tokens -= 1
+
+
+def stated(per_minute: int) -> RateLimit:
+    """The limit of ``per_minute`` decides, as the API documentation states it (counted here, not in the store)."""
+    return RateLimit(
+        scope="decide-anonymous",
+        limit=per_minute,
+        window_seconds=60,
+        what="decides without a site key from one client address (an IPv6 address's /64)",
+    )
 
 
 def _subject(address: str) -> str:

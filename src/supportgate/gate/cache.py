@@ -12,6 +12,7 @@ from supportgate.bounded import BoundedDict
 from supportgate.clock import Clock
 from supportgate.errors import StoreUnavailable
 from supportgate.store import STORE_ERRORS
+from supportgate.store.hot_path import HotPath
 
 __all__ = ["TtlCache"]
 
@@ -30,7 +31,9 @@ class TtlCache(Generic[K, V]):
     that starts the load waits for it, no longer than its own deadline; the others take the
     stale value while there is one, or wait for the same load. A load that failed on the store
     is remembered for ``failure_ttl``: until then the key is not loaded again, so a store that
-    is away costs the views that follow nothing.
+    is away costs the views that follow nothing. With the page-view path's ``hot``
+    (:class:`~supportgate.store.hot_path.HotPath`), nothing is loaded while it takes the store for
+    down, and a view waiting for a load stops waiting as soon as it does.
     """
 
     def __init__(
@@ -40,8 +43,10 @@ class TtlCache(Generic[K, V]):
         ttl: timedelta,
         max_entries: int = 10_000,
         failure_ttl: timedelta = timedelta(seconds=1),
+        hot: HotPath | None = None,
     ) -> None:
         self._clock = clock
+        self._hot = hot
         self._ttl = ttl.total_seconds()
         self._failure_ttl = failure_ttl.total_seconds()
         self._entries: BoundedDict[K, tuple[float, V]] = BoundedDict(max_entries)
@@ -55,8 +60,8 @@ class TtlCache(Generic[K, V]):
         goes on for the views that come after.
 
         Raises:
-            StoreUnavailable: if there is no value, and the last load failed within ``failure_ttl``
-                or this one ran past ``deadline``.
+            StoreUnavailable: if there is no value, and the last load failed within ``failure_ttl``,
+                the store is taken for down, or this load ran past ``deadline``.
             Exception: what ``load`` raised, when there is no value to fall back on.
         """
         now = self._clock().timestamp()
@@ -65,7 +70,7 @@ class TtlCache(Generic[K, V]):
         if entry is not None and _within(entry[0], now, self._ttl):
             return entry[1]
         failed_at = self._failed.get(key)
-        if failed_at is not None and _within(failed_at, now, self._failure_ttl):
+        if (failed_at is not None and _within(failed_at, now, self._failure_ttl)) or not self._store_available():
             if entry is not None:
                 return entry[1]
             raise StoreUnavailable
@@ -77,15 +82,20 @@ class TtlCache(Generic[K, V]):
             self._loading[key] = loading
             loading.add_done_callback(functools.partial(self._loaded, key, now))
         try:
+            if self._hot is not None:
+                return await self._hot.wait_for(deadline, loading)
             async with asyncio.timeout_at(deadline):
                 return await asyncio.shield(loading)
-        except (TimeoutError, *STORE_ERRORS) as exc:
+        except (TimeoutError, StoreUnavailable, *STORE_ERRORS) as exc:
             self._failed.put(key, now)
             if entry is not None:
                 return entry[1]
             if isinstance(exc, TimeoutError):
                 raise StoreUnavailable from exc
             raise
+
+    def _store_available(self) -> bool:
+        return self._hot is None or self._hot.available()
 
     def peek(self, key: K) -> V | None:
         """The value held for ``key``, fresh or stale, without loading it."""

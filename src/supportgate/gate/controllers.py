@@ -14,7 +14,8 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
 from litestar.exceptions import MethodNotAllowedException
-from litestar.params import JSONBody, QueryParameter
+from litestar.openapi import ResponseSpec
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from supportgate.errors import Forbidden
@@ -150,18 +151,38 @@ def _gate_url(request: AnyRequest) -> str:
 @get(
     "/{site:str}/gate.js",
     summary="The gate's client script for a site",
-    description="Detects an ad blocker, asks the extension for a pass, calls decide and applies the answer.",
+    description=(
+        "Detects an ad blocker, asks the extension for a pass, calls decide and applies the answer. "
+        "Each encoding (gzip or none) has its own `ETag`; a request whose `If-None-Match` names it gets 304."
+    ),
     media_type=_JS,
     cache_control=None,
+    responses={
+        304: ResponseSpec(
+            None,
+            description=(
+                "`If-None-Match` names the script's current `ETag` (or is `*`): the cached copy is current. "
+                "No body; the same `ETag`, `Cache-Control` and `Vary` as a 200."
+            ),
+        )
+    },
 )
-async def gate_script(site: SitePath, access: NamedDependency[SiteAccess], request: AnyRequest) -> Response[bytes]:
+async def gate_script(
+    site: SitePath,
+    access: NamedDependency[SiteAccess],
+    request: AnyRequest,
+    if_none_match: Annotated[
+        str | None,
+        HeaderParameter(name="If-None-Match", description="ETags of copies the client holds; a match answers 304."),
+    ] = None,
+) -> Response[bytes]:
     """``gate.js`` with the site and gate built in; gzipped when asked, with an ETag and a 5-minute cache."""
     await access.current(site)
     script = script_for(site, _gate_url(request))
     gzipped = accepts_gzip(request.headers.get("accept-encoding"))
     body, etag = (script.gzipped, script.gzipped_etag) if gzipped else (script.body, script.etag)
     headers = {**_SCRIPT_HEADERS, "ETag": etag, "Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding"}
-    if etag_matches(request.headers.get("if-none-match"), etag):
+    if etag_matches(if_none_match, etag):
         return Response(b"", status_code=304, headers=headers, media_type=_JS)
     if gzipped:
         headers["Content-Encoding"] = "gzip"

@@ -41,13 +41,6 @@ def _decide_openapi() -> tuple[PathItem, dict[str, Schema]]:
             403: ResponseSpec(None, description="A site key or Origin of another site."),
             404: ResponseSpec(None, description="No such site."),
             413: ResponseSpec(None, description="The body is over 4 KB."),
-            429: ResponseSpec(
-                None,
-                description=(
-                    "Without a site key: too many views from this address this minute; "
-                    "`Retry-After` says when to try again."
-                ),
-            ),
         },
         security=[{"SiteKey": []}, {}],
     )

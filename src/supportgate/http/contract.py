@@ -9,6 +9,7 @@ and, for the few problems that depend on what a route does (403, 409, 429), from
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -26,11 +27,12 @@ from litestar.openapi.spec import (
 
 from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from supportgate.http.problems import PROBLEM_JSON
+from supportgate.store.limits import RateLimit
 
 __all__ = ["DPOP_OPERATIONS", "PROBLEMS", "complete_contract"]
 
 PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
-    ("POST", "/v1/decide"): (403,),
+    ("POST", "/v1/decide"): (403, 429),
     ("POST", "/v1/sites/{site}/reports"): (401, 403, 429),
     ("POST", "/v1/auth/code/request"): (429,),
     ("POST", "/v1/auth/code/verify"): (401, 409, 429),
@@ -146,14 +148,20 @@ PROBLEM_SCHEMA: Final = Schema(
 
 
 def complete_contract(
-    openapi: OpenAPI, *, max_body_bytes: int, body_limits: dict[tuple[str, str], int] | None = None
+    openapi: OpenAPI,
+    *,
+    max_body_bytes: int,
+    body_limits: Mapping[tuple[str, str], int] | None = None,
+    rate_limits: Mapping[tuple[str, str], Sequence[RateLimit]] | None = None,
 ) -> None:
-    """Add to ``openapi`` the problems each operation can answer, and close the strict request bodies.
+    """Add to ``openapi`` the problems each operation can answer, its limits, and close the strict request bodies.
 
     Args:
         openapi: The app's document, changed in place.
         max_body_bytes: The app's body limit, shown in the 413 of operations that take a body.
         body_limits: The operations, by method and path, with a body limit of their own.
+        rate_limits: The rate limits of each operation, by method and path, stated in its
+            description and its 429 (which the operation must answer: :data:`PROBLEMS`).
     """
     openapi.components.schemas = {**openapi.components.schemas, "Problem": PROBLEM_SCHEMA}
     for path, path_item in (openapi.paths or {}).items():
@@ -161,10 +169,15 @@ def complete_contract(
             operation: Operation | None = getattr(path_item, method)
             if operation is not None:
                 key = (method.upper(), path)
-                limit = (body_limits or {}).get(key, max_body_bytes)
                 if key in DPOP_OPERATIONS:
                     operation.parameters = [*(operation.parameters or []), _DPOP_HEADER]
-                _add_problems(operation, _statuses(*key, operation), body_limit=limit)
+                statuses = _statuses(*key, operation)
+                limit = (body_limits or {}).get(key, max_body_bytes)
+                rates = tuple((rate_limits or {}).get(key, ()))
+                if rates and 429 not in statuses:
+                    raise ValueError(f"{method.upper()} {path} has rate limits but does not answer 429 in PROBLEMS")
+                _add_problems(operation, statuses, body_limit=limit, rate_limits=rates)
+                _state_limits(operation, body_limit=limit if 413 in statuses else None, rate_limits=rates)
     openapi.components.schemas = {**openapi.components.schemas, **_strict_schemas()}
 
 
@@ -183,12 +196,16 @@ def _statuses(method: str, path: str, operation: Operation) -> set[int]:
     return statuses
 
 
-def _add_problems(operation: Operation, statuses: set[int], *, body_limit: int) -> None:
+def _add_problems(
+    operation: Operation, statuses: set[int], *, body_limit: int, rate_limits: Sequence[RateLimit]
+) -> None:
     responses = dict(operation.responses or {})
     for status in sorted(statuses):
         why = _WHY[status]
         if status == 413:
             why = f"The body is larger than {body_limit} bytes."
+        elif status == 429 and rate_limits:
+            why = f"{why} The limits: {_sentences(rate_limits)}."
         headers: dict[str, OpenAPIHeader | Reference] | None = (
             {"Retry-After": _RETRY_AFTER}
             if status in {429, 503}
@@ -200,6 +217,22 @@ def _add_problems(operation: Operation, statuses: set[int], *, body_limit: int) 
             description=why, content={PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)}, headers=headers
         )
     operation.responses = responses
+
+
+def _state_limits(operation: Operation, *, body_limit: int | None, rate_limits: Sequence[RateLimit]) -> None:
+    """Say in the operation's description how large its body and how frequent its calls may be."""
+    limits = []
+    if body_limit is not None:
+        limits.append(f"a body of at most {body_limit} bytes (larger: 413)")
+    if rate_limits:
+        limits.append(f"{_sentences(rate_limits)} (past a limit: 429 with `Retry-After`)")
+    if limits:
+        said = (operation.description or "").rstrip()
+        operation.description = f"{said}\n\nLimits: {'; '.join(limits)}.".lstrip()
+
+
+def _sentences(rate_limits: Sequence[RateLimit]) -> str:
+    return "; ".join(limit.describe() for limit in rate_limits)
 
 
 @functools.cache

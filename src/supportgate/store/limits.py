@@ -26,6 +26,10 @@ class RateLimit(msgspec.Struct, frozen=True):
     what: str
     """What the 429 says was limited, e.g. "sign-in codes for this address"."""
 
+    def describe(self) -> str:
+        """The limit in words, as the API's documentation states it: "at most 5 … every hour"."""
+        return f"at most {self.limit} {self.what} every {_duration(self.window_seconds)}"
+
 
 class RateLimiter:
     """Counts hits and refuses those over a limit with 429 and ``Retry-After``."""
