@@ -122,31 +122,22 @@ def _node_modules() -> None:
     subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def firefox(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firefox]:
-    """Firefox ESR with the extension's Firefox test build and the EasyList blocker, pointed at the demo's gate."""
+@contextlib.contextmanager
+def running_firefox(root: Path, **config: Any) -> Iterator[Firefox]:
+    """The driver started with ``config`` (its own keys beside these: Firefox, a fresh profile under ``root``, the
+    step timeout), Firefox up; closed on leaving. Skips when Firefox ESR or node is missing."""
     if not FIREFOX.exists():
         pytest.skip(f"{FIREFOX} is missing (`apt-get install firefox-esr`; .ci/run installs it): no Firefox test")
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is missing (`apt-get install nodejs`; .ci/run installs it): no Firefox test")
     _node_modules()
-    root = tmp_path_factory.mktemp("firefox")
-    built = build_test_variant(ROOT / "extension", root / "dist", [f"http://{HOST}/*"], browser="firefox")
-    blocker = write_blocker_extension(EASYLIST, root / "extensions")
-    _give_id(blocker / "manifest.json", BLOCKER_ID)
-    (root / "profile").mkdir()
-    uuids = {ADDON_ID: str(uuid.uuid4()), BLOCKER_ID: str(uuid.uuid4())}
+    (root / "profile").mkdir(parents=True)
     config = {
         "executablePath": str(FIREFOX),
         "profile": str(root / "profile"),
-        "uuids": uuids,
-        "uuid": uuids[ADDON_ID],
-        "proxyPort": demo.port,
-        "extensions": [str(blocker), str(built.directory)],
-        "gate": ORIGIN,
-        "blockedProbe": EASYLIST.blocked_probe,
         "timeout": int(STEP_TIMEOUT * 1000),
+        **config,
     }
     log = root / "driver.log"
     with log.open("w") as errors:
@@ -165,6 +156,26 @@ def firefox(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fi
         yield browser
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def firefox(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firefox]:
+    """Firefox ESR with the extension's Firefox test build and the EasyList blocker, pointed at the demo's gate."""
+    root = tmp_path_factory.mktemp("firefox")
+    built = build_test_variant(ROOT / "extension", root / "dist", [f"http://{HOST}/*"], browser="firefox")
+    blocker = write_blocker_extension(EASYLIST, root / "extensions")
+    _give_id(blocker / "manifest.json", BLOCKER_ID)
+    uuids = {ADDON_ID: str(uuid.uuid4()), BLOCKER_ID: str(uuid.uuid4())}
+    with running_firefox(
+        root,
+        uuids=uuids,
+        uuid=uuids[ADDON_ID],
+        proxyPort=demo.port,
+        extensions=[str(blocker), str(built.directory)],
+        gate=ORIGIN,
+        blockedProbe=EASYLIST.blocked_probe,
+    ) as browser:
+        yield browser
 
 
 def _give_id(manifest_path: Path, addon_id: str) -> None:

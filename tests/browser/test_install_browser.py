@@ -1,14 +1,16 @@
 """Getting the extension in a real browser: the wall's link to the install page, the page itself, its screenshots.
 
-The screenshots the install page shows are made here, from the zip the demo serves, loaded into
-Chromium as a reader would: with ``SUPPORTGATE_UPDATE_SCREENSHOTS=1`` they are written into the
-package's ``static/install/`` (committed); otherwise they go to a temporary dir, and the page's
+The screenshots the install page shows are made here, from the zips the demo serves, loaded as a
+reader would: Chromium's unpacked into Chromium, Firefox's as a temporary add-on into Firefox ESR
+(the driver of ``test_firefox.py``). With ``SUPPORTGATE_UPDATE_SCREENSHOTS=1`` they are written into
+the package's ``static/install/`` (committed); otherwise they go to a temporary dir, and the page's
 images are checked to load.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import pytest
 
 from supportgate.install.page import SCREENSHOTS
 from tests.browser.conftest import ARTICLE, ROOT, UPDATE_SCREENSHOTS, Demo, launch_chromium
+from tests.browser.test_firefox import ADDON_ID, running_firefox
 from tests.browser.test_gate_browser import AXE_RUN, WALL_DIALOG, visit_client
 
 pytestmark = pytest.mark.browser
@@ -125,13 +128,51 @@ def test_the_downloaded_zip_loads_and_gives_the_pages_screenshots(installed: tup
     card = page.locator(f"extensions-manager extensions-item#{extension_id}")
     card.wait_for()
     assert "supportgate" in card.locator("#name").inner_text()
-    page.screenshot(path=target / SCREENSHOTS[0], animations="disabled")
+    page.screenshot(path=target / "chromium-extensions.png", animations="disabled")
 
     popup = context.new_page()
     popup.set_viewport_size({"width": 380, "height": 100})
     popup.goto(f"chrome-extension://{extension_id}/popup/popup.html")
     popup.wait_for_selector("body[data-ready=true]")
-    popup.screenshot(path=target / SCREENSHOTS[1], full_page=True, animations="disabled")
-    for name in SCREENSHOTS:
+    popup.screenshot(path=target / "popup-signin.png", full_page=True, animations="disabled")
+    for name in ("chromium-extensions.png", "popup-signin.png"):
         size = (target / name).stat().st_size
         assert size < 100_000, f"{name} is {size} bytes"
+
+
+FIREFOX_UUID = "5e0c3b7a-1d2f-4a8b-9c6d-2f4e6a8b0c1d"
+"""The add-on's moz-extension:// host in the pictures (about:debugging shows it): fixed, so a refresh changes no pixel for it."""
+
+
+def test_the_served_firefox_zip_loads_as_a_temporary_add_on_and_gives_the_pages_screenshots(
+    demo: Demo, tmp_path: Path
+) -> None:
+    """The served Firefox zip installs as a temporary add-on; about:debugging and about:addons list it: two pictures."""
+    target = INSTALL_IMAGES if UPDATE_SCREENSHOTS else tmp_path
+    answer = demo.anonymous.get("/extension/supportgate-firefox.zip")
+    assert answer.status_code == 200, answer.text
+    # about:debugging shows where the add-on was loaded from: a short folder of its own, not the test's.
+    with tempfile.TemporaryDirectory() as downloads:
+        zipped = Path(downloads) / "supportgate-firefox.zip"
+        zipped.write_bytes(answer.content)
+        with running_firefox(
+            tmp_path / "firefox", uuids={ADDON_ID: FIREFOX_UUID}, uuid=FIREFOX_UUID, extensions=[]
+        ) as firefox:
+            # BiDi's webExtension.install of a file is AddonManager.installTemporaryAddon, what
+            # about:debugging's "Load Temporary Add-on…" calls with the file the reader picks.
+            assert firefox.step("installAddon", path=str(zipped)) == ADDON_ID
+            debugging = firefox.step("aboutDebugging", addon="supportgate", path=str(target / "firefox-debugging.png"))
+            addons = firefox.step("aboutAddons", id=ADDON_ID, path=str(target / "firefox-addons.png"))
+    assert debugging["pane"] == "Temporary Extensions (1)", debugging
+    assert "supportgate-firefox.zip" in debugging["card"], debugging
+    assert ADDON_ID in debugging["card"], debugging
+    assert addons["heading"] == "Manage Your Extensions", addons
+    assert (addons["name"], addons["enabled"]) == ("supportgate", True), addons
+    for name, shown in (("firefox-debugging.png", debugging), ("firefox-addons.png", addons)):
+        head = (target / name).read_bytes()
+        assert head.startswith(b"\x89PNG\r\n\x1a\n"), name
+        assert len(head) < 100_000, f"{name} is {len(head)} bytes"
+        assert (shown["clip"]["width"], shown["clip"]["height"]) == (
+            int.from_bytes(head[16:20], "big"),
+            int.from_bytes(head[20:24], "big"),
+        ), f"{name} is not the cropped part"

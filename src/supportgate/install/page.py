@@ -20,8 +20,8 @@ from supportgate.gate.messages import DEFAULT_LANGUAGE, LANGUAGES
 
 __all__ = ["SCREENSHOTS", "SCREENSHOT_DIR", "InstallTexts", "render_install_page"]
 
-SCREENSHOTS: Final = ("chromium-extensions.png", "popup-signin.png")
-"""The screenshots the page shows, in ``static/install/``; the browser suite makes them."""
+SCREENSHOTS: Final = ("chromium-extensions.png", "firefox-addons.png", "firefox-debugging.png", "popup-signin.png")
+"""The screenshots the page shows, in its order, in ``static/install/``; the browser suite makes them."""
 
 SCREENSHOT_DIR: Final = "static/install"
 """Where the screenshots are, in the package."""
@@ -71,10 +71,14 @@ class InstallTexts:
     """Heading of the permanent install."""
     firefox_keep_steps: list[str]
     """Installing for good in ESR, Developer Edition or Nightly."""
+    firefox_addons_shot: str
+    """Alt text of the about:addons screenshot."""
     firefox_try_heading: str
     """Heading of the temporary install."""
     firefox_try_steps: list[str]
     """Loading it until Firefox restarts."""
+    firefox_debugging_shot: str
+    """Alt text of the about:debugging screenshot."""
     after_heading: str
     """Heading of signing in."""
     after: list[str]
@@ -161,5 +165,5 @@ def render_install_page(
         gate_url=gate_url,
         site_name=site_name,
         downloads=downloads,
-        screenshots=[(name, _png_size(name)) for name in SCREENSHOTS],
+        screenshots={name: (name, _png_size(name)) for name in SCREENSHOTS},
     )

@@ -33,6 +33,7 @@ const WATCH_SCRIPT = `(() => {
 let browser;
 let article;
 let popup;
+let about;
 
 async function closeBrowser() {
   const open = browser;
@@ -66,6 +67,23 @@ async function extensionPage(path, viewport) {
   await withTimeout(`opening ${path}`, navigate(popup, `${extensionOrigin}/${path}`));
   await ui.waitReady(popup, TIMEOUT);
   return popup;
+}
+
+/** A tab on Firefox's own page `url` (about:debugging, about:addons), opened once, `width` wide. */
+async function firefoxPage(url, width) {
+  if (!about) {
+    about = await browser.newPage();
+    about.setDefaultTimeout(TIMEOUT);
+  }
+  await about.setViewport({ width, height: 800 });
+  await withTimeout(`opening ${url}`, navigate(about, url));
+  return about;
+}
+
+/** Screenshot `clip` of the tab on Firefox's own page into `path`; what the page showed, with the clip. */
+async function firefoxShot(shown, path) {
+  await about.screenshot({ path, clip: shown.clip });
+  return shown;
 }
 
 /** The browser's tab id of the article tab, asked from an extension page. */
@@ -196,6 +214,18 @@ const STEPS = {
     await popup.screenshot({ path });
     await popup.setViewport({ width: 380, height: 640 });
     return path;
+  },
+  // An add-on from a file (a folder or a zip), as a temporary add-on: BiDi's webExtension.install.
+  installAddon: ({ path }) => browser.installExtension(path),
+  // about:debugging → This Firefox, with the add-on called `addon` listed; cropped, into `path`.
+  aboutDebugging: async ({ addon, path }) => {
+    const page = await firefoxPage(ui.FIREFOX_PAGE.debugging, 900);
+    return firefoxShot(await ui.aboutDebugging(page, addon, TIMEOUT), path);
+  },
+  // about:addons → Extensions, with the add-on `id` listed; cropped, into `path`.
+  aboutAddons: async ({ id, path }) => {
+    const page = await firefoxPage(ui.FIREFOX_PAGE.addons, 820);
+    return firefoxShot(await ui.aboutAddons(page, id, TIMEOUT), path);
   },
   permissions: async () => {
     const page = await extensionPage(ui.PAGE.popup, { width: 380, height: 640 });
