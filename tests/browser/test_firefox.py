@@ -124,8 +124,11 @@ def _node_modules() -> None:
 
 @contextlib.contextmanager
 def running_firefox(root: Path, **config: Any) -> Iterator[Firefox]:
-    """The driver started with ``config`` (its own keys beside these: Firefox, a fresh profile under ``root``, the
-    step timeout), Firefox up; closed on leaving. Skips when Firefox ESR or node is missing."""
+    """The driver started with ``config``, Firefox up; closed on leaving. Skips when Firefox ESR or node is missing.
+
+    ``config`` holds the driver's keys beside the ones set here: the Firefox binary, a fresh profile
+    under ``root`` and the step timeout.
+    """
     if not FIREFOX.exists():
         pytest.skip(f"{FIREFOX} is missing (`apt-get install firefox-esr`; .ci/run installs it): no Firefox test")
     node = shutil.which("node")

@@ -141,7 +141,7 @@ def test_the_downloaded_zip_loads_and_gives_the_pages_screenshots(installed: tup
 
 
 FIREFOX_UUID = "5e0c3b7a-1d2f-4a8b-9c6d-2f4e6a8b0c1d"
-"""The add-on's moz-extension:// host in the pictures (about:debugging shows it): fixed, so a refresh changes no pixel for it."""
+"""The add-on's moz-extension:// host in the pictures (about:debugging shows it), fixed: a refresh keeps it."""
 
 
 def test_the_served_firefox_zip_loads_as_a_temporary_add_on_and_gives_the_pages_screenshots(
