@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
@@ -33,6 +33,27 @@ _EXAMPLE = (
 )
 
 
+_EXPORT_EXAMPLE = (
+    "id,email,tier,status,expires_at,note,created_at\r\n"
+    "3f2a9c1be4d07a65,reader@example.com,supporter,active,2027-01-31T00:00:00Z,met at the fair,"
+    "2026-11-24T12:00:00Z\r\n"
+)
+_IMPORT_DESCRIPTION: Final = (
+    "One row per address: a new address is granted, a known one changed to match its row (the columns it "
+    "has; `expires_at` and `note` left empty clear them). A row with a bad address, an unknown tier, a bad or "
+    "past `expires_at` is listed in `errors` with its line and skipped; the other rows are applied. Importing "
+    "the same file again changes nothing (all `unchanged`). A file whose header names an unknown column, or "
+    "lacks `email` or `tier`, or that is not UTF-8, is refused (400) with nothing written. Each grant and change "
+    "is in the audit log as a single one would be, and the import as a whole as `supporter.import`. No welcome "
+    "mail is sent."
+)
+_EXPORT_DESCRIPTION: Final = (
+    "Newest first: a header row, then one row per supporter, read from the store a page at a time. Cells "
+    "that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab, a carriage return "
+    "or `'`) are written after an apostrophe; an import takes it off again. A bad filter is a 400 problem."
+)
+
+
 @dataclass
 class _CsvBodyOperation(Operation):
     """The import's operation: its body is CSV, which Litestar cannot infer from a handler reading a stream."""
@@ -50,6 +71,24 @@ class _CsvBodyOperation(Operation):
                 )
             },
         )
+
+
+@dataclass
+class _CsvAnswerOperation(Operation):
+    """The export's operation: it answers a CSV file, which Litestar documents as an untyped stream."""
+
+    def __post_init__(self) -> None:
+        self.responses = {
+            **(self.responses or {}),
+            "200": OpenAPIResponse(
+                description="The supporters as UTF-8 CSV, as an attachment `supporters.csv`.",
+                content={
+                    f"{CSV_MEDIA_TYPE}; charset=utf-8": OpenAPIMediaType(
+                        schema=Schema(type=OpenAPIType.STRING), example=_EXPORT_EXAMPLE
+                    )
+                },
+            ),
+        }
 
 
 def require_csv(content_type: str | None) -> None:
@@ -80,6 +119,7 @@ class SupporterCsvController(Controller):
         status_code=200,
         request_max_body_size=MAX_IMPORT_BYTES,
         operation_class=_CsvBodyOperation,
+        description=_IMPORT_DESCRIPTION,
         opt={OWN_DEADLINE: True},
         summary="Import supporters from CSV: grant new addresses, change existing ones",
     )
@@ -91,13 +131,7 @@ class SupporterCsvController(Controller):
             bool, QueryParameter(description="Write nothing; answer with what the import would do.")
         ] = False,
     ) -> ImportReport:
-        """One row per address: a new address is granted, a known one changed to match its row.
-
-        A row with a bad address, an unknown tier, a bad or past `expires_at` is listed in `errors`
-        with its line and skipped; the other rows are applied. Importing the same
-        file again changes nothing (all `unchanged`). No welcome mail is sent. A file whose header
-        names an unknown column, or lacks `email` or `tier`, is refused (400) with nothing written.
-        """
+        """Spool the body, then import it through the service (the OpenAPI description says what it does)."""
         require_csv(request.headers.get("content-type"))
         # A large body goes to disk as it arrives: it is read twice (checked, then parsed), never held whole.
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
@@ -109,6 +143,8 @@ class SupporterCsvController(Controller):
         "/export",
         media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8",
         opt={OWN_DEADLINE: True},
+        operation_class=_CsvAnswerOperation,
+        description=_EXPORT_DESCRIPTION,
         summary="Export supporters as CSV, with the list's filters",
     )
     async def export_supporters(
@@ -119,11 +155,7 @@ class SupporterCsvController(Controller):
         status: FromQuery[SupporterStatus | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=254, description="Part of the email or note.")] = None,
     ) -> Stream:
-        """Newest first, a header row then one row per supporter, read from the store a page at a time.
-
-        Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab, a
-        carriage return or `'`) are written after an apostrophe; an import strips it again.
-        """
+        """Stream the export, its first page read before the answer starts so a bad filter is still a 400."""
         rows = await supporter_csv.export(tier=tier, status=status, q=q)
         return Stream(
             rows,
