@@ -22,7 +22,7 @@ from msgspec import UNSET, UnsetType
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from supportgate.catalog.audit import AuditLog
+from supportgate.catalog.audit import AuditChange, AuditLog
 from supportgate.catalog.schemas import Supporter, SupporterPage, SupporterStatus
 from supportgate.catalog.supporters import SupporterService, normalise_email
 from supportgate.catalog.tiers import member_key
@@ -256,31 +256,36 @@ class SupporterCsv:
         actor: str,
         at: datetime,
     ) -> None:
-        """Queue a batch's writes, each with its audit entry, as a single grant or change writes them."""
+        """Queue a batch's writes and an audit entry for each, as a single grant or change writes them.
+
+        The same keys as :meth:`SupporterService.create` and ``update`` write, in as few commands as
+        the batch allows: one ``MSET`` for the records and addresses, one ``ZADD`` per index.
+        """
+        records: dict[str, bytes | str] = {}
+        joined: dict[str, dict[str, int]] = {names.supporters(): {}}
+        left: dict[str, list[str]] = {}
+        audited: list[AuditChange] = []
         for supporter in created:
             member = member_key(supporter.created_at, supporter.id)
-            pipe.set(names.supporter(supporter.id), _encode(supporter))
-            pipe.set(names.email(supporter.email), supporter.id)
-            pipe.zadd(names.supporters(), {member: 0})
-            pipe.zadd(names.tier_members(supporter.tier), {member: 0})
-            self._audit.record(
-                pipe, at=at, actor=actor, action="supporter.create", target=_target(supporter.id), after=supporter
-            )
+            records[names.supporter(supporter.id)] = _encode(supporter)
+            records[names.email(supporter.email)] = supporter.id
+            joined[names.supporters()][member] = 0
+            joined.setdefault(names.tier_members(supporter.tier), {})[member] = 0
+            audited.append(AuditChange("supporter.create", _target(supporter.id), after=supporter))
         for before, after in changed:
-            pipe.set(names.supporter(after.id), _encode(after))
+            records[names.supporter(after.id)] = _encode(after)
             if after.tier != before.tier:
                 member = member_key(before.created_at, before.id)
-                pipe.zrem(names.tier_members(before.tier), member)
-                pipe.zadd(names.tier_members(after.tier), {member: 0})
-            self._audit.record(
-                pipe,
-                at=at,
-                actor=actor,
-                action="supporter.update",
-                target=_target(after.id),
-                before=before,
-                after=after,
-            )
+                left.setdefault(names.tier_members(before.tier), []).append(member)
+                joined.setdefault(names.tier_members(after.tier), {})[member] = 0
+            audited.append(AuditChange("supporter.update", _target(after.id), before=before, after=after))
+        pipe.mset(records)
+        for index, members in left.items():
+            pipe.zrem(index, *members)
+        for index, scores in joined.items():
+            if scores:
+                pipe.zadd(index, scores)
+        self._audit.record_many(pipe, at=at, actor=actor, changes=audited)
 
     async def _record_import(self, report: ImportReport, *, actor: str) -> None:
         """One audit entry for the whole import: its counts and the lines it refused."""
