@@ -158,6 +158,15 @@ async def test_bad_rows_are_reported_by_line_and_the_rest_written(admin: Client)
 
 
 @pytest.mark.usefixtures("tiers")
+async def test_the_documented_example_imports(admin: Client) -> None:
+    """docs/examples/supporters.csv imports whole: three grants, the quoted note with its comma kept."""
+    body = (Path(__file__).parent.parent / "docs" / "examples" / "supporters.csv").read_text()
+    assert await import_csv(admin, body) == {"created": 3, "updated": 0, "unchanged": 0, "errors": [], "dry_run": False}
+    notes = {s["email"]: s["note"] for s in await listed(admin)}
+    assert notes["patron@example.com"] == "pays yearly, by invoice"
+
+
+@pytest.mark.usefixtures("tiers")
 async def test_a_dry_run_writes_nothing(admin: Client) -> None:
     """With dry_run=true the answer counts what would happen, and nothing is stored or audited."""
     await import_csv(admin, "email,tier\nknown@example.com,supporter\n")
