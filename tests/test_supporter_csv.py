@@ -14,7 +14,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.catalog.supporter_csv import EXPORT_COLUMNS, IMPORT_BATCH, safe_cell, unescape_cell
+from supportgate.admin.supporter_csv import MAX_IMPORT_BYTES
+from supportgate.catalog.csv_rows import EXPORT_COLUMNS, safe_cell, unescape_cell
+from supportgate.catalog.supporter_csv import IMPORT_BATCH
 from supportgate.services import Services
 from supportgate.settings import Settings
 from tests.conftest import FakeClock
@@ -82,6 +84,14 @@ async def test_the_same_file_twice_changes_nothing_the_second_time(admin: Client
     assert again == {"created": 0, "updated": 0, "unchanged": 3, "errors": [], "dry_run": False}
     assert {s["email"]: s for s in await listed(admin)} == stored
     assert await audit_actions(admin) == ["supporter.import", *actions]
+    entries = (await admin.get("/v1/admin/audit", params={"limit": "1"})).json()["items"]
+    assert entries[0]["actor"].startswith("admin:")  # the key that imported
+    assert {k: entries[0]["after"][k] for k in ("created", "updated", "unchanged", "errors")} == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "errors": 0,
+    }
 
 
 @pytest.mark.usefixtures("tiers")
@@ -215,6 +225,17 @@ async def test_a_bad_header_is_refused_with_nothing_written(admin: Client, body:
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert named in answer.json()["detail"]
+    assert await listed(admin) == []
+
+
+@pytest.mark.usefixtures("tiers")
+async def test_a_file_over_the_limit_is_refused(admin: Client) -> None:
+    """A body over 20 MiB is a 413 problem, and none of its rows is written."""
+    row = b"reader@example.com,supporter\n"
+    body = b"email,tier\n" + row * (MAX_IMPORT_BYTES // len(row) + 1)
+    answer = await admin.post("/v1/admin/supporters/import", content=body, headers=CSV)
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
     assert await listed(admin) == []
 
 

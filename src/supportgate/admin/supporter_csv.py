@@ -13,8 +13,9 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
 from supportgate.catalog.api_keys import ValidKey
+from supportgate.catalog.csv_rows import EXPORT_COLUMNS, IMPORT_COLUMNS
 from supportgate.catalog.schemas import Slug, SupporterStatus
-from supportgate.catalog.supporter_csv import EXPORT_COLUMNS, IMPORT_COLUMNS, ImportReport, SupporterCsv
+from supportgate.catalog.supporter_csv import ImportReport, SupporterCsv
 from supportgate.errors import UnsupportedMediaType
 from supportgate.http.deadline import OWN_DEADLINE
 

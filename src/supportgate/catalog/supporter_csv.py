@@ -12,60 +12,43 @@ import codecs
 import csv
 import io
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Final, Literal, Protocol
+from typing import IO, Final
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.audit import AuditChange, AuditLog
+from supportgate.catalog.csv_rows import (
+    EXPORT_COLUMNS,
+    Reader,
+    Row,
+    RowError,
+    csv_lines,
+    export_row,
+    format_time,
+    read_columns,
+    read_rows,
+)
 from supportgate.catalog.schemas import Supporter, SupporterPage, SupporterStatus
-from supportgate.catalog.supporters import SupporterService, normalise_email
+from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import member_key
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest
 from supportgate.store import Store, begin, names, text, texts
 
-__all__ = [
-    "EXPORT_COLUMNS",
-    "IMPORT_BATCH",
-    "IMPORT_COLUMNS",
-    "ImportReport",
-    "RowError",
-    "SupporterCsv",
-    "safe_cell",
-    "unescape_cell",
-]
+__all__ = ["IMPORT_BATCH", "ImportReport", "SupporterCsv"]
 
-IMPORT_COLUMNS: Final = ("email", "tier", "expires_at", "note")
-"""The columns an import reads; ``email`` and ``tier`` are required, in any order."""
-EXPORT_COLUMNS: Final = ("id", "email", "tier", "status", "expires_at", "note", "created_at")
-"""The columns of an export; an import takes them too (``status`` is applied, ``id`` and ``created_at`` are not)."""
 IMPORT_BATCH: Final = 500
 """Rows applied per transaction (and per wait for the disk)."""
-_REQUIRED: Final = ("email", "tier")
-_NOTE_MAX = 2000
 _EXPORT_PAGE = 200
 _READ_CHUNK = 1 << 16
-# Spreadsheets run a cell starting with one of these as a formula; an export writes such cells
-# after an apostrophe, which spreadsheets show as text. A leading apostrophe is escaped the same
-# way, so an import can strip exactly the apostrophes an export added.
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "'")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Supporter).decode
-
-
-class RowError(msgspec.Struct, kw_only=True):
-    """A row of the file that was not imported, and why."""
-
-    line: int
-    """The file's line (1 is the header) on which the row ends."""
-    detail: str
-    """What is wrong with the row."""
 
 
 class ImportReport(msgspec.Struct, kw_only=True):
@@ -81,26 +64,6 @@ class ImportReport(msgspec.Struct, kw_only=True):
     """Rows not imported, each with its line and what is wrong; the other rows were applied."""
     dry_run: bool
     """True when nothing was written: the counts say what the import would do."""
-
-
-def safe_cell(value: str) -> str:
-    """``value`` as a spreadsheet shows it as text: after an apostrophe if it could start a formula."""
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
-
-
-def unescape_cell(value: str) -> str:
-    """``value`` without the apostrophe :func:`safe_cell` put before it, if it has one."""
-    return value[1:] if value[:1] == "'" and value[1:2] and value[1:].startswith(_FORMULA_STARTS) else value
-
-
-@dataclass(slots=True)
-class _Row:
-    line: int
-    email: str
-    tier: str
-    expires_at: datetime | UnsetType | None
-    note: str | UnsetType | None
-    status: Literal["active", "revoked"] | UnsetType
 
 
 @dataclass(slots=True)
@@ -120,13 +83,6 @@ class _Plan:
     changed: list[tuple[Supporter, Supporter]] = field(default_factory=list)
     unchanged: int = 0
     refused: list[RowError] = field(default_factory=list)
-
-
-class _Reader(Protocol):
-    line_num: int
-
-    def __iter__(self) -> Iterator[list[str]]: ...
-    def __next__(self) -> list[str]: ...
 
 
 Progress = Callable[[int], None]
@@ -186,14 +142,14 @@ class SupporterCsv:
         finally:
             wrapper.detach()  # the caller's file stays open: it closes it
 
-    async def _import(self, reader: _Reader, *, actor: str, dry_run: bool, progress: Progress | None) -> ImportReport:
-        columns = _columns(reader)
+    async def _import(self, reader: Reader, *, actor: str, dry_run: bool, progress: Progress | None) -> ImportReport:
+        columns = read_columns(reader)
         tiers = set(texts(await self._store.redis.zrange(names.tiers(), 0, -1)))
         counts = _Counts()
         errors: list[RowError] = []
-        batch: list[_Row] = []
+        batch: list[Row] = []
         done = 1
-        for row in _rows(reader, columns, tiers, errors):
+        for row in read_rows(reader, columns, tiers, errors):
             batch.append(row)
             if len(batch) == IMPORT_BATCH:
                 await self._apply(batch, counts, errors, actor=actor, dry_run=dry_run)
@@ -214,7 +170,7 @@ class SupporterCsv:
         return report
 
     async def _apply(
-        self, batch: list[_Row], counts: _Counts, errors: list[RowError], *, actor: str, dry_run: bool
+        self, batch: list[Row], counts: _Counts, errors: list[RowError], *, actor: str, dry_run: bool
     ) -> None:
         """Apply one batch atomically: read what the rows' addresses hold, then write the differences."""
         now = self._clock()
@@ -318,9 +274,9 @@ class SupporterCsv:
     async def _pages(
         self, page: SupporterPage, *, tier: str | None, status: SupporterStatus | None, q: str | None
     ) -> AsyncIterator[bytes]:
-        yield _csv_lines([list(EXPORT_COLUMNS)])
+        yield csv_lines([list(EXPORT_COLUMNS)])
         while True:
-            yield _csv_lines([_export_row(supporter) for supporter in page.items])
+            yield csv_lines([export_row(supporter) for supporter in page.items])
             if page.next_cursor is None:
                 return
             page = await self._supporters.page(
@@ -328,33 +284,8 @@ class SupporterCsv:
             )
 
 
-def _rows(reader: _Reader, columns: dict[str, int], tiers: set[str], errors: list[RowError]) -> Iterator[_Row]:
-    """The rows that pass the checks made row by row; the others are added to ``errors``."""
-    seen: dict[str, int] = {}
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            errors.append(RowError(line=reader.line_num, detail=f"The row is not valid CSV: {exc}."))
-            continue
-        if not cells:
-            continue
-        try:
-            row = _parse(cells, columns, reader.line_num, tiers)
-        except BadRequest as exc:
-            errors.append(RowError(line=reader.line_num, detail=exc.detail))
-            continue
-        if row.email in seen:
-            errors.append(RowError(line=row.line, detail=f"email: {row.email} is on line {seen[row.email]} already."))
-            continue
-        seen[row.email] = row.line
-        yield row
-
-
 def _plan(
-    batch: list[_Row], ids: list[str | None], records: Mapping[str, object], gone: set[str], now: datetime
+    batch: list[Row], ids: list[str | None], records: Mapping[str, object], gone: set[str], now: datetime
 ) -> _Plan:
     """Sort a batch's rows into grants, changes, rows that change nothing and rows refused."""
     plan = _Plan()
@@ -378,107 +309,11 @@ def _plan(
     return plan
 
 
-def _csv_lines(rows: list[list[str]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode()
-
-
-def _export_row(supporter: Supporter) -> list[str]:
-    cells = [
-        supporter.id,
-        supporter.email,
-        supporter.tier,
-        supporter.status,
-        _time(supporter.expires_at) if supporter.expires_at else "",
-        supporter.note or "",
-        _time(supporter.created_at),
-    ]
-    return [safe_cell(cell) for cell in cells]
-
-
-def _time(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def _columns(reader: Iterator[list[str]]) -> dict[str, int]:
-    """Each known column's index in the header row; BadRequest naming what is wrong with it."""
-    try:
-        header = next(reader)
-    except StopIteration:
-        header = []
-    except csv.Error as exc:
-        raise BadRequest(f"The header row is not valid CSV: {exc}.", title="Invalid request") from None
-    names_given = [cell.strip().lower() for cell in header]
-    if not any(names_given):
-        raise BadRequest(
-            f"The file has no header row: its first line must name the columns, such as {','.join(IMPORT_COLUMNS)}.",
-            title="Invalid request",
-        )
-    unknown = [name for name in names_given if name not in EXPORT_COLUMNS]
-    if unknown:
-        raise BadRequest(
-            f"Unknown column(s) {', '.join(repr(n) for n in unknown)}; the columns are "
-            f"{', '.join(EXPORT_COLUMNS)} ({', '.join(_REQUIRED)} required).",
-            title="Invalid request",
-        )
-    twice = sorted({name for name in names_given if names_given.count(name) > 1})
-    if twice:
-        raise BadRequest(f"Column(s) {', '.join(twice)} appear more than once.", title="Invalid request")
-    missing = [name for name in _REQUIRED if name not in names_given]
-    if missing:
-        raise BadRequest(f"The header row lacks the column(s) {', '.join(missing)}.", title="Invalid request")
-    return {name: index for index, name in enumerate(names_given)}
-
-
-def _parse(cells: list[str], columns: dict[str, int], line: int, tiers: set[str]) -> _Row:
-    """One data row, checked on its own; BadRequest naming the first bad cell."""
-    if len(cells) != len(columns):
-        raise BadRequest(f"The row has {len(cells)} cells; the header names {len(columns)} columns.")
-
-    def cell(name: str) -> str | None:
-        index = columns.get(name)
-        return None if index is None else unescape_cell(cells[index].strip())
-
-    email = normalise_email(cell("email") or "")
-    tier = cell("tier") or ""
-    if tier not in tiers:
-        raise BadRequest(f"tier: there is no tier {tier!r}; create it first or pick an existing one.")
-    expires_text = cell("expires_at")
-    expires_at: datetime | UnsetType | None = UNSET
-    if expires_text is not None:
-        expires_at = _parse_time(expires_text) if expires_text else None
-    note_text = cell("note")
-    note: str | UnsetType | None = UNSET
-    if note_text is not None:
-        if len(note_text) > _NOTE_MAX:
-            raise BadRequest(f"note: {len(note_text)} characters; at most {_NOTE_MAX}.")
-        note = note_text or None
-    status_text = cell("status")
-    status: Literal["active", "revoked"] | UnsetType = UNSET
-    if status_text:
-        if status_text not in {"active", "expired", "revoked"}:
-            raise BadRequest(f"status: {status_text!r} is none of active, expired, revoked.")
-        # "expired" is how an export shows an active supporter past expires_at: stored, it is active.
-        status = "revoked" if status_text == "revoked" else "active"
-    return _Row(line=line, email=email, tier=tier, expires_at=expires_at, note=note, status=status)
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise BadRequest(f"expires_at: {value!r} is not an RFC 3339 time with an offset, such as 2027-01-31T00:00:00Z.")
-    return parsed
-
-
-def _merge(before: Supporter | None, row: _Row, now: datetime) -> Supporter | None:
+def _merge(before: Supporter | None, row: Row, now: datetime) -> Supporter | None:
     """The supporter ``row`` asks for, given what is stored; None if that is what is stored already."""
     expires_at = None if row.expires_at is UNSET and before is None else row.expires_at
     if isinstance(expires_at, datetime) and expires_at <= now and (before is None or expires_at != before.expires_at):
-        raise BadRequest(f"expires_at: {_time(expires_at)} has passed; a grant must end in the future.")
+        raise BadRequest(f"expires_at: {format_time(expires_at)} has passed; a grant must end in the future.")
     if before is None:
         return Supporter(
             id=secrets.token_hex(8),
