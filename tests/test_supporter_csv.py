@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -16,7 +17,9 @@ from litestar.testing import AsyncTestClient
 
 from supportgate.admin.supporter_csv import MAX_IMPORT_BYTES
 from supportgate.catalog.csv_rows import EXPORT_COLUMNS, safe_cell, unescape_cell
-from supportgate.catalog.supporter_csv import IMPORT_BATCH
+from supportgate.catalog.schemas import SupporterIn
+from supportgate.catalog.supporter_csv import IMPORT_BATCH, ImportReport
+from supportgate.errors import Conflict
 from supportgate.services import Services
 from supportgate.settings import Settings
 from tests.conftest import FakeClock
@@ -134,6 +137,31 @@ async def test_an_import_changes_what_differs(admin: Client) -> None:
     on_patron = sorted(s["email"] for s in await listed(admin, tier="patron"))
     assert on_patron == ["reader2@example.com", "reader@example.com"]
     assert (await audit_actions(admin))[:3] == ["supporter.import", "supporter.update", "supporter.update"]
+
+
+@pytest.mark.usefixtures("tiers")
+async def test_an_import_racing_a_grant_makes_one_supporter(admin: Client, services: Services) -> None:
+    """A grant of an address while an import of it runs: one supporter results, never two or a lost index."""
+    lines = "".join(f"reader{n}@example.com,supporter\n" for n in range(IMPORT_BATCH * 2))
+    source = io.BytesIO(b"email,tier\n" + lines.encode())
+    results = await asyncio.gather(
+        services.supporter_csv.import_file(source, actor="t"),
+        *(
+            services.supporters.create(SupporterIn(email=f"reader{n}@example.com", tier="patron"), actor="t")
+            for n in range(0, IMPORT_BATCH * 2, 97)
+        ),
+        return_exceptions=True,
+    )
+    report = results[0]
+    assert isinstance(report, ImportReport), report
+    granted = [r for r in results[1:] if not isinstance(r, BaseException)]
+    assert all(isinstance(r, Conflict) for r in results[1:] if isinstance(r, BaseException))
+    assert report.created + len(granted) == IMPORT_BATCH * 2
+    assert report.updated == len(granted)  # each granted first was then moved to the file's tier
+    rows = await export_rows(admin)
+    assert sorted(row["email"] for row in rows) == sorted(f"reader{n}@example.com" for n in range(IMPORT_BATCH * 2))
+    assert {row["tier"] for row in rows} == {"supporter"}
+    assert len(await export_rows(admin, tier="patron")) == 0
 
 
 @pytest.mark.usefixtures("tiers")
