@@ -60,6 +60,10 @@ _SEMANTIC_400: frozenset[str] = frozenset(
         # An IPv6 origin must hold an address, which the documented pattern says only roughly.
         "POST /v1/admin/sites",
         "PATCH /v1/admin/sites/{site_id}",
+        # A CSV import's header must name known columns, its tier must exist: no string schema says so.
+        "POST /v1/admin/supporters/import",
+        # An export's tier must exist.
+        "GET /v1/admin/supporters/export",
         # The site a reader came from must exist.
         "POST /v1/auth/code/request",
     }

@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from supportgate import __version__
 from supportgate.admin.controllers import admin_router
+from supportgate.admin.supporter_csv import MAX_IMPORT_BYTES
 from supportgate.clock import Clock, utc_now
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, SupportgateError
@@ -138,7 +139,8 @@ def create_app(
                 max_body_bytes=settings.max_body_bytes,
                 body_limits=dict.fromkeys(
                     [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports")], MAX_DECIDE_BYTES
-                ),
+                )
+                | {("POST", "/v1/admin/supporters/import"): MAX_IMPORT_BYTES},
                 rate_limits=_rate_limits(settings),
             )
             if server_process:

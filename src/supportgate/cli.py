@@ -19,6 +19,8 @@ from granian.constants import Interfaces
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from supportgate.catalog.schemas import SupporterStatus
+from supportgate.catalog.supporter_csv import ImportReport
 from supportgate.demo.seed import DEMO_ORIGINS, seed
 from supportgate.errors import SupportgateError
 from supportgate.extension_build import (
@@ -287,6 +289,60 @@ def rewrap_secrets(new_key_file: Path | None) -> None:
         if key_file is not None
         else f"set SUPPORTGATE_MASTER_KEY to the new key (id {new_key.id}) before starting the service"
     )
+
+
+@cli.group()
+def supporters() -> None:
+    """Supporters in and out as CSV files."""
+
+
+@supporters.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Write nothing; print what the import would do.")
+def import_supporters(file: Path, dry_run: bool) -> None:
+    """Import supporters from a CSV FILE (header: email,tier,expires_at,note); no welcome mails are sent."""
+    settings = Settings.from_env()
+
+    async def run(services: Services) -> ImportReport:
+        with file.open("rb") as source:
+            total = services.supporter_csv.count_lines(source)
+            with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+                return await services.supporter_csv.import_file(
+                    source, actor="cli", dry_run=dry_run, progress=bar.update
+                )
+
+    with running_store(settings) as url:
+        report = _with_services(settings, url, run)
+    for error in report.errors:
+        click.echo(f"line {error.line}: {error.detail}", err=True)
+    click.echo(
+        f"{'would create' if dry_run else 'created'} {report.created}, "
+        f"{'would update' if dry_run else 'updated'} {report.updated}, "
+        f"unchanged {report.unchanged}, errors {len(report.errors)}"
+    )
+    if report.errors:
+        sys.exit(1)
+
+
+@supporters.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here, not to stdout.")
+@click.option("--tier", help="Only supporters on this tier.")
+@click.option("--status", type=click.Choice(["active", "expired", "revoked"]), help="Only supporters in this status.")
+@click.option("--q", help="Only supporters whose email or note contains this.")
+def export_supporters(out: Path | None, tier: str | None, status: SupporterStatus | None, q: str | None) -> None:
+    """Export supporters as CSV, newest first, with the admin list's filters."""
+    settings = Settings.from_env()
+
+    async def run(services: Services) -> None:
+        rows = await services.supporter_csv.export(tier=tier, status=status, q=q)
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(out.open("wb")) if out is not None else sys.stdout.buffer
+            async for chunk in rows:
+                sink.write(chunk)
+            sink.flush()
+
+    with running_store(settings) as url:
+        _with_services(settings, url, run)
 
 
 def _with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:

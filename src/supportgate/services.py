@@ -12,6 +12,7 @@ from supportgate.catalog.api_keys import ApiKeys
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.key_rotation import KeyRotation
 from supportgate.catalog.sites import SiteService
+from supportgate.catalog.supporter_csv import SupporterCsv
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock, utc_now
@@ -69,6 +70,7 @@ class Services:
     pass_check: PassCheck
     decide: DecideService
     reports: ReportService
+    supporter_csv: SupporterCsv
 
     @classmethod
     def build(
@@ -126,4 +128,5 @@ class Services:
                 hot,
             ),
             reports=ReportService(store, stats, limiter, clock),
+            supporter_csv=SupporterCsv(store, supporters, audit, clock),
         )

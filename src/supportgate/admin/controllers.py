@@ -12,6 +12,7 @@ from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from supportgate.admin.auth import AdminAuth
 from supportgate.admin.schemas import RotateIn
+from supportgate.admin.supporter_csv import SupporterCsvController
 from supportgate.catalog.api_keys import ApiKeys, ValidKey
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.key_rotation import KeyRotation, KeySet
@@ -294,6 +295,7 @@ admin_router = Router(
     route_handlers=[
         TierController,
         SupporterController,
+        SupporterCsvController,
         SiteController,
         SigningKeyController,
         GateAdminController,

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
@@ -22,7 +23,7 @@ from supportgate.clock import Clock, utc_now
 from supportgate.store import Store, begin, names, stopping, text, texts
 from supportgate.store.cursor import decode_cursor, encode_cursor
 
-__all__ = ["TRIM_INTERVAL", "AuditLog"]
+__all__ = ["TRIM_INTERVAL", "AuditChange", "AuditLog"]
 
 TRIM_INTERVAL: Final = timedelta(hours=1)
 """How often a process trims the audit log of entries past their retention."""
@@ -30,6 +31,15 @@ _TRIM_BATCH = 500
 _log = logging.getLogger("supportgate.audit")
 _encode = msgspec.json.Encoder().encode
 _decode_entry = msgspec.json.Decoder(AuditEntry).decode
+
+
+class AuditChange(NamedTuple):
+    """One change for :meth:`AuditLog.record_many`: what was done to which thing, before and after."""
+
+    action: str
+    target: str
+    before: object = None
+    after: object = None
 
 
 class AuditLog:
@@ -74,6 +84,32 @@ class AuditLog:
         pipe.hset(names.audit_entries(), entry_id, _encode(entry))
         pipe.xadd(names.audit_index(), {"entry": entry_id})
         pipe.sadd(names.audit_target(target), entry_id)
+
+    def record_many(self, pipe: Pipeline, *, at: datetime, actor: str, changes: Sequence[AuditChange]) -> None:
+        """Queue one entry per change, as :meth:`record` would, in fewer commands (a bulk import).
+
+        The entries go in one ``HSET``; each still gets its own place in the stream and its target's set.
+        """
+        if not changes:
+            return
+        entries: dict[str, bytes] = {}
+        for change in changes:
+            entry_id = secrets.token_hex(8)
+            entries[entry_id] = _encode(
+                AuditEntry(
+                    id=entry_id,
+                    at=at,
+                    actor=actor,
+                    action=change.action,
+                    target=change.target,
+                    before=_plain(change.before),
+                    after=_plain(change.after),
+                )
+            )
+        pipe.hset(names.audit_entries(), mapping=entries)  # type: ignore[arg-type]
+        for change, entry_id in zip(changes, entries, strict=True):
+            pipe.xadd(names.audit_index(), {"entry": entry_id})
+            pipe.sadd(names.audit_target(change.target), entry_id)
 
     async def redactions(self, pipe: Pipeline, target: str, replacement: dict[str, Any]) -> dict[str, bytes]:
         """Read every entry about ``target`` and return it with ``before``/``after`` replaced.

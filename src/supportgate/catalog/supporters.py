@@ -63,6 +63,10 @@ class SupporterService:
         for listener in self._listeners:
             await listener(before, after)
 
+    async def announce(self, before: Supporter, after: Supporter) -> None:
+        """Tell the listeners of a change stored by another writer (an import), as of now."""
+        await self._changed(self._view(before), self._view(after))
+
     async def note(self, supporter_id: str, *, action: str, actor: str, detail: object = None) -> None:
         """Add an audit entry about a supporter without changing them (an activation code, a sign-out)."""
         now = self._clock()

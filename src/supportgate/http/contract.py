@@ -204,6 +204,8 @@ def _add_problems(
         why = _WHY[status]
         if status == 413:
             why = f"The body is larger than {body_limit} bytes."
+        elif status == 415:
+            why = _unsupported_media(operation)
         elif status == 429 and rate_limits:
             why = f"{why} The limits: {_sentences(rate_limits)}."
         headers: dict[str, OpenAPIHeader | Reference] | None = (
@@ -217,6 +219,15 @@ def _add_problems(
             description=why, content={PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)}, headers=headers
         )
     operation.responses = responses
+
+
+def _unsupported_media(operation: Operation) -> str:
+    """The 415 of an operation, naming the media type its body is documented in (JSON unless said otherwise)."""
+    body = operation.request_body
+    media_types = list(body.content) if body is not None and not isinstance(body, Reference) else []
+    if not media_types or media_types == ["application/json"]:
+        return _WHY[415]
+    return f"The body is not sent as `Content-Type: {media_types[0]}`."
 
 
 def _state_limits(operation: Operation, *, body_limit: int | None, rate_limits: Sequence[RateLimit]) -> None:
