@@ -15,8 +15,10 @@ __all__ = [
     "AuditEntry",
     "AuditPage",
     "KeyCreated",
+    "KeyInfo",
     "Site",
     "SiteIn",
+    "SiteKeyIn",
     "SitePatch",
     "Slug",
     "Supporter",
@@ -26,6 +28,7 @@ __all__ = [
     "Tier",
     "TierIn",
     "TierPatch",
+    "TierWritten",
 ]
 
 Slug = Annotated[
@@ -116,6 +119,13 @@ class Tier(msgspec.Struct, kw_only=True):
     """How many supporters are on this tier (not stored; counted when read)."""
 
 
+class TierWritten(Tier, kw_only=True):
+    """A tier as created or changed, with what an admin should know about it."""
+
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """Things that look wrong but are allowed, e.g. entitlements that unlock no site's wall."""
+
+
 class SupporterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A grant of supporter status to an email address."""
 
@@ -191,6 +201,22 @@ class KeyCreated(msgspec.Struct, kw_only=True):
     key: str
     created_at: datetime
     site: str | None = None
+
+
+class KeyInfo(msgspec.Struct, kw_only=True):
+    """An admin or site API key as listed: never its secret nor its hash."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    """When the key was last used, to the minute (written at most once a minute); null if never."""
+
+
+class SiteKeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new site key; without a ``name``, the key is named after its site."""
+
+    name: Name | None = None
 
 
 class AuditEntry(msgspec.Struct, kw_only=True):

@@ -77,6 +77,11 @@ class SupporterService:
         """Grant support to an address; Conflict naming the holder if it already has it."""
         email = normalise_email(data.email)
         now = self._clock()
+        if data.expires_at is not None and data.expires_at <= now:
+            raise BadRequest(
+                f"expires_at: {data.expires_at.isoformat()} has passed already; "
+                "a grant must end in the future (or leave expires_at out for no end)."
+            )
         supporter = Supporter(
             id=secrets.token_hex(8),
             email=email,

@@ -46,6 +46,8 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("PATCH", "/v1/admin/supporters/{supporter_id}"): (409,),
     ("POST", "/v1/admin/sites"): (409,),
     ("POST", "/v1/admin/keys/rotate"): (409,),
+    ("POST", "/v1/admin/signing-keys/rotate"): (409,),
+    ("DELETE", "/v1/admin/keys/{key_id}"): (409,),
     ("GET", "/v1/admin/stats"): (404,),
     ("GET", "/extension/supportgate-chromium.zip"): (404,),
     ("GET", "/extension/supportgate-firefox.zip"): (404,),
