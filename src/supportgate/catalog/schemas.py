@@ -133,6 +133,8 @@ class SupporterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tier: Slug
     expires_at: AwareTime | None = None
     note: Note | None = None
+    notify: bool = True
+    """Send the new supporter the welcome mail (what their support unlocks, how to use it); false skips it."""
 
 
 class SupporterPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -54,6 +54,11 @@ class SupporterService:
         self._audit = audit
         self._clock = clock
         self._listeners: list[Listener] = []
+        self._grant_listeners: list[Callable[[Supporter], Awaitable[None]]] = []
+
+    def on_grant(self, listener: Callable[[Supporter], Awaitable[None]]) -> None:
+        """Have ``listener`` told of every new grant made with ``notify`` (the welcome mail)."""
+        self._grant_listeners.append(listener)
 
     def subscribe(self, listener: Listener) -> None:
         """Have ``listener`` told of every stored change to a supporter (sessions and passes follow)."""
@@ -108,7 +113,11 @@ class SupporterService:
             )
             return supporter
 
-        return await self._store.atomically(change, email_key, tier_key)
+        created = await self._store.atomically(change, email_key, tier_key)
+        if data.notify:
+            for listener in self._grant_listeners:
+                await listener(created)
+        return created
 
     async def get(self, supporter_id: str) -> Supporter:
         """One supporter; NotFound if there is none."""
