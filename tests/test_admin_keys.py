@@ -253,3 +253,19 @@ async def test_a_tier_that_unlocks_no_site_is_warned_about(admin: Client) -> Non
     assert broken.status_code == 200
     assert len(broken.json()["warnings"]) == 1
     assert "warnings" not in (await admin.get("/v1/admin/tiers/silver")).json()
+
+
+async def test_the_contract_states_the_new_operations(admin: Client) -> None:
+    """The OpenAPI document: 400 on every admin operation, 409 on revoking, an optional site-key body, warnings."""
+    doc = (await admin.get("/schema/openapi.json")).json()
+    paths = doc["paths"]
+    assert "400" in paths["/v1/admin/keys"]["get"]["responses"]
+    assert "400" in paths["/v1/admin/tiers"]["get"]["responses"]
+    assert {"404", "409"} <= set(paths["/v1/admin/keys/{key_id}"]["delete"]["responses"])
+    assert paths["/v1/admin/sites/{site_id}/keys"]["post"]["requestBody"]["required"] is False
+    assert {"204", "404"} <= set(paths["/v1/admin/sites/{site_id}/keys/{key_id}"]["delete"]["responses"])
+    assert "warnings" in doc["components"]["schemas"]["TierWritten"]["properties"]
+    assert {"action", "actor", "target", "since", "until"} <= {
+        parameter["name"] for parameter in paths["/v1/admin/audit"]["get"]["parameters"]
+    }
+    assert "notify" in doc["components"]["schemas"]["SupporterIn"]["properties"]
