@@ -12,8 +12,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
+from supportgate.catalog.schemas import SupporterIn, TierIn
+from supportgate.mail import mailer_for
+from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
+from supportgate.store import names
+from supportgate.tokens.sealing import MasterKey
 from tests.conftest import FakeClock
 from tests.smtp_helpers import Recorder, StartServer
 
@@ -100,3 +105,23 @@ async def test_notify_false_sends_nothing(mailing_admin: Client, smtp: tuple[Rec
     await until(lambda: len(recorder.delivered) == 1)
     await asyncio.sleep(0.5)
     assert [d.rcpt_tos for d in recorder.delivered] == [["x@example.com"]]
+
+
+async def test_a_full_mail_queue_does_not_stop_the_grant(
+    services: Services, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the queue full, the grant is stored and audited anyway; the log names the supporter by id, not address."""
+    full = MailQueue(services.store, mailer_for(settings), limit=1)
+    granting = Services.build(services.store, settings, full, MasterKey(settings.load_master_key()))
+    tier = TierIn(id="gold", name="Gold", entitlements=["adblock_ok"], max_devices=1)
+    await granting.tiers.create(tier, actor="t")
+    await granting.supporters.create(SupporterIn(email="first@example.com", tier="gold"), actor="t")
+    assert await services.store.redis.xlen(names.mail_queue()) == 1
+    caplog.set_level(logging.WARNING, logger="supportgate.welcome")
+    made = await granting.supporters.create(SupporterIn(email="second@example.com", tier="gold"), actor="t")
+    assert (await granting.supporters.get(made.id)).status == "active"
+    assert await services.store.redis.xlen(names.mail_queue()) == 1
+    assert made.id in caplog.text
+    assert "second@example.com" not in caplog.text
+    audited = await granting.audit.page(limit=10, cursor=None, target=f"supporter:{made.id}")
+    assert [entry.action for entry in audited.items] == ["supporter.create"]
