@@ -7,6 +7,7 @@ its signature once, and a request naming any other answers 400 naming it, before
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, cast
 
 from litestar import Request
@@ -16,17 +17,17 @@ from supportgate.errors import BadRequest
 
 __all__ = ["refuse_unknown_query"]
 
-_declared: dict[int, frozenset[str]] = {}
-"""The query parameter names of each handler seen, by its id (handlers live as long as the app)."""
+_declared: weakref.WeakKeyDictionary[HTTPRouteHandler, frozenset[str]] = weakref.WeakKeyDictionary()
+"""The query parameter names of each handler seen (forgotten with the app that holds the handler)."""
 
 
 def _query_names(handler: HTTPRouteHandler, path_parameters: set[str]) -> frozenset[str]:
-    known = _declared.get(id(handler))
+    known = _declared.get(handler)
     if known is None:
         # Only the names of the path parameters matter here (they are not query parameters).
         model = handler.create_kwargs_model(path_parameters=cast("dict[str, Any]", dict.fromkeys(path_parameters)))
         known = frozenset(param.field_alias for param in model.expected_query_params)
-        _declared[id(handler)] = known
+        _declared[handler] = known
     return known
 
 
