@@ -264,7 +264,7 @@ async def test_the_contract_states_the_new_operations(admin: Client) -> None:
     assert {"404", "409"} <= set(paths["/v1/admin/keys/{key_id}"]["delete"]["responses"])
     assert paths["/v1/admin/sites/{site_id}/keys"]["post"]["requestBody"]["required"] is False
     assert {"204", "404"} <= set(paths["/v1/admin/sites/{site_id}/keys/{key_id}"]["delete"]["responses"])
-    assert "warnings" in doc["components"]["schemas"]["TierWritten"]["properties"]
+    assert "unlock_entitlement" in doc["components"]["schemas"]["TierWritten"]["properties"]["warnings"]["description"]
     assert {"action", "actor", "target", "since", "until"} <= {
         parameter["name"] for parameter in paths["/v1/admin/audit"]["get"]["parameters"]
     }

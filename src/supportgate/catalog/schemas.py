@@ -122,8 +122,15 @@ class Tier(msgspec.Struct, kw_only=True):
 class TierWritten(Tier, kw_only=True):
     """A tier as created or changed, with what an admin should know about it."""
 
-    warnings: list[str] = msgspec.field(default_factory=list)
-    """Things that look wrong but are allowed, e.g. entitlements that unlock no site's wall."""
+    warnings: Annotated[
+        list[str],
+        msgspec.Meta(
+            description=(
+                "What looks wrong but was stored as asked: while there are sites, entitlements of which none "
+                "is any site's policy.unlock_entitlement (a typo such as no_wall). Empty when all is well."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class SupporterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -211,8 +218,12 @@ class KeyInfo(msgspec.Struct, kw_only=True):
     id: str
     name: str
     created_at: datetime
-    last_used_at: datetime | None
-    """When the key was last used, to the minute (written at most once a minute); null if never."""
+    last_used_at: Annotated[
+        datetime | None,
+        msgspec.Meta(
+            description="When the key was last used, to within a minute (or the gate's 5 s cache); null if never."
+        ),
+    ]
 
 
 class SiteKeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
