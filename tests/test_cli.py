@@ -204,3 +204,25 @@ def test_rotate_keys_waits_for_publication_unless_forced(tmp_path: Path) -> None
     assert forced.returncode == 0, forced.stderr
     states = [line.split()[0] for line in forced.stdout.strip().splitlines()]
     assert sorted(states) == ["active", "next", "retiring"]
+
+
+def test_list_and_revoke_admin_keys(tmp_path: Path) -> None:
+    """`admin list-keys` shows ids and names, no secret; `admin revoke-key` revokes, but not the last key."""
+    env = {"SUPPORTGATE_DATA_DIR": str(tmp_path)}
+    first = run_cli("admin", "create-key", "--name", "ops", env=env).stdout.strip()
+    second = run_cli("admin", "create-key", "--name", "leaked", env=env).stdout.strip()
+    listed = run_cli("admin", "list-keys", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[-1]: line.split()[0] for line in listed.stdout.strip().splitlines()}
+    assert rows == {"ops": first.split("_")[1], "leaked": second.split("_")[1]}
+    assert first.split("_")[2] not in listed.stdout
+    revoked = run_cli("admin", "revoke-key", rows["leaked"], env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "leaked" not in run_cli("admin", "list-keys", env=env).stdout
+    last = run_cli("admin", "revoke-key", rows["ops"], env=env)
+    assert last.returncode == 2
+    assert "last admin key" in last.stderr
+    assert "Traceback" not in last.stderr
+    unknown = run_cli("admin", "revoke-key", "0123456789ab", env=env)
+    assert unknown.returncode == 2
+    assert "0123456789ab" in unknown.stderr

@@ -151,6 +151,7 @@ def create_app(
             await services.audit.stop()
             await services.stats.stop()
             await mail.stop()
+            await services.api_keys.settle()
             await store.close()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)

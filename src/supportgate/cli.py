@@ -221,6 +221,37 @@ def create_key(name: str) -> None:
         click.echo(_with_services(settings, url, make))
 
 
+@admin.command("list-keys")
+def list_keys() -> None:
+    """List the admin API keys: id, name, when made and last used (never a secret)."""
+    settings = Settings.from_env()
+
+    async def listed(services: Services) -> str:
+        keys = await services.api_keys.list("admin")
+        return "\n".join(
+            f"{key.id}  {key.created_at:%Y-%m-%d %H:%M}Z  "
+            f"{f'{key.last_used_at:%Y-%m-%d %H:%M}Z' if key.last_used_at else 'never used      '}  {key.name}"
+            for key in keys
+        )
+
+    with running_store(settings) as url:
+        click.echo(_with_services(settings, url, listed))
+
+
+@admin.command("revoke-key")
+@click.argument("key_id")
+def revoke_key(key_id: str) -> None:
+    """Revoke the admin API key KEY_ID (from list-keys); refused for the last one."""
+    settings = Settings.from_env()
+
+    async def revoke(services: Services) -> str:
+        await services.api_keys.revoke("admin", key_id, actor="cli")
+        return f"revoked admin key {key_id}"
+
+    with running_store(settings) as url:
+        click.echo(_with_services(settings, url, revoke))
+
+
 @admin.command("rotate-keys")
 @click.option("--force", is_flag=True, help="Rotate even if the next key was published under 5.5 minutes ago.")
 def rotate_keys(force: bool) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "no_support_mail",
     "recipient_domain",
     "sign_in_code_mail",
+    "welcome_mail",
 ]
 
 _log = logging.getLogger("supportgate.mail")
@@ -204,6 +205,11 @@ def no_support_mail(*, to: str, site_name: str | None, support_url: str | None, 
         site_name=site_name,
         support_url=support_url,
     )
+
+
+def welcome_mail(*, to: str, tier_name: str, sites: list[str], install_url: str, lang: str = "en") -> Mail:
+    """The mail for a new supporter: what their support unlocks, where the extension is, how to sign in."""
+    return _render("welcome", lang, to=to, tier=tier_name, sites=sites, install_url=install_url)
 
 
 def _render(name: str, lang: str, *, to: str, **context: object) -> Mail:

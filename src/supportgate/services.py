@@ -15,6 +15,7 @@ from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporter_csv import SupporterCsv
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService
+from supportgate.catalog.welcome import WelcomeMail
 from supportgate.clock import Clock, utc_now
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
@@ -89,6 +90,7 @@ class Services:
         passes = PassService(store, tokens, supporters, tiers, sites, PseudonymSecret(vault), clock, issuer=issuer)
         sessions = SessionService(store, tokens, supporters, clock, issuer=issuer, on_ended=passes.sessions_ended)
         supporters.subscribe(Revocation(sessions, passes).supporter_changed)
+        supporters.on_grant(WelcomeMail(mail, tiers, sites, public_url=settings.public_url).send)
         limiter = RateLimiter(store, clock)
         code_secret = CodeSecret(vault)
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, patch, post
@@ -19,8 +19,10 @@ from supportgate.catalog.key_rotation import KeyRotation, KeySet
 from supportgate.catalog.schemas import (
     AuditPage,
     KeyCreated,
+    KeyInfo,
     Site,
     SiteIn,
+    SiteKeyIn,
     SitePatch,
     Slug,
     Supporter,
@@ -31,16 +33,18 @@ from supportgate.catalog.schemas import (
     Tier,
     TierIn,
     TierPatch,
+    TierWritten,
 )
 from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporters import SupporterService
-from supportgate.catalog.tiers import TierService
+from supportgate.catalog.tiers import TierService, with_warnings
 from supportgate.errors import BadRequest
 from supportgate.gate.reports import ReportService
 from supportgate.gate.schemas import Report, Stats
 from supportgate.gate.stats import StatsBuffer
 from supportgate.http.body import Body
 from supportgate.http.params import SitePath
+from supportgate.http.query import refuse_unknown_query
 from supportgate.readers.codes import ActivationCodes
 from supportgate.readers.schemas import ActivationCode
 from supportgate.readers.sessions import SessionService
@@ -70,6 +74,17 @@ def day_param(name: str, value: str | None) -> date | None:
     raise BadRequest(f"{name}: {value!r} is not a day such as 2026-11-24")
 
 
+def time_param(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 time with an offset as a query parameter; BadRequest naming it otherwise."""
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        if parsed.tzinfo is not None and "T" in value.upper():
+            return parsed
+    raise BadRequest(f"{name}: {value!r} is not an RFC 3339 time with an offset such as 2026-11-24T12:00:00Z")
+
+
 class TierController(Controller):
     """Supporter tiers."""
 
@@ -78,9 +93,14 @@ class TierController(Controller):
 
     @post("/", dto=Body[TierIn], return_dto=None, summary="Create a tier")
     async def create_tier(
-        self, data: JSONBody[TierIn], tiers: NamedDependency[TierService], request: AdminRequest
-    ) -> Tier:
-        return await tiers.create(data, actor=request.user.actor)
+        self,
+        data: JSONBody[TierIn],
+        tiers: NamedDependency[TierService],
+        sites: NamedDependency[SiteService],
+        request: AdminRequest,
+    ) -> TierWritten:
+        """The tier, with `warnings` when its entitlements unlock none of the sites (a typo, often)."""
+        return with_warnings(await tiers.create(data, actor=request.user.actor), await sites.list())
 
     @get("/", summary="List tiers")
     async def list_tiers(self, tiers: NamedDependency[TierService]) -> dict[str, list[Tier]]:
@@ -92,9 +112,15 @@ class TierController(Controller):
 
     @patch("/{tier_id:str}", dto=Body[TierPatch], return_dto=None, summary="Change a tier")
     async def update_tier(
-        self, tier_id: IdPath, data: JSONBody[TierPatch], tiers: NamedDependency[TierService], request: AdminRequest
-    ) -> Tier:
-        return await tiers.update(tier_id, data, actor=request.user.actor)
+        self,
+        tier_id: IdPath,
+        data: JSONBody[TierPatch],
+        tiers: NamedDependency[TierService],
+        sites: NamedDependency[SiteService],
+        request: AdminRequest,
+    ) -> TierWritten:
+        """The tier, with `warnings` when its entitlements unlock none of the sites (a typo, often)."""
+        return with_warnings(await tiers.update(tier_id, data, actor=request.user.actor), await sites.list())
 
     @delete("/{tier_id:str}", summary="Delete a tier (409 while it has supporters, unless move_to)")
     async def delete_tier(
@@ -208,17 +234,69 @@ class SiteController(Controller):
     ) -> Site:
         return await sites.update(site_id, data, actor=request.user.actor)
 
-    @post("/{site_id:str}/keys", summary="Make a site API key (shown once)")
+    @delete("/{site_id:str}", summary="Delete a site: its keys revoked, its stats and reports deleted")
+    async def delete_site(self, site_id: IdPath, sites: NamedDependency[SiteService], request: AdminRequest) -> None:
+        """The gate stops deciding for the site within its cache's lifetime (5 s)."""
+        await sites.delete(site_id, actor=request.user.actor)
+
+    @post("/{site_id:str}/keys", dto=Body[SiteKeyIn], return_dto=None, summary="Make a site API key (shown once)")
     async def create_site_key(
-        self, site_id: IdPath, api_keys: NamedDependency[ApiKeys], request: AdminRequest
+        self,
+        site_id: IdPath,
+        api_keys: NamedDependency[ApiKeys],
+        request: AdminRequest,
+        data: JSONBody[SiteKeyIn | None] = None,
     ) -> KeyCreated:
-        return await api_keys.create("site", name=site_id, site=site_id, actor=request.user.actor)
+        """The body is optional: without a `name`, the key is named after the site."""
+        name = data.name if data is not None and data.name is not None else site_id
+        return await api_keys.create("site", name=name, site=site_id, actor=request.user.actor)
+
+    @get("/{site_id:str}/keys", summary="List a site's API keys (never their secrets)")
+    async def list_site_keys(self, site_id: IdPath, api_keys: NamedDependency[ApiKeys]) -> dict[str, list[KeyInfo]]:
+        return items(await api_keys.list("site", site=site_id))
+
+    @delete("/{site_id:str}/keys/{key_id:str}", summary="Revoke a site API key")
+    async def revoke_site_key(
+        self, site_id: IdPath, key_id: IdPath, api_keys: NamedDependency[ApiKeys], request: AdminRequest
+    ) -> None:
+        """The gate refuses the key (401) within its cache's lifetime (5 s)."""
+        await api_keys.revoke("site", key_id, site=site_id, actor=request.user.actor)
+
+
+class AdminKeyController(Controller):
+    """The admin API keys."""
+
+    path = "/keys"
+    tags = ("admin: admin keys",)
+
+    @get("/", summary="List the admin keys (never their secrets)")
+    async def list_admin_keys(self, api_keys: NamedDependency[ApiKeys]) -> dict[str, list[KeyInfo]]:
+        return items(await api_keys.list("admin"))
+
+    @delete("/{key_id:str}", summary="Revoke an admin key (409 for the last one)")
+    async def revoke_admin_key(self, key_id: IdPath, api_keys: NamedDependency[ApiKeys], request: AdminRequest) -> None:
+        """The key answers 401 from the next request on."""
+        await api_keys.revoke("admin", key_id, actor=request.user.actor)
+
+    @post(
+        "/rotate",
+        dto=Body[RotateIn],
+        return_dto=None,
+        status_code=200,
+        tags=["admin: signing keys"],
+        deprecated=True,
+        summary="Rotate the signing keys (the older path of POST /v1/admin/signing-keys/rotate)",
+    )
+    async def rotate_keys_old_path(
+        self, data: JSONBody[RotateIn], key_rotation: NamedDependency[KeyRotation], request: AdminRequest
+    ) -> KeySet:
+        return await key_rotation.rotate(force=data.force, actor=request.user.actor)
 
 
 class SigningKeyController(Controller):
     """The keys that sign access tokens and passes."""
 
-    path = "/keys"
+    path = "/signing-keys"
     tags = ("admin: signing keys",)
 
     @get("/", summary="The signing keys and their states")
@@ -281,13 +359,31 @@ class GateAdminController(Controller):
         return {"items": await reports.latest(site_id, limit)}
 
 
+_Exact = Annotated[str | None, QueryParameter(min_length=1, max_length=200, description="Matches exactly.")]
+_Time = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=40, description="RFC 3339 time with an offset (included).", schema_extra={"format": "date-time"}
+    ),
+]
+
+
 @get("/audit", tags=["admin: audit"], summary="The admin writes, newest first")
 async def list_audit(
     audit: NamedDependency[AuditLog],
     limit: Limit = 50,
     cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
+    action: _Exact = None,
+    actor: _Exact = None,
+    target: _Exact = None,
+    since: _Time = None,
+    until: _Time = None,
 ) -> AuditPage:
-    return await audit.page(limit=limit, cursor=cursor)
+    """Filters combine; a filtered page may be shorter than `limit`: follow `next_cursor` while it is not null."""
+    first, last = time_param("since", since), time_param("until", until)
+    return await audit.page(
+        limit=limit, cursor=cursor, action=action, actor=actor, target=target, since=first, until=last
+    )
 
 
 admin_router = Router(
@@ -297,10 +393,12 @@ admin_router = Router(
         SupporterController,
         SupporterCsvController,
         SiteController,
+        AdminKeyController,
         SigningKeyController,
         GateAdminController,
         list_audit,
     ],
     middleware=[AdminAuth],
+    before_request=refuse_unknown_query,
     security=[{"AdminKey": []}],
 )

@@ -28,6 +28,9 @@ __all__ = ["TRIM_INTERVAL", "AuditChange", "AuditLog"]
 TRIM_INTERVAL: Final = timedelta(hours=1)
 """How often a process trims the audit log of entries past their retention."""
 _TRIM_BATCH = 500
+_SCAN_BATCH = 500
+_SCAN_LIMIT = 5000
+"""How many entries one filtered audit page reads at most before it answers with what it found."""
 _log = logging.getLogger("supportgate.audit")
 _encode = msgspec.json.Encoder().encode
 _decode_entry = msgspec.json.Decoder(AuditEntry).decode
@@ -130,17 +133,48 @@ class AuditLog:
         if entries:
             pipe.hset(names.audit_entries(), mapping=entries)  # type: ignore[arg-type]
 
-    async def page(self, *, limit: int, cursor: str | None) -> AuditPage:
-        """Entries newest first, ``limit`` at a time."""
+    async def page(
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        action: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> AuditPage:
+        """Entries newest first, ``limit`` at a time, those that match every filter given.
+
+        ``action``, ``actor`` and ``target`` match exactly; ``since`` and ``until`` bound ``at``
+        (both included). With filters, one call reads at most :data:`_SCAN_LIMIT` entries: a
+        page may then be shorter than ``limit`` (even empty) with a ``next_cursor`` to go on.
+        """
         start = f"({decode_cursor(cursor)}" if cursor else "+"
         redis = self._store.redis
-        rows = await redis.xrevrange(names.audit_index(), max=start, min="-", count=limit + 1) or []
-        more = len(rows) > limit
-        stream_ids = [text(stream_id) for stream_id, _ in rows[:limit]]
-        ids = [text(fields[b"entry"]) for _, fields in rows[:limit] if fields]
-        raw = await redis.hmget(names.audit_entries(), ids) if ids else []
-        items = [_decode_entry(blob) for blob in raw if blob is not None]
-        return AuditPage(items=items, next_cursor=encode_cursor(stream_ids[-1]) if more else None)
+        filtered = any(value is not None for value in (action, actor, target, since, until))
+        batch = min(_SCAN_BATCH, max(limit * 4, 50)) if filtered else limit + 1
+        found: list[AuditEntry] = []
+        last_read: str | None = None
+        scanned = 0
+        while True:
+            rows = await redis.xrevrange(names.audit_index(), max=start, min="-", count=batch) or []
+            exhausted = len(rows) < batch
+            ids = [text(fields[b"entry"]) if fields else "" for _, fields in rows]
+            raw = await redis.hmget(names.audit_entries(), ids) if ids else []
+            for (stream_id, _), blob in zip(rows, raw, strict=True):
+                if len(found) == limit:
+                    return AuditPage(items=found, next_cursor=encode_cursor(last_read) if last_read else None)
+                last_read = text(stream_id)
+                scanned += 1
+                entry = _decode_entry(blob) if blob is not None else None
+                if entry is not None and _matches(entry, action, actor, target, since, until):
+                    found.append(entry)
+            if exhausted:
+                return AuditPage(items=found, next_cursor=None)
+            if scanned >= _SCAN_LIMIT and last_read is not None:
+                return AuditPage(items=found, next_cursor=encode_cursor(last_read))
+            start = f"({last_read}"
 
     async def trim(self) -> int:
         """Delete the entries older than the retention, oldest first; how many went.
@@ -218,6 +252,23 @@ async def _delete(old: list[_Expired], pipe: Pipeline) -> None:
             pipe.hdel(names.audit_entries(), expired.entry_id)
         if expired.target is not None:
             pipe.srem(names.audit_target(expired.target), expired.entry_id)
+
+
+def _matches(
+    entry: AuditEntry,
+    action: str | None,
+    actor: str | None,
+    target: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> bool:
+    return (
+        (action is None or entry.action == action)
+        and (actor is None or entry.actor == actor)
+        and (target is None or entry.target == target)
+        and (since is None or entry.at >= since)
+        and (until is None or entry.at <= until)
+    )
 
 
 def _plain(value: object) -> dict[str, Any] | None:

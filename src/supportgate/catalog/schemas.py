@@ -15,8 +15,10 @@ __all__ = [
     "AuditEntry",
     "AuditPage",
     "KeyCreated",
+    "KeyInfo",
     "Site",
     "SiteIn",
+    "SiteKeyIn",
     "SitePatch",
     "Slug",
     "Supporter",
@@ -26,6 +28,7 @@ __all__ = [
     "Tier",
     "TierIn",
     "TierPatch",
+    "TierWritten",
 ]
 
 Slug = Annotated[
@@ -116,6 +119,20 @@ class Tier(msgspec.Struct, kw_only=True):
     """How many supporters are on this tier (not stored; counted when read)."""
 
 
+class TierWritten(Tier, kw_only=True):
+    """A tier as created or changed, with what an admin should know about it."""
+
+    warnings: Annotated[
+        list[str],
+        msgspec.Meta(
+            description=(
+                "What looks wrong but was stored as asked: while there are sites, entitlements of which none "
+                "is any site's policy.unlock_entitlement (a typo such as no_wall). Empty when all is well."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
+
+
 class SupporterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A grant of supporter status to an email address."""
 
@@ -123,6 +140,8 @@ class SupporterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tier: Slug
     expires_at: AwareTime | None = None
     note: Note | None = None
+    notify: bool = True
+    """Send the new supporter the welcome mail (what their support unlocks, how to use it); false skips it."""
 
 
 class SupporterPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -191,6 +210,26 @@ class KeyCreated(msgspec.Struct, kw_only=True):
     key: str
     created_at: datetime
     site: str | None = None
+
+
+class KeyInfo(msgspec.Struct, kw_only=True):
+    """An admin or site API key as listed: never its secret nor its hash."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: Annotated[
+        datetime | None,
+        msgspec.Meta(
+            description="When the key was last used, to within a minute (or the gate's 5 s cache); null if never."
+        ),
+    ]
+
+
+class SiteKeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new site key; without a ``name``, the key is named after its site."""
+
+    name: Name | None = None
 
 
 class AuditEntry(msgspec.Struct, kw_only=True):

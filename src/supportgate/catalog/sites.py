@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import msgspec
 from redis.asyncio.client import Pipeline
 
+from supportgate.catalog.api_keys import drop_site_keys, site_key_ids
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.policy import Policy, check_policy
 from supportgate.catalog.records import create_record
@@ -128,6 +129,44 @@ class SiteService:
             return after
 
         return await self._store.atomically(change, key)
+
+    async def delete(self, site_id: str, *, actor: str) -> None:
+        """Remove a site and revoke its keys in one step; then delete its traffic (stats, reports, meters).
+
+        The gate keeps a site and a key check for its cache's lifetime, so decisions about the
+        site stop within that time. The traffic lives under the site's own hash tag, apart from
+        the catalog, so it goes in a second step.
+
+        Raises:
+            NotFound: if there is no such site.
+        """
+        key = names.site(site_id)
+        now = self._clock()
+
+        async def change(pipe: Pipeline) -> None:
+            raw = await pipe.get(key)
+            if raw is None:
+                raise NotFound(f"There is no site {site_id!r}.")
+            before = _decode(raw)
+            key_ids = await site_key_ids(pipe, site_id)
+            begin(pipe)
+            pipe.delete(key)
+            pipe.zrem(names.sites(), site_id)
+            drop_site_keys(pipe, key_ids)
+            self._audit.record(
+                pipe,
+                at=now,
+                actor=actor,
+                action="site.delete",
+                target=f"site:{site_id}",
+                before={**msgspec.to_builtins(before), "keys_revoked": key_ids},
+            )
+
+        await self._store.atomically(change, key, names.site_keys())
+        redis = self._store.redis
+        doomed = [name async for name in redis.scan_iter(match=names.site_traffic(site_id), count=1000)]
+        for start in range(0, len(doomed), 500):
+            await redis.delete(*doomed[start : start + 500])
 
 
 def _merge_policy(current: Policy, changes: dict[str, Any]) -> Policy:

@@ -54,6 +54,11 @@ class SupporterService:
         self._audit = audit
         self._clock = clock
         self._listeners: list[Listener] = []
+        self._grant_listeners: list[Callable[[Supporter], Awaitable[None]]] = []
+
+    def on_grant(self, listener: Callable[[Supporter], Awaitable[None]]) -> None:
+        """Have ``listener`` told of every new grant made with ``notify`` (the welcome mail)."""
+        self._grant_listeners.append(listener)
 
     def subscribe(self, listener: Listener) -> None:
         """Have ``listener`` told of every stored change to a supporter (sessions and passes follow)."""
@@ -81,6 +86,11 @@ class SupporterService:
         """Grant support to an address; Conflict naming the holder if it already has it."""
         email = normalise_email(data.email)
         now = self._clock()
+        if data.expires_at is not None and data.expires_at <= now:
+            raise BadRequest(
+                f"expires_at: {data.expires_at.isoformat()} has passed already; "
+                "a grant must end in the future (or leave expires_at out for no end)."
+            )
         supporter = Supporter(
             id=secrets.token_hex(8),
             email=email,
@@ -107,7 +117,11 @@ class SupporterService:
             )
             return supporter
 
-        return await self._store.atomically(change, email_key, tier_key)
+        created = await self._store.atomically(change, email_key, tier_key)
+        if data.notify:
+            for listener in self._grant_listeners:
+                await listener(created)
+        return created
 
     async def get(self, supporter_id: str) -> Supporter:
         """One supporter; NotFound if there is none."""

@@ -9,12 +9,12 @@ from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.records import create_record
-from supportgate.catalog.schemas import Supporter, Tier, TierIn, TierPatch
+from supportgate.catalog.schemas import Site, Supporter, Tier, TierIn, TierPatch, TierWritten
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
 from supportgate.store import Store, begin, names, texts
 
-__all__ = ["TierService", "member_key"]
+__all__ = ["TierService", "member_key", "with_warnings"]
 
 _encode = msgspec.json.Encoder().encode
 _decode_tier = msgspec.json.Decoder(Tier).decode
@@ -24,6 +24,22 @@ _decode_supporter = msgspec.json.Decoder(Supporter).decode
 def member_key(created_at: datetime, supporter_id: str) -> str:
     """The index member of a supporter: sorts by creation time, then id."""
     return f"{int(created_at.timestamp() * 1000):013d}:{supporter_id}"
+
+
+def with_warnings(tier: Tier, sites: list[Site]) -> TierWritten:
+    """``tier`` with a warning when, while there are sites, none of them unlocks with its entitlements.
+
+    Such a tier is allowed (the site may come later, or its policy change), but it is usually a
+    typo (``no_wall`` for ``adblock_ok``): its supporters would still see every wall.
+    """
+    warnings = []
+    unlocking = sorted({site.policy.unlock_entitlement for site in sites})
+    if unlocking and not set(tier.entitlements) & set(unlocking):
+        warnings.append(
+            f"entitlements: none of {tier.entitlements!r} unlocks a site: each site's policy.unlock_entitlement "
+            f"is one of {unlocking!r}, so this tier's supporters still see every wall."
+        )
+    return TierWritten(**msgspec.structs.asdict(tier), warnings=warnings)
 
 
 class TierService:

@@ -51,7 +51,8 @@ async def seed(services: Services, *, origins: list[str] | None = None, support_
         )
         await _ignore_conflict(services.sites.create(site, actor=_ACTOR))
     if await services.supporters.find_by_email("reader@example.com") is None:
-        grant = SupporterIn(email="reader@example.com", tier="supporter", note="demo supporter")
+        # No welcome mail: the demo's reader is made up, and its outbox is for the sign-in codes.
+        grant = SupporterIn(email="reader@example.com", tier="supporter", note="demo supporter", notify=False)
         await _ignore_conflict(services.supporters.create(grant, actor=_ACTOR))
 
 

@@ -22,6 +22,7 @@ from litestar.openapi.spec import (
     Operation,
     Parameter,
     Reference,
+    RequestBody,
     Schema,
 )
 
@@ -29,7 +30,7 @@ from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from supportgate.http.problems import PROBLEM_JSON
 from supportgate.store.limits import RateLimit
 
-__all__ = ["DPOP_OPERATIONS", "PROBLEMS", "complete_contract"]
+__all__ = ["DPOP_OPERATIONS", "OPTIONAL_BODIES", "PROBLEMS", "complete_contract"]
 
 PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/decide"): (403, 429),
@@ -46,6 +47,8 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("PATCH", "/v1/admin/supporters/{supporter_id}"): (409,),
     ("POST", "/v1/admin/sites"): (409,),
     ("POST", "/v1/admin/keys/rotate"): (409,),
+    ("POST", "/v1/admin/signing-keys/rotate"): (409,),
+    ("DELETE", "/v1/admin/keys/{key_id}"): (409,),
     ("GET", "/v1/admin/stats"): (404,),
     ("GET", "/extension/supportgate-chromium.zip"): (404,),
     ("GET", "/extension/supportgate-firefox.zip"): (404,),
@@ -64,6 +67,9 @@ DPOP_OPERATIONS: Final = frozenset(
     }
 )
 """The operations that read a ``DPoP`` proof header (RFC 9449): sign-in binds, the rest need it when bound."""
+
+OPTIONAL_BODIES: Final = frozenset({("POST", "/v1/admin/sites/{site_id}/keys")})
+"""The operations whose JSON body may be left out altogether (every field of it has a default)."""
 
 _DPOP_HEADER: Final = Parameter(
     name="DPoP",
@@ -89,8 +95,14 @@ _STORELESS: Final = frozenset(
 )
 """Operations that answer from memory and so never 503."""
 
+STRICT_QUERY_PREFIX: Final = "/v1/admin/"
+"""Operations under here refuse a query parameter they do not take (``http/query.py``): 400 for each."""
+
 _WHY: Final[dict[int, str]] = {
-    400: "The request breaks a rule: a parameter or a body field is missing, malformed or out of range.",
+    400: (
+        "The request breaks a rule: a parameter or a body field is missing, malformed or out of range,"
+        " or a query parameter the operation does not take is sent."
+    ),
     401: "No credentials, or wrong ones; `invalid-dpop-proof` when a DPoP proof is missing, bad or replayed.",
     403: "The credentials or the `Origin` do not allow this.",
     404: "The thing the path names does not exist.",
@@ -171,6 +183,8 @@ def complete_contract(
                 key = (method.upper(), path)
                 if key in DPOP_OPERATIONS:
                     operation.parameters = [*(operation.parameters or []), _DPOP_HEADER]
+                if key in OPTIONAL_BODIES and isinstance(operation.request_body, RequestBody):
+                    operation.request_body.required = False
                 statuses = _statuses(*key, operation)
                 limit = (body_limits or {}).get(key, max_body_bytes)
                 rates = tuple((rate_limits or {}).get(key, ()))
@@ -183,7 +197,7 @@ def complete_contract(
 
 def _statuses(method: str, path: str, operation: Operation) -> set[int]:
     statuses = {414, 431, *PROBLEMS.get((method, path), ())}
-    if operation.parameters or operation.request_body is not None:
+    if operation.parameters or operation.request_body is not None or path.startswith(STRICT_QUERY_PREFIX):
         statuses.add(400)
     if any(requirement for requirement in operation.security or ()):
         statuses.add(401)

@@ -24,6 +24,7 @@ __all__ = [
     "code_secret",
     "dpop_proof",
     "email",
+    "key_last_used",
     "mail_queue",
     "mail_retries",
     "meter",
@@ -39,6 +40,7 @@ __all__ = [
     "signing_keys",
     "site",
     "site_keys",
+    "site_traffic",
     "sites",
     "stats",
     "supporter",
@@ -100,6 +102,11 @@ def site_keys() -> str:
 def admin_keys() -> str:
     """Hash of admin key id → JSON ``{name, hash, created_at}``."""
     return f"{_DIR}:admin-keys"
+
+
+def key_last_used() -> str:
+    """Hash of ``admin:<key id>`` or ``site:<key id>`` → when the key was last used (ISO time, to the minute)."""
+    return f"{_DIR}:key-last-used"
 
 
 def audit_entries() -> str:
@@ -193,6 +200,11 @@ def meter(site_id: str, period: str) -> str:
     One key per site and period, whatever visitor ids callers send (``gate/metering.py``).
     """
     return f"sg:{{site:{site_id}}}:meter:{period}"
+
+
+def site_traffic(site_id: str) -> str:
+    """A glob matching every key under one site's hash tag: its stats, reports, meters and pass cut-offs."""
+    return f"sg:{{site:{site_id}}}:*"
 
 
 def stats(site_id: str, day: str) -> str:
