@@ -24,6 +24,7 @@ async def test_create_and_read_a_tier(admin: Client) -> None:
     body = created.json()
     assert body["entitlements"] == ["adblock_ok"]
     assert body["supporters"] == 0
+    assert body.pop("warnings") == []
     fetched = await admin.get("/v1/admin/tiers/supporter")
     assert fetched.json() == body
     listed = await admin.get("/v1/admin/tiers")
