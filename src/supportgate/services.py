@@ -18,6 +18,7 @@ from supportgate.clock import Clock, utc_now
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
 from supportgate.gate.decide import DecideService
+from supportgate.gate.events import EventService
 from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
@@ -69,6 +70,7 @@ class Services:
     pass_check: PassCheck
     decide: DecideService
     reports: ReportService
+    events: EventService
 
     @classmethod
     def build(
@@ -126,4 +128,5 @@ class Services:
                 hot,
             ),
             reports=ReportService(store, stats, limiter, clock),
+            events=EventService(stats, limiter),
         )
