@@ -189,3 +189,19 @@ async def test_bad_day_counts_are_400(client: Client, world: World, params: dict
     answer = await client.get("/v1/admin/stats", params=params, headers=world.admin)
     assert answer.status_code == 400, answer.text
     assert named in answer.json()["detail"]
+
+
+async def test_the_document_states_the_route_and_the_new_stats(client: Client) -> None:
+    """The OpenAPI document has the events route's 204, its problems and limits, and the stats' days and null site."""
+    document = (await client.get("/schema/openapi.json")).json()
+    events = document["paths"]["/v1/sites/{site}/events"]["post"]
+    assert {"204", "400", "401", "403", "404", "413", "415", "429"} <= set(events["responses"])
+    assert EVENT_LIMIT.describe() in events["description"]
+    assert "a body of at most 4096 bytes" in events["description"]
+    schemas = document["components"]["schemas"]
+    assert schemas["EventIn"]["additionalProperties"] is False
+    assert set(schemas["EventIn"]["properties"]["event"]["enum"]) == set(COUNTERS)
+    assert set(COUNTERS.values()) <= set(schemas["Counters"]["properties"])
+    stats_params = {p["name"]: p for p in document["paths"]["/v1/admin/stats"]["get"]["parameters"]}
+    assert (stats_params["days"]["schema"]["minimum"], stats_params["days"]["schema"]["maximum"]) == (1, 400)
+    assert not stats_params["site"].get("required", False)
