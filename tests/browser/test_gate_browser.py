@@ -554,7 +554,7 @@ def nags(request: pytest.FixtureRequest, demo: Demo) -> Iterator[None]:
     request.getfixturevalue("browsers")
 
     def wait_for(decision: str) -> None:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while demo.decide(adblock="blocked", visitor=secrets.token_urlsafe(12))["decision"] != decision:
             assert time.monotonic() < deadline, f"decide does not answer {decision} after the policy change"
             time.sleep(0.2)

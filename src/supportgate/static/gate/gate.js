@@ -153,24 +153,20 @@
     return fetch(url, options).then(read).finally(function () { clearTimeout(timer); });
   }
 
-  // keepalive: an event sent as the reader follows a link still reaches the gate.
-  function post(path, body, read) {
-    return fetchWithin(GATE + path, {
+  function post(path, body, read, keepalive) {
+    return fetchWithin(GATE + "/v1/" + path, {
       method: "POST",
       credentials: "omit",
-      keepalive: true,
+      keepalive: keepalive,
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify(body)
     }, read);
   }
 
-  function sitePost(path, body, read) {
-    return post("/v1/sites/" + SITE + path, body, read);
-  }
-
-  // A funnel event is counted or lost: never an error for the reader, never a wait.
+  // A funnel event is counted or lost: never an error for the reader, never a wait. keepalive: one
+  // sent as the reader follows a link still reaches the gate.
   function track(event) {
-    sitePost("/events", {event: event}, String).catch(String);
+    post("sites/" + SITE + "/events", {event: event}, String, true).catch(String);
   }
 
   function decide(detection, passAnswer) {
@@ -181,7 +177,7 @@
     if (typeof pass === "string" && pass && pass.length <= 4096) body.pass = pass;
     if (visitor) body.visitor = visitor;
     if (lang) body.lang = lang;
-    return post("/v1/decide", body, function (response) {
+    return post("decide", body, function (response) {
       return response.ok ? response.json() : null;
     }).catch(function () { return null; });
   }
@@ -312,7 +308,7 @@
 
   function reportFalsePositive() {
     running = detect().then(function (detection) {
-      return sitePost("/reports", {
+      return post("sites/" + SITE + "/reports", {
         signals: detection.signals,
         user_agent: navigator.userAgent.slice(0, 512),
         path: location.pathname.slice(0, 2000)
