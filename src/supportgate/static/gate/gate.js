@@ -323,7 +323,7 @@
   }
 
   function dismiss() {
-    if (interstitial) track("nag_dismissed");
+    if (interstitial && interstitial.kind === "nag") track("nag_dismissed");
     closeInterstitial();
   }
 
