@@ -112,6 +112,18 @@ async def test_events_are_json_only(client: Client) -> None:
 
 
 @pytest.mark.usefixtures("world")
+async def test_bodies_over_4_kb_are_413(client: Client, store_url: str) -> None:
+    """A body over 4,096 bytes is refused before it is read, and nothing is counted."""
+    before = store_keys(store_url)
+    padded = b'{"event": "recheck"' + b" " * 4096 + b"}"
+    answer = await client.post(EVENTS, content=padded, headers={**BROWSER, "Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    flush_stats(client)
+    assert store_keys(store_url) == before
+
+
+@pytest.mark.usefixtures("world")
 async def test_the_preflight_allows_only_the_sites_origins(client: Client) -> None:
     """The CORS preflight answers the site's origins with POST and Content-Type allowed; others get 403."""
     allowed = await client.options(
