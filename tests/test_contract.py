@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from supportgate.catalog.schemas import SiteIn
 from supportgate.gate.anonymous_limit import stated
 from supportgate.gate.controllers import MAX_DECIDE_BYTES
+from supportgate.gate.events import EVENT_LIMIT
 from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.http.contract import PROBLEMS
 from supportgate.readers import codes
@@ -175,6 +176,7 @@ async def test_rate_limits_are_stated_with_their_values(client: AsyncTestClient[
         ("post", "/v1/auth/code/verify"): [codes.VERIFIES_PER_IP, codes.VERIFIES_PER_ADDRESS_ELSEWHERE],
         ("post", "/v1/auth/activate"): [codes.ACTIVATIONS_PER_IP],
         ("post", "/v1/sites/{site}/reports"): [REPORT_LIMIT],
+        ("post", "/v1/sites/{site}/events"): [EVENT_LIMIT],
         ("post", "/v1/decide"): [stated(settings.anonymous_decides_per_minute)],
     }
     for (method, path), limits in limited.items():

@@ -120,8 +120,8 @@ async def test_gate_js_has_the_site_and_gate_built_in(client: Client, settings: 
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
     assert response.headers["cache-control"] == "public, max-age=300"
     body = response.text
-    assert 'var SITE = "news";' in body
-    assert f"var GATE = {json.dumps(settings.public_url)};" in body
+    assert 'var SITE="news";' in body
+    assert f"var GATE={json.dumps(settings.public_url)};" in body
     assert "__SG_" not in body
 
 
@@ -161,7 +161,7 @@ async def test_gate_js_differs_per_site(client: Client, admin: Client) -> None:
     await create_site(admin, "sport")
     news_js = await client.get("/v1/sites/news/gate.js")
     sport_js = await client.get("/v1/sites/sport/gate.js")
-    assert 'var SITE = "sport";' in sport_js.text
+    assert 'var SITE="sport";' in sport_js.text
     assert news_js.headers["etag"] != sport_js.headers["etag"]
 
 
@@ -430,17 +430,28 @@ def test_the_default_theme_passes_wcag_aa() -> None:
 # the minifier
 
 
-def test_minify_strips_comments_and_indentation_only() -> None:
-    """Comment lines, block comments and indentation go; strings with // stay; statements keep their breaks."""
+def test_minify_strips_comments_indentation_and_spaces_between_tokens() -> None:
+    """Comment lines, block comments, indentation and spaces beside punctuation go; statements keep their breaks."""
     source = '/*\n * header\n */\nfunction f() {\n  // why\n  var u = "https://x";\n  return u\n}\nf()\n'
-    assert minify(source) == 'function f() {var u = "https://x";return u}\nf()\n'
+    assert minify(source) == 'function f(){var u="https://x";return u}\nf()\n'
+
+
+def test_minify_keeps_strings_regexes_and_the_spaces_tokens_need() -> None:
+    """Spaces in strings and regular expressions stay, as do those in ``- -c``, ``1 .toFixed`` and ``typeof x``."""
+    source = (
+        "var a = b - -c + + d, e = \"x  y\" + 'it\\'s ';\nx = /[ \"/]+ \\/ /g.test(y) ? 1 .toFixed(2) : typeof w / 2;\n"
+    )
+    squeezed = "var a=b- -c+ +d,e=\"x  y\"+'it\\'s ';x=/[ \"/]+ \\/ /g.test(y)?1 .toFixed(2):typeof w/2;\n"
+    assert minify(source) == squeezed
 
 
 @pytest.mark.parametrize(
-    "source", ["var s = `x`;\n", "f(); // trailing\n", "/* a */ f();\n"], ids=["template", "trailing", "after"]
+    "source",
+    ["var s = `x`;\n", "f(); // trailing\n", "/* a */ f();\n", 'var s = "open;\n'],
+    ids=["template", "trailing", "after", "unended"],
 )
 def test_minify_refuses_what_it_cannot_strip_safely(source: str) -> None:
-    """Template literals, comments after code and code after a block comment are refused, not mangled."""
+    """Template literals, comments after code, code after a block comment and unended strings are refused."""
     with pytest.raises(ValueError):
         minify(source)
 

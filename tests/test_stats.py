@@ -38,6 +38,11 @@ ZERO = dict.fromkeys(
         "supporter_unlocks",
         "metered_allows",
         "false_positive_reports",
+        "rechecks",
+        "allowlisted",
+        "support_clicks",
+        "signin_clicks",
+        "nag_dismissals",
     ],
     0,
 )
@@ -142,13 +147,12 @@ async def test_the_longest_range_is_400_days(client: Client, world: World) -> No
 
 
 async def test_stats_need_an_admin_key_and_a_known_site(client: Client, world: World) -> None:
-    """No admin key → 401; a site key is not an admin key; an unknown site → 404; no site → 400."""
+    """No admin key → 401; a site key is not an admin key; an unknown site → 404."""
     assert (await client.get("/v1/admin/stats", params={"site": "news"})).status_code == 401
     site_key = world.site_key()
     assert (await client.get("/v1/admin/stats", params={"site": "news"}, headers=site_key)).status_code == 401
     missing = await client.get("/v1/admin/stats", params={"site": "nowhere"}, headers=world.admin)
     assert missing.status_code == 404
-    assert (await client.get("/v1/admin/stats", headers=world.admin)).status_code == 400
 
 
 # False-positive reports

@@ -24,6 +24,7 @@ from supportgate.errors import SettingsError, SupportgateError
 from supportgate.extension_build import GatePackages, Preset, default_source, find_gate_packages
 from supportgate.gate.anonymous_limit import stated
 from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
+from supportgate.gate.events import EVENT_LIMIT
 from supportgate.gate.openapi import document_decide
 from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.http.contract import complete_contract
@@ -88,6 +89,7 @@ def _rate_limits(settings: Settings) -> dict[tuple[str, str], list[RateLimit]]:
     return {
         ("POST", "/v1/decide"): [stated(settings.anonymous_decides_per_minute)],
         ("POST", "/v1/sites/{site}/reports"): [REPORT_LIMIT],
+        ("POST", "/v1/sites/{site}/events"): [EVENT_LIMIT],
         ("POST", "/v1/auth/code/request"): [
             codes.REQUESTS_PER_IP,
             codes.REQUESTS_PER_ADDRESS_AND_IP,
@@ -138,7 +140,8 @@ def create_app(
                 app.openapi_schema,
                 max_body_bytes=settings.max_body_bytes,
                 body_limits=dict.fromkeys(
-                    [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports")], MAX_DECIDE_BYTES
+                    [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports"), ("POST", "/v1/sites/{site}/events")],
+                    MAX_DECIDE_BYTES,
                 )
                 | {("POST", "/v1/admin/supporters/import"): MAX_IMPORT_BYTES},
                 rate_limits=_rate_limits(settings),

@@ -20,6 +20,7 @@ from supportgate.clock import Clock, utc_now
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
 from supportgate.gate.decide import DecideService
+from supportgate.gate.events import EventService
 from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
@@ -72,6 +73,7 @@ class Services:
     decide: DecideService
     reports: ReportService
     supporter_csv: SupporterCsv
+    events: EventService
 
     @classmethod
     def build(
@@ -131,4 +133,5 @@ class Services:
             ),
             reports=ReportService(store, stats, limiter, clock),
             supporter_csv=SupporterCsv(store, supporters, audit, clock),
+            events=EventService(stats, limiter),
         )

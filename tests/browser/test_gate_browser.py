@@ -443,3 +443,139 @@ def test_the_wall_works_from_the_keyboard(easylist: Any, demo: Demo) -> None:
     assert decided.value.json()["decision"] == "wall"
     assert wall_is_up(easylist)
     easylist.wait_for_function(ANNOUNCED_BLOCKED)
+
+
+# The funnel: what readers do after the wall, counted per site and day
+
+FUNNEL = ("rechecks", "allowlisted", "support_clicks", "signin_clicks", "nag_dismissals")
+BAIT = "**/v1/sites/demo/ads/show.js*"
+# Presses one of the wall's buttons inside the shadow root gate.js attached.
+PRESS = """
+(action) => window.__sgTest.shadows
+  .map((root) => root.querySelector(`[data-sg-action="${action}"]`))
+  .find(Boolean)
+  .click()
+"""
+WALL_SAYS = """
+() => window.__sgTest.shadows.some((root) => root.querySelector("[data-sg-status]")?.textContent.trim())
+"""
+
+# No dialog left in the page (a closed one's shadow root stays in the list, detached). A function, not
+# an expression: the demo's CSP refuses the eval Playwright polls an expression with.
+WALL_GONE = """
+() => !window.__sgTest.shadows.some((root) => root.host.isConnected && root.querySelector('[role="dialog"]'))
+"""
+
+
+def funnel(demo: Demo) -> dict[str, int]:
+    """The demo site's funnel counters today, from the admin stats."""
+    answer = demo.api.get("/v1/admin/stats", params={"site": SITE, "days": 1})
+    assert answer.status_code == 200, answer.text
+    totals = answer.json()["totals"]
+    return {name: totals[name] for name in FUNNEL}
+
+
+def settled_funnel(demo: Demo) -> dict[str, int]:
+    """The funnel counters once earlier tests' events are flushed: the same on two reads over a second apart."""
+    last = funnel(demo)
+    while True:
+        time.sleep(1.5)
+        now = funnel(demo)
+        if now == last:
+            return now
+        last = now
+
+
+def wait_for_counts(demo: Demo, before: dict[str, int], **moved: int) -> None:
+    """Wait (counts are flushed about once a second) until each counter moved by ``moved``, the others not at all."""
+    expected = {name: before[name] + moved.get(name, 0) for name in FUNNEL}
+    deadline = time.monotonic() + 20
+    while (now := funnel(demo)) != expected:
+        assert time.monotonic() < deadline, f"the counters are {now}, not {expected}"
+        time.sleep(0.2)
+
+
+def test_the_walls_buttons_move_the_funnel(no_blocker: Any, demo: Demo) -> None:
+    """Sign-in, check again while blocked, allowlisting then check again, and "become a supporter" are each counted."""
+    page = no_blocker
+    page.route(BAIT, lambda route: route.abort())  # a network blocker, which the reader will allowlist
+    before = settled_funnel(demo)
+    assert visit_client(page, demo)["decision"] == "wall"
+    wait_for_wall(page)
+
+    page.evaluate(PRESS, "signin")
+    page.wait_for_function(WALL_SAYS)
+    with page.expect_response(is_decide):
+        page.evaluate(PRESS, "recheck")
+    page.wait_for_function(ANNOUNCED_BLOCKED)
+    wait_for_counts(demo, before, signin_clicks=1, rechecks=1)
+
+    page.unroute(BAIT)
+    with page.expect_response(is_decide) as decided:
+        page.evaluate(PRESS, "recheck")
+    assert decided.value.json()["reason"] == "no_adblock"
+    page.wait_for_function(WALL_GONE)
+    wait_for_counts(demo, before, signin_clicks=1, rechecks=2, allowlisted=1)
+
+
+def test_become_a_supporter_is_counted_without_delaying_the_link(no_blocker: Any, demo: Demo) -> None:
+    """The support link navigates at once and its click still reaches the gate (keepalive)."""
+    page = no_blocker
+    page.route(BAIT, lambda route: route.abort())
+    before = settled_funnel(demo)
+    visit_client(page, demo)
+    wait_for_wall(page)
+    started = time.monotonic()
+    with page.expect_navigation(url=demo.url("/demo/support"), wait_until="commit"):
+        page.evaluate(PRESS, "support")
+    assert time.monotonic() - started < 1.0
+    wait_for_counts(demo, before, support_clicks=1)
+
+
+def test_a_failed_event_changes_nothing_on_the_page(no_blocker: Any, demo: Demo) -> None:
+    """With the events route failing, the wall's buttons work as before and no error is shown."""
+    page = no_blocker
+    page.route(BAIT, lambda route: route.abort())
+    page.route("**/v1/sites/demo/events", lambda route: route.abort())
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    visit_client(page, demo)
+    wait_for_wall(page)
+    with page.expect_response(is_decide):
+        page.evaluate(PRESS, "recheck")
+    page.wait_for_function(ANNOUNCED_BLOCKED)
+    assert wall_is_up(page)
+    assert errors == []
+
+
+@pytest.fixture
+def nags(request: pytest.FixtureRequest, demo: Demo) -> Iterator[None]:
+    """The demo site's policy is soft (a nag, not a wall) for the test; hard again afterwards."""
+    request.getfixturevalue("browsers")
+
+    def wait_for(decision: str) -> None:
+        deadline = time.monotonic() + 20
+        while demo.decide(adblock="blocked", visitor=secrets.token_urlsafe(12))["decision"] != decision:
+            assert time.monotonic() < deadline, f"decide does not answer {decision} after the policy change"
+            time.sleep(0.2)
+
+    assert demo.api.patch(f"/v1/admin/sites/{SITE}", json={"policy": {"mode": "soft"}}).status_code == 200
+    wait_for("nag")
+    yield
+    demo.api.patch(f"/v1/admin/sites/{SITE}", json={"policy": {"mode": "hard"}})
+    wait_for("wall")
+
+
+@pytest.mark.usefixtures("nags")
+def test_a_dismissed_nag_is_counted(easylist: Any, demo: Demo) -> None:
+    """Closing the nag with its button, and with Escape on another view, each count one dismissal."""
+    before = settled_funnel(demo)
+    for close in ("button", "Escape"):
+        assert visit_client(easylist, demo)["decision"] == "nag"
+        wait_for_wall(easylist)
+        if close == "button":
+            easylist.evaluate(PRESS, "close")
+        else:
+            easylist.keyboard.press("Escape")
+        easylist.wait_for_function(WALL_GONE)
+    wait_for_counts(demo, before, nag_dismissals=2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, patch, post
@@ -41,7 +41,7 @@ from supportgate.catalog.tiers import TierService, with_warnings
 from supportgate.errors import BadRequest
 from supportgate.gate.reports import ReportService
 from supportgate.gate.schemas import Report, Stats
-from supportgate.gate.stats import StatsBuffer
+from supportgate.gate.stats import MAX_RANGE_DAYS, StatsBuffer
 from supportgate.http.body import Body
 from supportgate.http.params import SitePath
 from supportgate.http.query import refuse_unknown_query
@@ -316,18 +316,21 @@ class GateAdminController(Controller):
     path = "/"
     tags = ("admin: gate",)
 
-    @get("/stats", summary="A site's counters per day and in total")
+    @get("/stats", summary="A site's counters, or all sites' summed, per day and in total")
     async def get_stats(
         self,
         sites: NamedDependency[SiteService],
         stats: NamedDependency[StatsBuffer],
-        site: Annotated[str, QueryParameter(pattern=r"^[a-z0-9-]{1,64}$", description="The site's id.")],
+        site: Annotated[
+            str | None,
+            QueryParameter(pattern=r"^[a-z0-9-]{1,64}$", description="The site's id (default: all sites, summed)."),
+        ] = None,
         from_date: Annotated[
             str | None,
             QueryParameter(
                 name="from",
                 max_length=10,
-                description="First day, YYYY-MM-DD (default: 29 days before to).",
+                description="First day, YYYY-MM-DD (default: days - 1 days before to).",
                 schema_extra={"format": "date"},
             ),
         ] = None,
@@ -340,9 +343,23 @@ class GateAdminController(Controller):
                 schema_extra={"format": "date"},
             ),
         ] = None,
+        days: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1,
+                le=MAX_RANGE_DAYS,
+                description="How many days, ending with to (default 30): 7, 30 and 90 for the console's views.",
+            ),
+        ] = None,
     ) -> Stats:
         """Every day of the range (at most 400), zeros included, and the totals; 400 for a bad range."""
         first, last = day_param("from", from_date), day_param("to", to_date)
+        if days is not None:
+            if first is not None:
+                raise BadRequest("from, days: give the first day or the number of days, not both")
+            first = (last or stats.today()) - timedelta(days=days - 1)
+        if site is None:
+            return await stats.read_all([found.id for found in await sites.list()], first, last)
         await sites.get(site)
         return await stats.read(site, first, last)
 

@@ -1,4 +1,4 @@
-"""The gate's routes for browsers and site backends: decide, false-positive reports, gate.js and the wall.
+"""The gate's routes for browsers and site backends: decide, reports, funnel events, gate.js and the wall.
 
 Controllers only parse, call a service and answer. Decide runs as plain ASGI (its figures are in
 bench/README.md); :mod:`supportgate.gate.openapi` documents it.
@@ -21,10 +21,11 @@ from litestar.types import HTTPScope, Receive, Scope, Send
 from supportgate.errors import Forbidden
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
+from supportgate.gate.events import EventService
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.reports import ReportService
-from supportgate.gate.schemas import DecideIn, ReportIn, SiteAbout
+from supportgate.gate.schemas import DecideIn, EventIn, ReportIn, SiteAbout
 from supportgate.gate.script import BAIT_SCRIPT, CONTROL_SCRIPT, accepts_gzip, etag_matches, script_for
 from supportgate.http.asgi import read_body, send_answer
 from supportgate.http.auth import bearer
@@ -135,6 +136,42 @@ async def report_false_positive(
 
 @route("/v1/sites/{site:str}/reports", http_method=HttpMethod.OPTIONS, include_in_schema=False)
 async def report_preflight(site: SitePath, request: AnyRequest, access: NamedDependency[SiteAccess]) -> Response[None]:
+    """CORS for browsers on the site's own origins."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        raise Forbidden("A CORS preflight comes with an Origin; this one has none.")
+    await access.site_for(site, caller_site=None, origin=origin)
+    return preflight(origin, "POST")
+
+
+@post(
+    "/v1/sites/{site:str}/events",
+    dto=Body[EventIn],
+    return_dto=None,
+    status_code=204,
+    request_max_body_size=MAX_DECIDE_BYTES,
+    cache_control=_NO_STORE,
+    summary="Count what a reader did after the wall: re-checked, allowlisted, clicked support or sign-in, closed a nag",
+)
+async def count_event(
+    site: SitePath,
+    data: JSONBody[EventIn],
+    request: AnyRequest,
+    access: NamedDependency[SiteAccess],
+    events: NamedDependency[EventService],
+    hot: NamedDependency[HotPath],
+) -> Response[None]:
+    """Adds one to the site's counter for the event today (``GET /v1/admin/stats``); keeps nothing of the reader."""
+    deadline = hot.deadline()
+    key_site = await access.caller_site(bearer(request.headers.get("authorization")), deadline=deadline)
+    origin = request.headers.get("origin")
+    await access.site_for(site, caller_site=key_site, origin=origin, deadline=deadline)
+    await events.add(site, data.event, client_ip=client_ip(request.scope))
+    return Response(None, status_code=204, headers=cors_headers(origin if key_site is None else None))
+
+
+@route("/v1/sites/{site:str}/events", http_method=HttpMethod.OPTIONS, include_in_schema=False)
+async def event_preflight(site: SitePath, request: AnyRequest, access: NamedDependency[SiteAccess]) -> Response[None]:
     """CORS for browsers on the site's own origins."""
     origin = request.headers.get("origin")
     if origin is None:
@@ -256,6 +293,6 @@ gate_router = Router(
     path="/",
     # Each preflight handler before its POST: registered after it, Litestar's own OPTIONS handler,
     # added to a path that has none yet, would answer instead.
-    route_handlers=[decide, report_preflight, report_false_positive],
+    route_handlers=[decide, report_preflight, report_false_positive, event_preflight, count_event],
     tags=["gate"],
 )

@@ -17,6 +17,8 @@ __all__ = [
     "DecideIn",
     "Decision",
     "DecisionValue",
+    "EventIn",
+    "FunnelEvent",
     "Meter",
     "Reason",
     "Report",
@@ -129,6 +131,17 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The reader's User-Agent; the request's when absent."""
 
 
+FunnelEvent = Literal["recheck", "allowlisted", "support_click", "signin_click", "nag_dismissed"]
+"""What a reader did after the wall or a nag, as gate.js reports it (docs/gate.md)."""
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One step of the funnel after the wall: nothing about the reader, only what happened."""
+
+    event: FunnelEvent
+    """What the reader did: ``recheck``, ``allowlisted``, ``support_click``, ``signin_click`` or ``nag_dismissed``."""
+
+
 class Report(msgspec.Struct, kw_only=True):
     """A false-positive report as kept for admins."""
 
@@ -163,6 +176,16 @@ class Counters(msgspec.Struct, kw_only=True):
     """Views allowed as a free view of the meter."""
     false_positive_reports: int = 0
     """Readers who said they block no ads when told they did."""
+    rechecks: int = 0
+    """Times a reader pressed "check again" on the wall or a nag."""
+    allowlisted: int = 0
+    """Re-checks that came back clear: the reader allowlisted the site and the wall went."""
+    support_clicks: int = 0
+    """Times a reader followed "become a supporter"."""
+    signin_clicks: int = 0
+    """Times a reader pressed "sign in with the extension"."""
+    nag_dismissals: int = 0
+    """Nags a reader closed."""
 
 
 class StatsDay(Counters, kw_only=True):
@@ -173,10 +196,10 @@ class StatsDay(Counters, kw_only=True):
 
 
 class Stats(msgspec.Struct, kw_only=True):
-    """A site's counters per day and in total over a range of days."""
+    """A site's counters, or all sites' summed, per day and in total over a range of days."""
 
-    site: str
-    """The site's id."""
+    site: str | None
+    """The site's id; null for the sums over all sites."""
     days: list[StatsDay]
     """Every day of the range, oldest first, with zeros where nothing happened."""
     totals: Counters

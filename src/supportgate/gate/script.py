@@ -32,13 +32,18 @@ BAIT_SCRIPT = b"window.supportgateBait=true;\n"
 """Detection's bait: served at a URL filter lists block."""
 _JOINS_AFTER = tuple("{([,;=&|?:")
 _JOINS_BEFORE = ("}", ")", "]", ".", "&&", "||", "?", ":")
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_REGEX_AFTER = frozenset("(,=:[!&|?{};")
+"""A ``/`` after one of these (or first on a line) starts a regular expression literal, not a division."""
 
 
 def minify(source: str) -> str:
-    """Drop comments on lines of their own, indentation and blank lines, and join lines where that is safe.
+    """Drop comment lines, indentation, blank lines and the spaces no token needs; join lines where safe.
 
     This is a line stripper, not a parser, so it refuses what it cannot handle safely: template
-    literals, comments after code, and code after the end of a block comment.
+    literals, comments after code, and code after the end of a block comment. Strings and regular
+    expression literals are copied as they are; a regular expression right after a keyword
+    (``return /x/``) would be taken for a division, so gate.js writes none there.
     """
     if "`" in source:
         raise ValueError("gate.js must not use template literals: the minifier keeps lines intact")
@@ -56,11 +61,69 @@ def minify(source: str) -> str:
         if " //" in line:
             raise ValueError(f"a comment after code would swallow a joined line: {line!r}")
         # A line break only matters to ASI; these neighbours cannot end a statement.
+        line = _squeeze(line)
         if lines and (lines[-1].endswith(_JOINS_AFTER) or line.startswith(_JOINS_BEFORE)):
             lines[-1] += line
         else:
             lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _squeeze(line: str) -> str:
+    """``line`` without the spaces no tokens need, its strings and regular expressions as they are.
+
+    A space stays between two word characters (``var x``), between ``+``/``-`` pairs (``a - -b``)
+    and between a digit and a dot (``1 .toFixed``).
+    """
+    out: list[str] = []
+    last = ""
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if char in "\"'" or (char == "/" and (not last or last in _REGEX_AFTER)):
+            close = _literal_end(line, i)
+            out.append(line[i:close])
+            last, i = line[close - 1], close
+            continue
+        if char == " ":
+            after = line[i + 1 : i + 2]
+            if last and after and _needs_space(last, after):
+                out.append(" ")
+        else:
+            out.append(char)
+            last = char
+        i += 1
+    return "".join(out)
+
+
+def _needs_space(before: str, after: str) -> bool:
+    return (
+        (before in _WORD and after in _WORD)
+        or (before in "+-" and after in "+-")
+        or (before.isdigit() and after == ".")
+    )
+
+
+def _literal_end(line: str, start: int) -> int:
+    """The index just past the string or regular expression literal that starts at ``start``."""
+    quote, in_class, i = line[start], False, start + 1
+    while i < len(line):
+        char = line[i]
+        if char == "\\":
+            i += 2
+            continue
+        if quote == "/" and char in "[]":
+            in_class = char == "["
+        elif char == quote and not in_class:
+            return i + 1 if quote != "/" else _flags_end(line, i + 1)
+        i += 1
+    raise ValueError(f"a string or regular expression does not end on its line: {line!r}")
+
+
+def _flags_end(line: str, i: int) -> int:
+    while i < len(line) and line[i].isalpha():
+        i += 1
+    return i
 
 
 def _load_script() -> str:

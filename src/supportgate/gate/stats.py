@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Final, Literal, get_args
 
@@ -32,6 +33,11 @@ StatField = Literal[
     "supporter_unlocks",
     "metered_allows",
     "false_positive_reports",
+    "rechecks",
+    "allowlisted",
+    "support_clicks",
+    "signin_clicks",
+    "nag_dismissals",
 ]
 """The name of one counter: a field of :class:`~supportgate.gate.schemas.Counters`, spelt again for the type checker."""
 RETENTION: Final = timedelta(days=400)
@@ -125,21 +131,49 @@ class StatsBuffer:
         Raises:
             BadRequest: if the range ends before it starts or spans more than 400 days.
         """
-        to_date = to_date or self._clock().date()
+        dates = self._dates(from_date, to_date)
+        days, totals = await self._sums([site], dates)
+        return Stats(site=site, days=days, totals=totals)
+
+    async def read_all(self, sites: Sequence[str], from_date: date | None = None, to_date: date | None = None) -> Stats:
+        """The counters of ``sites`` summed, per day and in total, over the range :meth:`read` takes.
+
+        Raises:
+            BadRequest: if the range ends before it starts or spans more than 400 days.
+        """
+        dates = self._dates(from_date, to_date)
+        days, totals = await self._sums(sites, dates)
+        return Stats(site=None, days=days, totals=totals)
+
+    def today(self) -> date:
+        """Today, UTC: the last day a read spans by default."""
+        return self._clock().date()
+
+    def _dates(self, from_date: date | None, to_date: date | None) -> list[date]:
+        to_date = to_date or self.today()
         from_date = from_date or to_date - timedelta(days=DEFAULT_RANGE_DAYS - 1)
         if from_date > to_date:
             raise BadRequest(f"from: {from_date} is after to: {to_date}")
         span = (to_date - from_date).days + 1
         if span > MAX_RANGE_DAYS:
             raise BadRequest(f"from, to: the range spans {span} days; at most {MAX_RANGE_DAYS} are kept")
-        dates = [from_date + timedelta(days=n) for n in range(span)]
-        async with self._store.redis.pipeline(transaction=False) as pipe:
-            for day in dates:
-                pipe.hgetall(names.stats(site, day.isoformat()))
-            replies = await pipe.execute()
-        days = [StatsDay(date=day, **_counts(reply)) for day, reply in zip(dates, replies, strict=True)]
-        totals = {field: sum(getattr(day, field) for day in days) for field in _FIELDS}
-        return Stats(site=site, days=days, totals=Counters(**totals))
+        return [from_date + timedelta(days=n) for n in range(span)]
+
+    async def _sums(self, sites: Sequence[str], dates: list[date]) -> tuple[list[StatsDay], Counters]:
+        sums = [dict.fromkeys(_FIELDS, 0) for _ in dates]
+        if sites:
+            async with self._store.redis.pipeline(transaction=False) as pipe:
+                for site in sites:
+                    for day in dates:
+                        pipe.hgetall(names.stats(site, day.isoformat()))
+                replies = await pipe.execute()
+            for n, reply in enumerate(replies):
+                day_sums = sums[n % len(dates)]
+                for field, count in _counts(reply).items():
+                    day_sums[field] += count
+        days = [StatsDay(date=day, **counts) for day, counts in zip(dates, sums, strict=True)]
+        totals = Counters(**{field: sum(counts[field] for counts in sums) for field in _FIELDS})
+        return days, totals
 
     async def _run(self) -> None:
         while not stopping():

@@ -35,6 +35,7 @@ __all__ = ["DPOP_OPERATIONS", "OPTIONAL_BODIES", "PROBLEMS", "complete_contract"
 PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/decide"): (403, 429),
     ("POST", "/v1/sites/{site}/reports"): (401, 403, 429),
+    ("POST", "/v1/sites/{site}/events"): (401, 403, 429),
     ("POST", "/v1/auth/code/request"): (429,),
     ("POST", "/v1/auth/code/verify"): (401, 409, 429),
     ("POST", "/v1/auth/activate"): (401, 409, 429),

@@ -153,13 +153,20 @@
     return fetch(url, options).then(read).finally(function () { clearTimeout(timer); });
   }
 
-  function post(path, body, read) {
-    return fetchWithin(GATE + path, {
+  function post(path, body, read, keepalive) {
+    return fetchWithin(GATE + "/v1/" + path, {
       method: "POST",
       credentials: "omit",
+      keepalive: keepalive,
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify(body)
     }, read);
+  }
+
+  // A funnel event is counted or lost: never an error for the reader, never a wait. keepalive: one
+  // sent as the reader follows a link still reaches the gate.
+  function track(event) {
+    post("sites/" + SITE + "/events", {event: event}, String, true).catch(String);
   }
 
   function decide(detection, passAnswer) {
@@ -170,7 +177,7 @@
     if (typeof pass === "string" && pass && pass.length <= 4096) body.pass = pass;
     if (visitor) body.visitor = visitor;
     if (lang) body.lang = lang;
-    return post("/v1/decide", body, function (response) {
+    return post("decide", body, function (response) {
       return response.ok ? response.json() : null;
     }).catch(function () { return null; });
   }
@@ -301,7 +308,7 @@
 
   function reportFalsePositive() {
     running = detect().then(function (detection) {
-      return post("/v1/sites/" + SITE + "/reports", {
+      return post("sites/" + SITE + "/reports", {
         signals: detection.signals,
         user_agent: navigator.userAgent.slice(0, 512),
         path: location.pathname.slice(0, 2000)
@@ -315,9 +322,16 @@
     });
   }
 
+  function dismiss() {
+    if (interstitial && interstitial.kind === "nag") track("nag_dismissed");
+    closeInterstitial();
+  }
+
   function act(action, root) {
-    if (action === "close") return closeInterstitial();
+    if (action === "close") return dismiss();
+    if (action === "support") return track("support_click");
     if (action === "signin") {
+      track("signin_click");
       askExtension("supportgate:open-signin", "supportgate:signin-opened").then(function (answer) {
         say(root, "status", answer ? "signin" : "noext");
         // The install page's link, in the wall's markup, is for readers no extension answered.
@@ -328,10 +342,12 @@
     }
     if (running) return;
     say(root, "status", "checking");
+    if (action === "recheck") track("recheck");
     (action === "report" ? reportFalsePositive() : check(false).then(function () {
-      var stillBlocked = serverMode ?
-        supportgate.detection && supportgate.detection.result === "blocked" :
-        interstitial && interstitial.root === root;
+      var result = supportgate.detection && supportgate.detection.result;
+      var stillBlocked = serverMode ? result === "blocked" : interstitial && interstitial.root === root;
+      // The wall went because detection now agrees: the reader allowlisted the site.
+      if (!stillBlocked && result === "clear") track("allowlisted");
       return stillBlocked && "blocked";
     })).then(function (message) {
       if (message) say(root, "status", message);
@@ -342,13 +358,13 @@
     scope.addEventListener("click", function (event) {
       var button = event.target.closest && event.target.closest("[" + ATTRIBUTE_PREFIX + "action]");
       var action = button && button.getAttribute(ATTRIBUTE_PREFIX + "action");
-      if (action && action !== "support") act(action, root);
+      if (action) act(action, root);
     });
   }
 
   function onKeydown(event) {
     if (!interstitial) return;
-    if (event.key === "Escape" && interstitial.kind === "nag") closeInterstitial();
+    if (event.key === "Escape" && interstitial.kind === "nag") dismiss();
     if (event.key !== "Tab" || interstitial.kind !== "wall") return;
     var focusable = [].filter.call(interstitial.root.querySelectorAll("a[href],button"), function (element) {
       return element.getClientRects().length > 0;
