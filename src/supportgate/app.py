@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from supportgate import __version__
 from supportgate.admin.controllers import admin_router
 from supportgate.clock import Clock, utc_now
+from supportgate.console.controllers import console_router
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, SupportgateError
 from supportgate.extension_build import GatePackages, Preset, default_source, find_gate_packages
@@ -163,6 +164,7 @@ def create_app(
             gate_router,
             gate_assets_router,
             install_router,
+            console_router,
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,

@@ -15,6 +15,7 @@ from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService
 from supportgate.clock import Clock, utc_now
+from supportgate.console.sessions import ConsoleSessions
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
 from supportgate.gate.decide import DecideService
@@ -69,6 +70,7 @@ class Services:
     pass_check: PassCheck
     decide: DecideService
     reports: ReportService
+    console_sessions: ConsoleSessions
 
     @classmethod
     def build(
@@ -126,4 +128,5 @@ class Services:
                 hot,
             ),
             reports=ReportService(store, stats, limiter, clock),
+            console_sessions=ConsoleSessions(store, api_keys, limiter, clock),
         )
