@@ -66,13 +66,20 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     page.get_by_label("Site").select_option("demo")
     page.get_by_label("Last 7 days").check()
     page.get_by_role("button", name="Show").click()
-    assert "site=demo" in page.url and "days=7" in page.url
+    assert "site=demo" in page.url
+    assert "days=7" in page.url
     page.locator("details summary").first.click()
     assert page.locator("details table caption").first.inner_text() == "Page views per day"
     page.goto(demo.url("/admin/"))
     page.screenshot(path=screenshots / "console-dashboard.png", full_page=False, animations="disabled")
+    supporter_forms(page, demo, axe_source, screenshots)
+    tier_forms(page, demo, axe_source)
+    site_forms(page, demo, axe_source)
+    keys_audit_and_sign_out(page, demo, axe_source, cookie)
 
-    # Supporters: grant, list, search, change, extend, activation code, revoke, restore, sign out everywhere, erase.
+
+def supporter_forms(page: Any, demo: Demo, axe_source: str, screenshots: Path) -> None:
+    """Supporters: grant, list, search, change, extend, activation code, revoke, restore, erase."""
     page.get_by_role("link", name="Supporters").click()
     page.get_by_label("Email", exact=True).fill("browser.reader@example.com")
     page.get_by_label("Tier").nth(1).select_option("patron")
@@ -109,7 +116,9 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     assert page.get_by_role("status").inner_text() == "The supporter's data was erased."
     assert demo.api.get("/v1/admin/supporters", params={"q": "browser.reader"}).json()["items"] == []
 
-    # Tiers: create, edit.
+
+def tier_forms(page: Any, demo: Demo, axe_source: str) -> None:
+    """Tiers: create, edit."""
     page.get_by_role("link", name="Tiers").click()
     check_axe(page, axe_source)
     page.get_by_label("Id", exact=True).fill("browser-tier")
@@ -122,7 +131,9 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     page.get_by_role("button", name="Save").click()
     assert demo.api.get("/v1/admin/tiers/browser-tier").json()["name"] == "Browser tier, renamed"
 
-    # Sites: create, change the policy, the wall's preview, a site key.
+
+def site_forms(page: Any, demo: Demo, axe_source: str) -> None:
+    """Sites: create, change the policy, the wall's preview, a site key."""
     page.get_by_role("link", name="Sites").click()
     check_axe(page, axe_source)
     page.get_by_label("Id", exact=True).fill("browser-site")
@@ -140,7 +151,9 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     page.get_by_role("link", name="Wall in de", exact=True).click()
     assert page.locator("html").get_attribute("lang") == "de"
 
-    # Signing keys: rotate; the audit log shows the console's writes by the signed-in key.
+
+def keys_audit_and_sign_out(page: Any, demo: Demo, axe_source: str, cookie: dict[str, Any]) -> None:
+    """Signing keys: rotate; the audit log shows the console's writes by the signed-in key; sign out."""
     page.goto(demo.url("/admin/keys"))
     check_axe(page, axe_source)
     page.get_by_label(re.compile("Rotate even if")).check()
