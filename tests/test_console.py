@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -26,9 +27,24 @@ async def admin_key(services: Services) -> str:
     return (await services.api_keys.create("admin", name="console-tests", actor="cli")).key
 
 
+async def login(client: Client, data: dict[str, str]) -> Any:
+    """POST the sign-in form as the browser would: with the token of the form just fetched."""
+    form = await client.get("/admin/login")
+    token = _CSRF.search(form.text)
+    assert token is not None
+    return await client.post("/admin/login", data={"csrf": token[1], **data}, follow_redirects=False)
+
+
+def session_cookie(answer: Any) -> str:
+    """The ``Set-Cookie`` of the console session in ``answer``."""
+    found = [line for line in answer.headers.get_list("set-cookie") if line.startswith(f"{SESSION_COOKIE}=")]
+    assert len(found) == 1, answer.headers
+    return str(found[0])
+
+
 async def sign_in(client: Client, key: str) -> str:
     """Sign in; return the CSRF token of the session."""
-    answer = await client.post("/admin/login", data={"key": key, "next": "/admin/"}, follow_redirects=False)
+    answer = await login(client, {"key": key, "next": "/admin/"})
     assert answer.status_code == 303, answer.text
     page = await client.get("/admin/")
     assert page.status_code == 200
@@ -59,10 +75,10 @@ async def test_unauthenticated_pages_redirect_to_login(client: Client) -> None:
 
 async def test_sign_in_sets_a_strict_cookie_and_stores_only_a_hash(client: Client, services: Services) -> None:
     key = await admin_key(services)
-    answer = await client.post("/admin/login", data={"key": key, "next": "/admin/tiers"}, follow_redirects=False)
+    answer = await login(client, {"key": key, "next": "/admin/tiers"})
     assert answer.status_code == 303
     assert answer.headers["location"] == "/admin/tiers"
-    cookie = answer.headers["set-cookie"]
+    cookie = session_cookie(answer)
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie or "samesite=strict" in cookie.lower()
@@ -82,16 +98,29 @@ async def test_secure_cookie_when_the_public_url_is_https(
     app = create_app(dataclasses.replace(settings, public_url="https://gate.example"), clock=clock)
     async with AsyncTestClient(app, base_url="https://gate.example") as client:
         key = await admin_key(services)
-        answer = await client.post("/admin/login", data={"key": key}, follow_redirects=False)
+        answer = await login(client, {"key": key})
         assert answer.status_code == 303
-        assert "Secure" in answer.headers["set-cookie"]
+        assert "Secure" in session_cookie(answer)
+
+
+async def test_sign_in_needs_the_forms_own_token(client: Client, services: Services) -> None:
+    key = await admin_key(services)
+    for data in ({"key": key}, {"key": key, "csrf": "forged"}):
+        answer = await client.post("/admin/login", data=data, follow_redirects=False)
+        assert answer.status_code == 403
+        assert f"{SESSION_COOKIE}=" not in answer.headers.get("set-cookie", "")
+    assert [key async for key in services.store.redis.scan_iter(match="sg:{console:*")] == []
+    form = await client.get("/admin/login")
+    cookie = form.headers["set-cookie"]
+    assert "Path=/admin/login" in cookie
+    assert "HttpOnly" in cookie
 
 
 async def test_wrong_key_shows_the_form_again_without_a_cookie(client: Client, services: Services) -> None:
     await admin_key(services)
-    answer = await client.post("/admin/login", data={"key": "sga_nope_nope"}, follow_redirects=False)
+    answer = await login(client, {"key": "sga_nope_nope"})
     assert answer.status_code == 401
-    assert "set-cookie" not in answer.headers
+    assert f"{SESSION_COOKIE}=" not in answer.headers.get("set-cookie", "")
     assert "not a valid admin key" in answer.text
     assert 'name="key"' in answer.text
 
@@ -99,10 +128,10 @@ async def test_wrong_key_shows_the_form_again_without_a_cookie(client: Client, s
 async def test_sign_in_attempts_are_rate_limited_per_address(client: Client, services: Services) -> None:
     key = await admin_key(services)
     for _ in range(SIGN_INS_PER_IP.limit):
-        assert (await client.post("/admin/login", data={"key": "sga_x_y"})).status_code == 401
-    answer = await client.post("/admin/login", data={"key": key}, follow_redirects=False)
+        assert (await login(client, {"key": "sga_x_y"})).status_code == 401
+    answer = await login(client, {"key": key})
     assert answer.status_code == 429
-    assert "set-cookie" not in answer.headers
+    assert f"{SESSION_COOKIE}=" not in answer.headers.get("set-cookie", "")
     assert "Too many" in answer.text
 
 
@@ -112,8 +141,8 @@ async def test_a_planted_session_id_is_not_kept_at_sign_in(client: Client, servi
     first = client.cookies.get(SESSION_COOKIE)
     assert first
     # Sign in again carrying the old id: a new id is given and the old one no longer works.
-    answer = await client.post("/admin/login", data={"key": key}, follow_redirects=False)
-    second = answer.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    answer = await login(client, {"key": key})
+    second = session_cookie(answer).split(";")[0].split("=", 1)[1]
     assert second != first
     client.cookies.set(SESSION_COOKIE, first, path="/admin")
     assert (await client.get("/admin/", follow_redirects=False)).status_code == 303
@@ -182,9 +211,7 @@ async def test_a_revoked_admin_key_ends_its_console_sessions(client: Client, ser
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin/", "/elsewhere"])
 async def test_sign_in_goes_only_to_console_pages(client: Client, services: Services, target: str) -> None:
-    answer = await client.post(
-        "/admin/login", data={"key": await admin_key(services), "next": target}, follow_redirects=False
-    )
+    answer = await login(client, {"key": await admin_key(services), "next": target})
     assert answer.headers["location"] == "/admin/"
 
 
@@ -333,3 +360,13 @@ async def test_console_pages_are_not_in_the_openapi_document(client: Client) -> 
 
 async def test_console_session_key_name() -> None:
     assert names.console_session("abc") == "sg:{console:abc}"
+
+
+async def test_an_unknown_record_is_an_html_page_with_its_status(client: Client, services: Services) -> None:
+    await sign_in(client, await admin_key(services))
+    for path in ("/admin/supporters/0123456789abcdef", "/admin/tiers/nope", "/admin/sites/nope", "/admin/?site=nope"):
+        answer = await client.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "Not Found" in answer.text
+        assert "nope" in answer.text or "0123456789abcdef" in answer.text

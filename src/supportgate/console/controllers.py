@@ -10,6 +10,8 @@ with its status, and nothing is written.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -57,6 +59,9 @@ CONSOLE_PATH: Final = "/admin"
 """Where the console lives; its cookie is scoped to this path."""
 SESSION_COOKIE: Final = "sg_console"
 """The cookie that carries the console session's id."""
+LOGIN_COOKIE: Final = "sg_console_login"
+"""The sign-in form's own CSRF token (double submit): a sign-in only from the console's own form."""
+_LOGIN_PATH: Final = f"{CONSOLE_PATH}/login"
 _CSS = (Path(__file__).resolve().parent.parent / "static" / "console" / "console.css").read_bytes()
 _PAGE_SIZE: Final = 25
 _NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
@@ -203,8 +208,26 @@ async def _or_page(
 async def login_page(
     request: AnyRequest, next_page: Annotated[str | None, QueryParameter(name="next", max_length=400)] = None
 ) -> Response[str]:
+    return _login_form(request, next_page=_safe_next(next_page))
+
+
+def _login_form(request: AnyRequest, *, next_page: str, error: str | None = None, status: int = 200) -> Response[str]:
+    """The sign-in form with a fresh token for it, also set as a cookie only the sign-in path receives."""
     request.state.console_session = None
-    return _page(request, "login.html", title="Sign in", error=None, next_page=_safe_next(next_page))
+    token = secrets.token_urlsafe(32)
+    page = _page(
+        request, "login.html", status=status, title="Sign in", error=error, next_page=next_page, login_token=token
+    )
+    page.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        path=_LOGIN_PATH,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=_settings(request).public_url.startswith("https://"),
+    )
+    return page
 
 
 def _safe_next(value: str | None) -> str:
@@ -216,18 +239,20 @@ def _safe_next(value: str | None) -> str:
 
 @post("/login", opt={"console_public": True}, status_code=303)
 async def login(request: AnyRequest, console_sessions: NamedDependency[ConsoleSessions]) -> Response[Any]:
-    request.state.console_session = None
     form = await request.form()
     next_page = _safe_next(_text(form, "next"))
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    presented = _text(form, "csrf")
+    if not expected or not hmac.compare_digest(expected.encode(), presented.encode()):
+        error = "This sign-in form is out of date or did not come from the console; here is a fresh one."
+        return _login_form(request, next_page=next_page, error=error, status=403)
     try:
         signed_in = await console_sessions.sign_in(_text(form, "key"), client=client_ip(request.scope))
     except Problem as problem:
-        return _page(
-            request, "login.html", status=problem.status, title="Sign in", error=problem.detail, next_page=next_page
-        )
+        return _login_form(request, next_page=next_page, error=problem.detail, status=problem.status)
     if signed_in is None:
         error = "That is not a valid admin key: it is unknown, revoked or mistyped."
-        return _page(request, "login.html", status=401, title="Sign in", error=error, next_page=next_page)
+        return _login_form(request, next_page=next_page, error=error, status=401)
     session_id, _ = signed_in
     await console_sessions.sign_out(request.cookies.get(SESSION_COOKIE))  # whatever id came with it is void
     cookie = Cookie(
@@ -238,7 +263,8 @@ async def login(request: AnyRequest, console_sessions: NamedDependency[ConsoleSe
         samesite="strict",
         secure=_settings(request).public_url.startswith("https://"),
     )
-    return Redirect(next_page, status_code=303, cookies=[cookie])
+    used = Cookie(key=LOGIN_COOKIE, value="", path=_LOGIN_PATH, max_age=0, httponly=True, samesite="strict")
+    return Redirect(next_page, status_code=303, cookies=[cookie, used])
 
 
 @post("/logout", status_code=303)
@@ -767,6 +793,13 @@ async def audit_page(
     )
 
 
+def _problem_page(request: AnyRequest, problem: Problem) -> Response[str]:
+    """A problem no form caught (an unknown supporter, a bad query): an HTML page with its status, not JSON."""
+    page = _page(request, "problem.html", status=problem.status, title=problem.title, detail=problem.detail)
+    page.headers.update(problem.headers)
+    return page
+
+
 console_router = Router(
     path=CONSOLE_PATH,
     route_handlers=[
@@ -801,5 +834,6 @@ console_router = Router(
         audit_page,
     ],
     before_request=_guard,
+    exception_handlers={Problem: _problem_page},
     include_in_schema=False,
 )
