@@ -14,6 +14,7 @@ from supportgate.app import create_app
 from supportgate.catalog.schemas import SiteIn, SupporterIn, TierIn
 from supportgate.console.controllers import SESSION_COOKIE
 from supportgate.console.sessions import IDLE_LIFETIME, SIGN_INS_PER_IP
+from supportgate.http.pages import CONSOLE_POLICY
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import names
@@ -370,3 +371,23 @@ async def test_an_unknown_record_is_an_html_page_with_its_status(client: Client,
         assert answer.headers["content-type"].startswith("text/html")
         assert "Not Found" in answer.text
         assert "nope" in answer.text or "0123456789abcdef" in answer.text
+
+
+async def test_every_console_page_runs_no_script_and_is_never_framed(client: Client, services: Services) -> None:
+    await seed(services)
+    await sign_in(client, await admin_key(services))
+    for path in ("/admin/", "/admin/supporters", "/admin/tiers", "/admin/tiers/member", "/admin/sites", "/admin/keys"):
+        answer = await client.get(path)
+        assert answer.status_code == 200, path
+        policy = answer.headers["content-security-policy"]
+        assert policy == CONSOLE_POLICY
+        assert "script-src" not in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "<script" not in answer.text
+        assert answer.text.count("<h1>") == 1
+    dashboard = await client.get("/admin/")
+    assert '<a href="/admin/" aria-current="page">Dashboard</a>' in dashboard.text
+    css = await client.get("/admin/console.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
