@@ -391,3 +391,26 @@ async def test_every_console_page_runs_no_script_and_is_never_framed(client: Cli
     css = await client.get("/admin/console.css")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
+
+
+async def test_a_supporters_sessions_are_listed_and_one_can_be_ended(client: Client, services: Services) -> None:
+    await seed(services)
+    supporter = await services.supporters.create(SupporterIn(email="two@example.com", tier="member"), actor="cli")
+    for device in ("Laptop", "Phone"):
+        await services.sessions.start(supporter_id=supporter.id, max_devices=3, device=device)
+    csrf = await sign_in(client, await admin_key(services))
+    page = await client.get(f"/admin/supporters/{supporter.id}")
+    assert "End the session on Laptop" in page.text
+    assert "End the session on Phone" in page.text
+    laptop = next(s for s in await services.sessions.list(supporter.id) if s.device == "Laptop")
+    refused = await client.post(f"/admin/supporters/{supporter.id}/sessions/end", data={"session": laptop.id})
+    assert refused.status_code == 403
+    assert len(await services.sessions.list(supporter.id)) == 2
+    ended = await client.post(
+        f"/admin/supporters/{supporter.id}/sessions/end", data={"csrf": csrf, "session": laptop.id}
+    )
+    assert ended.status_code == 200
+    assert "The session was ended." in ended.text
+    assert [s.device for s in await services.sessions.list(supporter.id)] == ["Phone"]
+    audit = (await services.audit.page(limit=50, cursor=None)).items
+    assert any(e.action == "supporter.sign-out" and e.actor == "admin:console-tests" for e in audit)

@@ -204,5 +204,4 @@ def tab_to(page: Any, wanted: Any, most: int = 60) -> dict[str, Any]:
         focus: dict[str, Any] = page.evaluate(FOCUS)
         if wanted(focus):
             return focus
-    time.sleep(0)
     raise AssertionError(f"Tab never reached it; last: {page.evaluate(FOCUS)}")
