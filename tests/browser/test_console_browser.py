@@ -48,7 +48,10 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     page = no_blocker
     for index, signal in enumerate(["blocked", "blocked", "clear", "clear", "clear", "inconclusive"]):
         demo.decide(adblock=signal, visitor=f"console-visitor-{index}")
-    time.sleep(1.5)  # the stats buffer flushes each second
+    deadline = time.monotonic() + 10  # the stats buffer flushes each second
+    while demo.api.get("/v1/admin/stats", params={"site": "demo"}).json()["totals"]["views"] < 6:
+        assert time.monotonic() < deadline, "the page views never reached the stats"
+        time.sleep(0.1)
     page.goto(demo.url("/admin/supporters"))
     assert "/admin/login?next=%2Fadmin%2Fsupporters" in page.url
     check_axe(page, axe_source)
