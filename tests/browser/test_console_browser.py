@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import Demo
 from tests.browser.test_gate_browser import AXE_RUN
@@ -57,7 +58,7 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     check_axe(page, axe_source)
     page.get_by_label("Admin key").fill("sga_wrong_key")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").inner_text().startswith("That is not a valid admin key")
+    expect(page.get_by_role("alert")).to_contain_text("That is not a valid admin key")
     assert not [c for c in page.context.cookies() if c["name"] == "sg_console"]
 
     sign_in(page, demo)
@@ -69,6 +70,7 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     page.get_by_label("Site").select_option("demo")
     page.get_by_label("Last 7 days").check()
     page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"days=7"))
     assert "site=demo" in page.url
     assert "days=7" in page.url
     page.locator("details summary").first.click()
@@ -84,30 +86,32 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
 def supporter_forms(page: Any, demo: Demo, axe_source: str, screenshots: Path) -> None:
     """Supporters: grant, list, search, change, extend, activation code, revoke, restore, erase."""
     page.get_by_role("link", name="Supporters").click()
+    page.wait_for_url(demo.url("/admin/supporters"))
     page.get_by_label("Email", exact=True).fill("browser.reader@example.com")
     page.get_by_label("Tier").nth(1).select_option("patron")
     page.get_by_label("Note", exact=True).fill("from the browser test")
     page.get_by_role("button", name="Grant").click()
-    assert page.get_by_role("status").inner_text() == "Supporter status granted."
+    expect(page.get_by_role("status")).to_have_text("Supporter status granted.")
     check_axe(page, axe_source)
     supporter_url = page.url.split("?")[0]
     page.get_by_label("Note").fill("changed in the console")
     page.get_by_role("button", name="Save").click()
-    assert page.get_by_role("status").inner_text() == "Saved."
+    expect(page.get_by_role("status")).to_have_text("Saved.")
     page.get_by_label("Extend by (days)").fill("30")
     page.get_by_role("button", name="Extend").click()
-    assert page.get_by_role("status").inner_text() == "Support extended."
+    expect(page.get_by_role("status")).to_have_text("Support extended.")
     page.get_by_role("button", name="Make an activation code").click()
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", page.locator(".secret output").inner_text())
     page.get_by_role("button", name="Revoke").click()
-    assert page.get_by_role("status").inner_text() == "Supporter status revoked."
+    expect(page.get_by_role("status")).to_have_text("Supporter status revoked.")
     page.get_by_role("button", name="Restore").click()
-    assert page.get_by_role("status").inner_text() == "Supporter status restored."
+    expect(page.get_by_role("status")).to_have_text("Supporter status restored.")
 
     page.goto(demo.url("/admin/supporters"))
     page.get_by_label("Email or note contains").fill("browser.reader")
     page.get_by_role("button", name="Search").click()
-    assert page.locator("tbody tr").count() == 1
+    page.wait_for_url(re.compile(r"q=browser.reader"))
+    expect(page.locator("tbody tr")).to_have_count(1)
     page.goto(demo.url("/admin/supporters"))
     check_axe(page, axe_source)
     page.screenshot(path=screenshots / "console-supporters.png", full_page=False, animations="disabled")
@@ -116,42 +120,47 @@ def supporter_forms(page: Any, demo: Demo, axe_source: str, screenshots: Path) -
     check_axe(page, axe_source)
     page.get_by_label("Type the email address to confirm").fill("browser.reader@example.com")
     page.get_by_role("button", name="Erase").click()
-    assert page.get_by_role("status").inner_text() == "The supporter's data was erased."
+    expect(page.get_by_role("status")).to_have_text("The supporter's data was erased.")
     assert demo.api.get("/v1/admin/supporters", params={"q": "browser.reader"}).json()["items"] == []
 
 
 def tier_forms(page: Any, demo: Demo, axe_source: str) -> None:
     """Tiers: create, edit."""
     page.get_by_role("link", name="Tiers").click()
+    page.wait_for_url(demo.url("/admin/tiers"))
     check_axe(page, axe_source)
     page.get_by_label("Id", exact=True).fill("browser-tier")
     page.get_by_label("Name").fill("Browser tier")
     page.get_by_label("Devices at once").fill("2")
     page.get_by_role("button", name="Create tier").click()
-    assert page.get_by_role("status").inner_text() == "Tier created."
+    expect(page.get_by_role("status")).to_have_text("Tier created.")
     check_axe(page, axe_source)
     page.get_by_label("Name").fill("Browser tier, renamed")
     page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
     assert demo.api.get("/v1/admin/tiers/browser-tier").json()["name"] == "Browser tier, renamed"
 
 
 def site_forms(page: Any, demo: Demo, axe_source: str) -> None:
     """Sites: create, change the policy, the wall's preview, a site key."""
     page.get_by_role("link", name="Sites").click()
+    page.wait_for_url(demo.url("/admin/sites"))
     check_axe(page, axe_source)
     page.get_by_label("Id", exact=True).fill("browser-site")
     page.get_by_label("Name").fill("Browser site")
     page.get_by_label("Origins, one a line").fill("https://browser.example")
     page.get_by_role("button", name="Create site").click()
-    assert page.get_by_role("status").inner_text() == "Site created."
+    expect(page.get_by_role("status")).to_have_text("Site created.")
     check_axe(page, axe_source)
     page.get_by_label("When a reader blocks ads").select_option("soft")
     page.get_by_label("Free views per period").fill("3")
     page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
     assert demo.api.get("/v1/admin/sites/browser-site").json()["policy"]["mode"] == "soft"
     page.get_by_role("button", name="Make a site key").click()
     assert page.locator(".secret output").inner_text().startswith("sgs_")
     page.get_by_role("link", name="Wall in de", exact=True).click()
+    page.wait_for_url(re.compile(r"/interstitial\?lang=de$"))
     assert page.locator("html").get_attribute("lang") == "de"
 
 
@@ -161,14 +170,15 @@ def keys_audit_and_sign_out(page: Any, demo: Demo, axe_source: str, cookie: dict
     check_axe(page, axe_source)
     page.get_by_label(re.compile("Rotate even if")).check()
     page.get_by_role("button", name="Rotate the signing keys").click()
-    assert page.get_by_role("status").inner_text() == "The signing keys were rotated."
+    expect(page.get_by_role("status")).to_have_text("The signing keys were rotated.")
     page.get_by_role("link", name="Audit log").first.click()
+    page.wait_for_url(demo.url("/admin/audit"))
     check_axe(page, axe_source)
     assert page.get_by_role("cell", name="admin:demo").count() >= 5
 
     # Sign out: the session ends in the store; its cookie, put back, opens nothing.
     page.get_by_role("button", name="Sign out").click()
-    assert page.url.endswith("/admin/login")
+    page.wait_for_url(demo.url("/admin/login"))
     page.context.add_cookies([cookie])
     page.goto(demo.url("/admin/"))
     assert "/admin/login" in page.url

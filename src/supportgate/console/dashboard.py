@@ -115,7 +115,7 @@ def build_charts(reads: Sequence[Stats], metrics: Sequence[Metric] = METRICS) ->
 
 _WIDTH: Final = 600
 _HEIGHT: Final = 160
-_LEFT: Final = 48
+_LEFT: Final = 64
 _BOTTOM: Final = 20
 _TOP: Final = 10
 
