@@ -130,6 +130,10 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
         assert [(s["email"], s["tier"]) for s in supporters] == [("reader@example.com", "supporter")]
         assert re.search(rf"extension \S+ for {base} built: ", banner), banner
         assert f"extension      {base}/extension" in banner
+        assert f"admin console  {base}/admin/" in banner
+        console = httpx.get(f"{base}/admin/")
+        assert console.status_code == 303
+        assert console.headers["location"].startswith("/admin/login?next=")
         download = httpx.get(f"{base}/extension/supportgate-firefox.zip")
         assert (download.status_code, download.headers["content-type"]) == (200, "application/zip")
     finally:

@@ -19,6 +19,7 @@ from supportgate import __version__
 from supportgate.admin.controllers import admin_router
 from supportgate.admin.supporter_csv import MAX_IMPORT_BYTES
 from supportgate.clock import Clock, utc_now
+from supportgate.console.controllers import console_router
 from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, SupportgateError
 from supportgate.extension_build import GatePackages, Preset, default_source, find_gate_packages
@@ -169,6 +170,7 @@ def create_app(
             gate_router,
             gate_assets_router,
             install_router,
+            console_router,
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,

@@ -187,6 +187,7 @@ def demo(host: str, port: int) -> None:
                     f"  service        {base}/",
                     f"  demo site      {base}/demo/",
                     f"  extension      {base}/extension",
+                    f"  admin console  {base}/admin/",
                     f"  API docs       {base}/schema",
                     f"  health         {base}/readyz",
                     f"  admin API key  {key}",

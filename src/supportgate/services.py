@@ -17,6 +17,7 @@ from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService
 from supportgate.catalog.welcome import WelcomeMail
 from supportgate.clock import Clock, utc_now
+from supportgate.console.sessions import ConsoleSessions
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
 from supportgate.gate.decide import DecideService
@@ -74,6 +75,7 @@ class Services:
     reports: ReportService
     supporter_csv: SupporterCsv
     events: EventService
+    console_sessions: ConsoleSessions
 
     @classmethod
     def build(
@@ -134,4 +136,5 @@ class Services:
             reports=ReportService(store, stats, limiter, clock),
             supporter_csv=SupporterCsv(store, supporters, audit, clock),
             events=EventService(stats, limiter),
+            console_sessions=ConsoleSessions(store, api_keys, limiter, clock),
         )

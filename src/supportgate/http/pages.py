@@ -1,7 +1,7 @@
 """Headers on every HTML page the service serves: ``nosniff``, a Content Security Policy, no framing.
 
-The pages are the wall (``/v1/sites/{site}/interstitial``), the demo site (``/demo/``) and the
-``/schema`` page. Each answer whose ``Content-Type`` is ``text/html`` gets
+The pages are the wall (``/v1/sites/{site}/interstitial``), the demo site (``/demo/``), the admin
+console (``/admin/``) and the ``/schema`` page. Each answer whose ``Content-Type`` is ``text/html`` gets
 ``X-Content-Type-Options: nosniff`` and the policy of its kind, which ends in
 ``frame-ancestors 'none'``: no page of the service is meant to be shown in another's frame. The
 demo site's pages stand for a publisher's, so they may frame and be framed by their own origin.
@@ -17,9 +17,10 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SCHEMA_POLICY", "HtmlPageHeaders", "page_policy"]
+__all__ = ["CONSOLE_POLICY", "SCHEMA_POLICY", "HtmlPageHeaders", "page_policy"]
 
 _DEMO = "/demo"
+_CONSOLE = "/admin"
 
 SCHEMA_POLICY: Final = (
     "default-src 'none'; "
@@ -31,6 +32,15 @@ SCHEMA_POLICY: Final = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 """The ``/schema`` page's policy: its scripts and styles from this service, "Try it out" to it only."""
+
+
+CONSOLE_POLICY: Final = (
+    "default-src 'none'; "
+    "style-src 'self'; "
+    "img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The admin console's policy: its one stylesheet, forms to itself, no script at all, never framed."""
 
 
 def page_policy(public_url: str, *, publisher: bool = False) -> str:
@@ -78,6 +88,8 @@ class HtmlPageHeaders(ASGIMiddleware):
             policy = SCHEMA_POLICY
         elif path == _DEMO or path.startswith(_DEMO + "/"):
             policy = self.demo_policy
+        elif path == _CONSOLE or path.startswith(_CONSOLE + "/"):
+            policy = CONSOLE_POLICY
         else:
             policy = self.page_policy
 

@@ -22,6 +22,7 @@ __all__ = [
     "audit_index",
     "audit_target",
     "code_secret",
+    "console_session",
     "dpop_proof",
     "email",
     "key_last_used",
@@ -215,3 +216,8 @@ def stats(site_id: str, day: str) -> str:
 def reports(site_id: str) -> str:
     """List of a site's latest false-positive reports as JSON, newest first, capped."""
     return f"sg:{{site:{site_id}}}:reports"
+
+
+def console_session(id_digest: str) -> str:
+    """JSON of one admin console session (by SHA-256 of its id): the admin key, the CSRF token, times."""
+    return f"sg:{{console:{id_digest}}}"

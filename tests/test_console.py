@@ -1,0 +1,416 @@
+"""The admin console over HTTP: sign-in, the session cookie, CSRF, fixation, the rate limit, each page and form."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from supportgate.app import create_app
+from supportgate.catalog.schemas import SiteIn, SupporterIn, TierIn
+from supportgate.console.controllers import SESSION_COOKIE
+from supportgate.console.sessions import IDLE_LIFETIME, SIGN_INS_PER_IP
+from supportgate.http.pages import CONSOLE_POLICY
+from supportgate.services import Services
+from supportgate.settings import Settings
+from supportgate.store import names
+from tests.conftest import FakeClock
+
+Client = AsyncTestClient[Litestar]
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def admin_key(services: Services) -> str:
+    return (await services.api_keys.create("admin", name="console-tests", actor="cli")).key
+
+
+async def login(client: Client, data: dict[str, str]) -> Any:
+    """POST the sign-in form as the browser would: with the token of the form just fetched."""
+    form = await client.get("/admin/login")
+    token = _CSRF.search(form.text)
+    assert token is not None
+    return await client.post("/admin/login", data={"csrf": token[1], **data}, follow_redirects=False)
+
+
+def session_cookie(answer: Any) -> str:
+    """The ``Set-Cookie`` of the console session in ``answer``."""
+    found = [line for line in answer.headers.get_list("set-cookie") if line.startswith(f"{SESSION_COOKIE}=")]
+    assert len(found) == 1, answer.headers
+    return str(found[0])
+
+
+async def sign_in(client: Client, key: str) -> str:
+    """Sign in; return the CSRF token of the session."""
+    answer = await login(client, {"key": key, "next": "/admin/"})
+    assert answer.status_code == 303, answer.text
+    page = await client.get("/admin/")
+    assert page.status_code == 200
+    found = _CSRF.search(page.text)
+    assert found is not None
+    return found[1]
+
+
+async def seed(services: Services) -> None:
+    await services.tiers.create(
+        TierIn(id="member", name="Member", entitlements=["adblock_ok"], max_devices=3), actor="cli"
+    )
+    await services.sites.create(SiteIn(id="news", name="News", origins=["https://news.example"]), actor="cli")
+
+
+async def test_unauthenticated_pages_redirect_to_login(client: Client) -> None:
+    for path in ("/admin/", "/admin/supporters?q=x", "/admin/tiers", "/admin/sites", "/admin/keys", "/admin/audit"):
+        answer = await client.get(path, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith("/admin/login?next=")
+    login = await client.get("/admin/login")
+    assert login.status_code == 200
+    assert 'name="key"' in login.text
+    assert "Content-Security-Policy" in login.headers
+    assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
+    assert login.headers["cache-control"] == "no-store"
+
+
+async def test_sign_in_sets_a_strict_cookie_and_stores_only_a_hash(client: Client, services: Services) -> None:
+    key = await admin_key(services)
+    answer = await login(client, {"key": key, "next": "/admin/tiers"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/admin/tiers"
+    cookie = session_cookie(answer)
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie or "samesite=strict" in cookie.lower()
+    assert "Path=/admin" in cookie
+    assert "Secure" not in cookie  # the public URL is http here
+    session_id = cookie.split(";")[0].split("=", 1)[1]
+    stored = [key async for key in services.store.redis.scan_iter(match="sg:{console:*")]
+    assert len(stored) == 1
+    assert session_id not in stored[0].decode()
+    ttl = await services.store.redis.ttl(stored[0])
+    assert 0 < ttl <= IDLE_LIFETIME.total_seconds()
+
+
+async def test_secure_cookie_when_the_public_url_is_https(
+    services: Services, settings: Settings, clock: FakeClock
+) -> None:
+    app = create_app(dataclasses.replace(settings, public_url="https://gate.example"), clock=clock)
+    async with AsyncTestClient(app, base_url="https://gate.example") as client:
+        key = await admin_key(services)
+        answer = await login(client, {"key": key})
+        assert answer.status_code == 303
+        assert "Secure" in session_cookie(answer)
+
+
+async def test_sign_in_needs_the_forms_own_token(client: Client, services: Services) -> None:
+    key = await admin_key(services)
+    for data in ({"key": key}, {"key": key, "csrf": "forged"}):
+        answer = await client.post("/admin/login", data=data, follow_redirects=False)
+        assert answer.status_code == 403
+        assert f"{SESSION_COOKIE}=" not in answer.headers.get("set-cookie", "")
+    assert [key async for key in services.store.redis.scan_iter(match="sg:{console:*")] == []
+    form = await client.get("/admin/login")
+    cookie = form.headers["set-cookie"]
+    assert "Path=/admin/login" in cookie
+    assert "HttpOnly" in cookie
+
+
+async def test_wrong_key_shows_the_form_again_without_a_cookie(client: Client, services: Services) -> None:
+    await admin_key(services)
+    answer = await login(client, {"key": "sga_nope_nope"})
+    assert answer.status_code == 401
+    assert f"{SESSION_COOKIE}=" not in answer.headers.get("set-cookie", "")
+    assert "not a valid admin key" in answer.text
+    assert 'name="key"' in answer.text
+
+
+async def test_sign_in_attempts_are_rate_limited_per_address(client: Client, services: Services) -> None:
+    key = await admin_key(services)
+    for _ in range(SIGN_INS_PER_IP.limit):
+        assert (await login(client, {"key": "sga_x_y"})).status_code == 401
+    answer = await login(client, {"key": key})
+    assert answer.status_code == 429
+    assert f"{SESSION_COOKIE}=" not in answer.headers.get("set-cookie", "")
+    assert "Too many" in answer.text
+
+
+async def test_a_planted_session_id_is_not_kept_at_sign_in(client: Client, services: Services) -> None:
+    key = await admin_key(services)
+    await sign_in(client, key)
+    first = client.cookies.get(SESSION_COOKIE)
+    assert first
+    # Sign in again carrying the old id: a new id is given and the old one no longer works.
+    answer = await login(client, {"key": key})
+    second = session_cookie(answer).split(";")[0].split("=", 1)[1]
+    assert second != first
+    client.cookies.set(SESSION_COOKIE, first, path="/admin")
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 303
+    # An id made up by an attacker signs no one in.
+    client.cookies.set(SESSION_COOKIE, "made-up-id", path="/admin")
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 303
+
+
+async def test_post_without_a_valid_csrf_token_is_refused_and_writes_nothing(
+    client: Client, services: Services
+) -> None:
+    await seed(services)
+    csrf = await sign_in(client, await admin_key(services))
+    before = await services.audit.page(limit=200, cursor=None)
+    for data in ({}, {"csrf": "wrong"}, {"csrf": csrf[:-1]}):
+        answer = await client.post(
+            "/admin/tiers",
+            data={**data, "id": "gold", "name": "Gold", "max_devices": "2", "entitlements": "adblock_ok"},
+        )
+        assert answer.status_code == 403
+        assert "Nothing was changed" in answer.text
+    assert not await services.tiers.exists("gold")
+    assert (await services.audit.page(limit=200, cursor=None)).items == before.items
+    ok = await client.post(
+        "/admin/tiers",
+        data={"csrf": csrf, "id": "gold", "name": "Gold", "max_devices": "2", "entitlements": "adblock_ok"},
+    )
+    assert ok.status_code == 200
+    assert await services.tiers.exists("gold")
+
+
+async def test_a_post_without_a_session_is_refused(client: Client, services: Services) -> None:
+    await seed(services)
+    answer = await client.post("/admin/tiers", data={"csrf": "x", "id": "gold", "name": "Gold", "max_devices": "2"})
+    assert answer.status_code == 403
+    assert not await services.tiers.exists("gold")
+
+
+async def test_sign_out_ends_the_session_in_the_store(client: Client, services: Services) -> None:
+    csrf = await sign_in(client, await admin_key(services))
+    session_id = client.cookies.get(SESSION_COOKIE)
+    answer = await client.post("/admin/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/admin/login"
+    assert [key async for key in services.store.redis.scan_iter(match="sg:{console:*")] == []
+    client.cookies.set(SESSION_COOKIE, session_id or "", path="/admin")
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 303
+
+
+async def test_sessions_idle_out_after_twelve_hours(client: Client, services: Services, clock: FakeClock) -> None:
+    await sign_in(client, await admin_key(services))
+    clock.advance(hours=11)
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 200
+    clock.advance(hours=11)  # 11 h after the last use: still alive
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 200
+    clock.advance(hours=12)
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 303
+
+
+async def test_a_revoked_admin_key_ends_its_console_sessions(client: Client, services: Services) -> None:
+    key = await admin_key(services)
+    await sign_in(client, key)
+    await services.api_keys.revoke_named("admin", "console-tests", actor="cli")
+    assert (await client.get("/admin/", follow_redirects=False)).status_code == 303
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin/", "/elsewhere"])
+async def test_sign_in_goes_only_to_console_pages(client: Client, services: Services, target: str) -> None:
+    answer = await login(client, {"key": await admin_key(services), "next": target})
+    assert answer.headers["location"] == "/admin/"
+
+
+async def test_dashboard_draws_every_series_with_a_table(client: Client, services: Services) -> None:
+    await seed(services)
+    services.stats.count("news", "views", "blocked", "walls")
+    services.stats.count("news", "views", "clear")
+    await services.stats.flush()
+    await sign_in(client, await admin_key(services))
+    page = await client.get("/admin/?site=news&days=7")
+    assert page.status_code == 200
+    assert page.text.count('role="img"') == 9
+    assert "Page views: 2" in page.text
+    assert "Share blocked: 50.0%" in page.text
+    assert page.text.count("<caption>") == 9
+    for days in (30, 90):
+        assert (await client.get(f"/admin/?days={days}")).status_code == 200
+    assert (await client.get("/admin/?site=nope")).status_code == 404
+
+
+async def test_supporter_forms_write_through_the_services_and_the_audit_log(client: Client, services: Services) -> None:
+    await seed(services)
+    await services.tiers.create(
+        TierIn(id="patron", name="Patron", entitlements=["adblock_ok"], max_devices=5), actor="cli"
+    )
+    csrf = await sign_in(client, await admin_key(services))
+    bad = await client.post("/admin/supporters", data={"csrf": csrf, "email": "not-an-address", "tier": "member"})
+    assert bad.status_code == 400
+    assert "email" in bad.text
+    granted = await client.post(
+        "/admin/supporters",
+        data={"csrf": csrf, "email": "Reader@Example.com", "tier": "member", "expires_at": "2027-01-31", "note": "hi"},
+        follow_redirects=False,
+    )
+    assert granted.status_code == 303
+    supporter_url = granted.headers["location"].split("?")[0]
+    supporter_id = supporter_url.rsplit("/", 1)[1]
+    listing = await client.get("/admin/supporters?q=reader")
+    assert "reader@example.com" in listing.text
+    assert "reader@example.com" not in (await client.get("/admin/supporters?status=revoked")).text
+    moved = await client.post(
+        supporter_url, data={"csrf": csrf, "tier": "patron", "expires_at": "2027-02-28", "note": ""}
+    )
+    assert moved.status_code == 200
+    assert (await services.supporters.get(supporter_id)).tier == "patron"
+    await client.post(f"{supporter_url}/extend", data={"csrf": csrf, "days": "10"})
+    assert (await services.supporters.get(supporter_id)).expires_at.date().isoformat() == "2027-03-10"  # type: ignore[union-attr]
+    code = await client.post(f"{supporter_url}/activation-code", data={"csrf": csrf})
+    assert re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", code.text)
+    assert (await client.post(f"{supporter_url}/revoke", data={"csrf": csrf})).status_code == 200
+    assert (await services.supporters.get(supporter_id)).status == "revoked"
+    assert (await client.post(f"{supporter_url}/restore", data={"csrf": csrf})).status_code == 200
+    assert (await services.supporters.get(supporter_id)).status == "active"
+    assert (await client.post(f"{supporter_url}/sessions/end-all", data={"csrf": csrf})).status_code == 200
+    confirm = await client.get(f"{supporter_url}/forget")
+    assert "cannot be undone" in confirm.text
+    refused = await client.post(f"{supporter_url}/forget", data={"csrf": csrf, "confirm": "someone@else.example"})
+    assert refused.status_code == 400
+    assert (await services.supporters.get(supporter_id)).email == "reader@example.com"
+    erased = await client.post(f"{supporter_url}/forget", data={"csrf": csrf, "confirm": "reader@example.com"})
+    assert erased.status_code == 200
+    assert "erased" in erased.text
+    actions = [entry.action for entry in (await services.audit.page(limit=200, cursor=None)).items]
+    assert "supporter.create" in actions or any(a.startswith("supporter.") for a in actions)
+    actors = {entry.actor for entry in (await services.audit.page(limit=200, cursor=None)).items}
+    assert "admin:console-tests" in actors
+
+
+async def test_supporter_list_paginates_with_the_cursor(client: Client, services: Services) -> None:
+    await seed(services)
+    for index in range(30):
+        await services.supporters.create(SupporterIn(email=f"r{index:02}@example.com", tier="member"), actor="cli")
+    await sign_in(client, await admin_key(services))
+    first = await client.get("/admin/supporters")
+    assert first.text.count('href="/admin/supporters/') == 25
+    found = re.search(r'href="/admin/supporters(\?[^"]*cursor=[^"]+)" rel="next"', first.text)
+    assert found is not None
+    second = await client.get("/admin/supporters" + found[1].replace("&amp;", "&"))
+    assert second.text.count('href="/admin/supporters/') == 5
+    assert 'rel="next"' not in second.text
+
+
+async def test_tiers_sites_keys_and_audit_pages(client: Client, services: Services) -> None:
+    await seed(services)
+    csrf = await sign_in(client, await admin_key(services))
+    assert "Member" in (await client.get("/admin/tiers")).text
+    edited = await client.post(
+        "/admin/tiers/member",
+        data={
+            "csrf": csrf,
+            "name": "Members",
+            "description": "",
+            "entitlements": "adblock_ok, extra",
+            "max_devices": "4",
+        },
+    )
+    assert edited.status_code == 200
+    tier = await services.tiers.get("member")
+    assert (tier.name, tier.entitlements, tier.max_devices) == ("Members", ["adblock_ok", "extra"], 4)
+    bad_tier = await client.post(
+        "/admin/tiers", data={"csrf": csrf, "id": "Bad Id", "name": "x", "max_devices": "1", "entitlements": ""}
+    )
+    assert bad_tier.status_code == 400
+    created = await client.post(
+        "/admin/sites",
+        data={"csrf": csrf, "id": "blog", "name": "Blog", "origins": "https://blog.example\nhttps://www.blog.example"},
+    )
+    assert created.status_code == 200
+    assert (await services.sites.get("blog")).origins == ["https://blog.example", "https://www.blog.example"]
+    page = await client.get("/admin/sites/blog")
+    assert "/v1/sites/blog/interstitial?lang=en" in page.text
+    changed = await client.post(
+        "/admin/sites/blog",
+        data={
+            "csrf": csrf,
+            "name": "Blog",
+            "origins": "https://blog.example",
+            "mode": "soft",
+            "free_views": "3",
+            "meter_period": "week",
+            "exempt_paths": "/about\n/legal/*",
+            "unlock_entitlement": "adblock_ok",
+            "support_url": "https://blog.example/support",
+        },
+    )
+    assert changed.status_code == 200
+    site = await services.sites.get("blog")
+    assert (site.policy.mode, site.policy.free_views, site.policy.exempt_paths) == ("soft", 3, ["/about", "/legal/*"])
+    key = await client.post("/admin/sites/blog/keys", data={"csrf": csrf})
+    shown = re.search(r"sgs_[0-9a-f]+_[0-9a-f]+", key.text)
+    assert shown is not None
+    assert await services.api_keys.check("site", shown[0]) is not None
+    keys = await client.get("/admin/keys")
+    assert "active" in keys.text
+    rotated = await client.post("/admin/keys/rotate", data={"csrf": csrf, "force": "on"})
+    assert rotated.status_code == 200
+    audit = await client.get("/admin/audit")
+    assert "site.update" in audit.text or "site." in audit.text
+    assert "admin:console-tests" in audit.text
+
+
+async def test_console_pages_are_not_in_the_openapi_document(client: Client) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    assert not [path for path in document["paths"] if path.startswith("/admin")]
+
+
+async def test_console_session_key_name() -> None:
+    assert names.console_session("abc") == "sg:{console:abc}"
+
+
+async def test_an_unknown_record_is_an_html_page_with_its_status(client: Client, services: Services) -> None:
+    await sign_in(client, await admin_key(services))
+    for path in ("/admin/supporters/0123456789abcdef", "/admin/tiers/nope", "/admin/sites/nope", "/admin/?site=nope"):
+        answer = await client.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "Not Found" in answer.text
+        assert "nope" in answer.text or "0123456789abcdef" in answer.text
+
+
+async def test_every_console_page_runs_no_script_and_is_never_framed(client: Client, services: Services) -> None:
+    await seed(services)
+    await sign_in(client, await admin_key(services))
+    for path in ("/admin/", "/admin/supporters", "/admin/tiers", "/admin/tiers/member", "/admin/sites", "/admin/keys"):
+        answer = await client.get(path)
+        assert answer.status_code == 200, path
+        policy = answer.headers["content-security-policy"]
+        assert policy == CONSOLE_POLICY
+        assert "script-src" not in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "<script" not in answer.text
+        assert answer.text.count("<h1>") == 1
+    dashboard = await client.get("/admin/")
+    assert '<a href="/admin/" aria-current="page">Dashboard</a>' in dashboard.text
+    css = await client.get("/admin/console.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+
+
+async def test_a_supporters_sessions_are_listed_and_one_can_be_ended(client: Client, services: Services) -> None:
+    await seed(services)
+    supporter = await services.supporters.create(SupporterIn(email="two@example.com", tier="member"), actor="cli")
+    for device in ("Laptop", "Phone"):
+        await services.sessions.start(supporter_id=supporter.id, max_devices=3, device=device)
+    csrf = await sign_in(client, await admin_key(services))
+    page = await client.get(f"/admin/supporters/{supporter.id}")
+    assert "End the session on Laptop" in page.text
+    assert "End the session on Phone" in page.text
+    laptop = next(s for s in await services.sessions.list(supporter.id) if s.device == "Laptop")
+    refused = await client.post(f"/admin/supporters/{supporter.id}/sessions/end", data={"session": laptop.id})
+    assert refused.status_code == 403
+    assert len(await services.sessions.list(supporter.id)) == 2
+    ended = await client.post(
+        f"/admin/supporters/{supporter.id}/sessions/end", data={"csrf": csrf, "session": laptop.id}
+    )
+    assert ended.status_code == 200
+    assert "The session was ended." in ended.text
+    assert [s.device for s in await services.sessions.list(supporter.id)] == ["Phone"]
+    audit = (await services.audit.page(limit=50, cursor=None)).items
+    assert any(e.action == "supporter.sign-out" and e.actor == "admin:console-tests" for e in audit)
