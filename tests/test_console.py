@@ -224,13 +224,47 @@ async def test_dashboard_draws_every_series_with_a_table(client: Client, service
     await sign_in(client, await admin_key(services))
     page = await client.get("/admin/?site=news&days=7")
     assert page.status_code == 200
-    assert page.text.count('role="img"') == 9
+    assert page.text.count('role="img"') == 15
     assert "Page views: 2" in page.text
     assert "Share blocked: 50.0%" in page.text
-    assert page.text.count("<caption>") == 9
+    assert page.text.count("<caption>") == 16  # a table per series and the funnel's
     for days in (30, 90):
         assert (await client.get(f"/admin/?days={days}")).status_code == 200
     assert (await client.get("/admin/?site=nope")).status_code == 404
+
+
+async def test_dashboard_shows_the_funnel_after_the_wall(client: Client, services: Services) -> None:
+    await seed(services)
+    await services.sites.create(SiteIn(id="blog", name="Blog", origins=["https://blog.example"]), actor="cli")
+    for _ in range(4):
+        services.stats.count("news", "views", "blocked", "walls")
+    services.stats.count("news", "rechecks", "rechecks", "allowlisted")
+    services.stats.count("news", "support_clicks")
+    services.stats.count("blog", "views", "blocked", "walls", "rechecks", "signin_clicks")
+    services.stats.count("blog", "views", "nags", "nag_dismissals")
+    await services.stats.flush()
+    await sign_in(client, await admin_key(services))
+    steps = re.compile(r'<tr><th scope="row">([^<]+)</th><td>([0-9,]+)</td><td>([0-9.]+%)</td></tr>')
+    one = await client.get("/admin/?site=news&days=7")
+    assert steps.findall(one.text) == [
+        ("Wall shown", "4", "100.0%"),
+        ("Check again pressed", "2", "50.0%"),
+        ("Allowlisted", "1", "25.0%"),
+        ("Become a supporter clicked", "1", "25.0%"),
+        ("Sign in clicked", "0", "0.0%"),
+    ]
+    everything = await client.get("/admin/?days=7")
+    assert steps.findall(everything.text) == [
+        ("Wall shown", "5", "100.0%"),
+        ("Check again pressed", "3", "60.0%"),
+        ("Allowlisted", "1", "20.0%"),
+        ("Become a supporter clicked", "1", "20.0%"),
+        ("Sign in clicked", "1", "20.0%"),
+    ]
+    assert "Check again pressed: 3" in everything.text
+    assert "Share of nags dismissed: 100.0%" in everything.text
+    assert 'id="h-nag_dismissals"' in everything.text
+    assert 'id="h-nag_dismissals-of-nags"' in everything.text
 
 
 async def test_supporter_forms_write_through_the_services_and_the_audit_log(client: Client, services: Services) -> None:

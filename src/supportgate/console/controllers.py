@@ -43,7 +43,7 @@ from supportgate.catalog.schemas import (
 from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService
-from supportgate.console.dashboard import PERIODS, build_charts, draw
+from supportgate.console.dashboard import PERIODS, build_charts, build_funnel, draw
 from supportgate.console.sessions import ConsoleSession, ConsoleSessions
 from supportgate.errors import BadRequest, NotFound, Problem
 from supportgate.gate.messages import LANGUAGES
@@ -299,6 +299,9 @@ async def dashboard(
     first = today - timedelta(days=period - 1)
     reads = [await stats.read(found.id, first, today) for found in chosen]
     charts = build_charts(reads)
+    funnel = build_funnel(reads[0].totals) if len(reads) == 1 else None
+    if len(reads) > 1:
+        funnel = build_funnel((await stats.read_all([found.id for found in chosen], first, today)).totals)
     return _page(
         request,
         "dashboard.html",
@@ -308,6 +311,7 @@ async def dashboard(
         days=period,
         periods=PERIODS,
         charts=[(chart, draw(chart)) for chart in charts],
+        funnel=funnel,
         first=first,
         last=today,
     )

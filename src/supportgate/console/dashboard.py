@@ -14,7 +14,20 @@ from typing import Final
 
 from supportgate.gate.schemas import Stats
 
-__all__ = ["METRICS", "PERIODS", "Bar", "Chart", "Drawing", "Metric", "Point", "build_charts", "draw"]
+__all__ = [
+    "FUNNEL",
+    "METRICS",
+    "PERIODS",
+    "Bar",
+    "Chart",
+    "Drawing",
+    "FunnelStep",
+    "Metric",
+    "Point",
+    "build_charts",
+    "build_funnel",
+    "draw",
+]
 
 PERIODS: Final = (7, 30, 90)
 """The ranges, in days up to today, the dashboard offers."""
@@ -33,6 +46,11 @@ class Metric:
     of: str | None = None
     """For a share: the counter it is a share of."""
 
+    @property
+    def key(self) -> str:
+        """A name unique among :data:`METRICS` (a counter may also be drawn as a share): for the page's ids."""
+        return f"{self.field}-of-{self.of}" if self.of else self.field
+
 
 METRICS: Final[tuple[Metric, ...]] = (
     Metric("views", "Page views", "Decisions the gate answered."),
@@ -44,7 +62,12 @@ METRICS: Final[tuple[Metric, ...]] = (
     Metric("supporter_unlocks", "Supporter unlocks", "Views allowed for a supporter's pass."),
     Metric("metered_allows", "Metered views", "Views allowed as one of the free views of the meter."),
     Metric("false_positive_reports", "False-positive reports", "Readers who said they block no ads."),
-    # The funnel after a wall (issue #11) joins here, one line per counter, once the stats count it.
+    Metric("rechecks", "Check again pressed", 'Times a reader pressed "check again" on the wall or a nag.'),
+    Metric("allowlisted", "Allowlisted", "Re-checks that came back clear: the reader allowlisted the site."),
+    Metric("support_clicks", "Become a supporter clicked", 'Times a reader followed "become a supporter".'),
+    Metric("signin_clicks", "Sign in clicked", 'Times a reader pressed "sign in with the extension".'),
+    Metric("nag_dismissals", "Nags dismissed", "Nags a reader closed."),
+    Metric("nag_dismissals", "Share of nags dismissed", "Nags a reader closed, of the nags shown.", of="nags"),
 )
 """Every series the dashboard draws, in order."""
 
@@ -111,6 +134,35 @@ def build_charts(reads: Sequence[Stats], metrics: Sequence[Metric] = METRICS) ->
             total = totals.get(metric.field, 0)
         charts.append(Chart(metric, points, total))
     return charts
+
+
+FUNNEL: Final[tuple[tuple[str, str], ...]] = (
+    ("walls", "Wall shown"),
+    ("rechecks", "Check again pressed"),
+    ("allowlisted", "Allowlisted"),
+    ("support_clicks", "Become a supporter clicked"),
+    ("signin_clicks", "Sign in clicked"),
+)
+"""The funnel after a wall, in order: each step's counter and its name on the page."""
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step of the funnel over the range: its count and the share of walls it keeps."""
+
+    field: str
+    title: str
+    count: int
+    share: float
+    """``count`` in percent of the walls shown (0 without walls)."""
+
+
+def build_funnel(totals: object) -> list[FunnelStep]:
+    """The steps of :data:`FUNNEL` from one set of counters (a site's or all sites' totals)."""
+    walls = _count(totals, "walls")
+    return [
+        FunnelStep(field, title, _count(totals, field), _share(_count(totals, field), walls)) for field, title in FUNNEL
+    ]
 
 
 _WIDTH: Final = 600
