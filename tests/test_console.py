@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
-from supportgate.catalog.schemas import SiteIn, SupporterIn, TierIn
+from supportgate.catalog.schemas import SiteIn, SitePatch, SupporterIn, TierIn
 from supportgate.console.controllers import SESSION_COOKIE
 from supportgate.console.sessions import IDLE_LIFETIME, SIGN_INS_PER_IP
 from supportgate.http.pages import CONSOLE_POLICY
@@ -386,6 +387,41 @@ async def test_tiers_sites_keys_and_audit_pages(client: Client, services: Servic
     audit = await client.get("/admin/audit")
     assert "site.update" in audit.text or "site." in audit.text
     assert "admin:console-tests" in audit.text
+
+
+async def test_audit_page_filters_and_keeps_the_filters_in_its_pages(
+    client: Client, services: Services, clock: FakeClock
+) -> None:
+    await seed(services)
+    for index in range(30):
+        await services.supporters.create(SupporterIn(email=f"r{index:02}@example.com", tier="member"), actor="cli")
+    await sign_in(client, await admin_key(services))
+    await services.sites.update("news", SitePatch(name="Daily News"), actor="admin:someone")
+    rows = re.compile(r'<tr><th scope="row">[^<]+</th><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>')
+    by_target = await client.get("/admin/audit?target=site:news")
+    assert [(row[0], row[2]) for row in rows.findall(by_target.text)] == [
+        ("admin:someone", "site:news"),
+        ("cli", "site:news"),
+    ]
+    assert 'value="site:news"' in by_target.text
+    by_actor = await client.get("/admin/audit?actor=admin:someone")
+    assert [row[0] for row in rows.findall(by_actor.text)] == ["admin:someone"]
+    creates = await client.get("/admin/audit?action=supporter.create")
+    assert [row[1] for row in rows.findall(creates.text)] == ["supporter.create"] * 25
+    found = re.search(r'href="/admin/audit(\?[^"]*cursor=[^"]+)" rel="next"', creates.text)
+    assert found is not None
+    assert "action=supporter.create" in found[1]
+    second = await client.get("/admin/audit" + found[1].replace("&amp;", "&"))
+    assert [row[1] for row in rows.findall(second.text)] == ["supporter.create"] * 5
+    assert 'href="/admin/audit?action=supporter.create">First page' in second.text
+    today = clock.now.date()
+    assert len(rows.findall((await client.get(f"/admin/audit?since={today}&until={today}")).text)) == 25
+    earlier = today - timedelta(days=1)
+    assert "Nothing yet." in (await client.get(f"/admin/audit?until={earlier}")).text
+    assert "Nothing yet." in (await client.get(f"/admin/audit?since={today + timedelta(days=1)}")).text
+    bad = await client.get("/admin/audit?since=yesterday")
+    assert bad.status_code == 400
+    assert "since" in bad.text
 
 
 async def test_console_pages_are_not_in_the_openapi_document(client: Client) -> None:

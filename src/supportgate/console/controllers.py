@@ -786,14 +786,52 @@ async def rotate_keys(request: AnyRequest, key_rotation: NamedDependency[KeyRota
     return _done(f"{CONSOLE_PATH}/keys", "rotated")
 
 
+def _start_of_day(value: str, field: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` as the start of that day in UTC; None for empty; BadRequest naming ``field``."""
+    end = _end_of_day(value, field)
+    return end.replace(hour=0, minute=0, second=0) if end else None
+
+
+_AuditText = Annotated[str | None, QueryParameter(max_length=200)]
+_AuditDay = Annotated[str | None, QueryParameter(max_length=40)]
+
+
 @get("/audit")
 async def audit_page(
-    request: AnyRequest, audit: NamedDependency[AuditLog], cursor: FromQuery[str | None] = None
+    request: AnyRequest,
+    audit: NamedDependency[AuditLog],
+    cursor: FromQuery[str | None] = None,
+    action: _AuditText = None,
+    actor: _AuditText = None,
+    target: _AuditText = None,
+    since: _AuditDay = None,
+    until: _AuditDay = None,
 ) -> Response[str]:
-    found = await audit.page(limit=_PAGE_SIZE, cursor=cursor or None)
-    next_url = f"?{urlencode({'cursor': found.next_cursor})}" if found.next_cursor else None
+    """The log, newest first; ``action``, ``actor`` and ``target`` match exactly, ``since``/``until`` are UTC days."""
+    filters = {
+        key: value.strip()
+        for key, value in {"action": action, "actor": actor, "target": target, "since": since, "until": until}.items()
+        if value and value.strip()
+    }
+    found = await audit.page(
+        limit=_PAGE_SIZE,
+        cursor=cursor or None,
+        action=filters.get("action"),
+        actor=filters.get("actor"),
+        target=filters.get("target"),
+        since=_start_of_day(filters.get("since", ""), "since"),
+        until=_end_of_day(filters.get("until", ""), "until"),
+    )
+    next_url = f"?{urlencode({**filters, 'cursor': found.next_cursor})}" if found.next_cursor else None
     return _page(
-        request, "audit.html", title="Audit log", page=found, next_url=next_url, first_url="?" if cursor else None
+        request,
+        "audit.html",
+        title="Audit log",
+        page=found,
+        next_url=next_url,
+        first_url="?" + urlencode(filters) if cursor else None,
+        filters=filters,
+        filtered=bool(filters),
     )
 
 
