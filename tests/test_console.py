@@ -424,6 +424,76 @@ async def test_audit_page_filters_and_keeps_the_filters_in_its_pages(
     assert "since" in bad.text
 
 
+async def test_site_keys_are_listed_and_revoked_and_a_site_deleted_after_confirmation(
+    client: Client, services: Services
+) -> None:
+    await seed(services)
+    csrf = await sign_in(client, await admin_key(services))
+    made = await services.api_keys.create("site", name="news-server", site="news", actor="cli")
+    assert await services.api_keys.check("site", made.key) is not None
+    await services.api_keys.settle()
+    page = await client.get("/admin/sites/news")
+    assert f"<code>{made.id}</code>" in page.text
+    assert "news-server" in page.text
+    revoke_url = f"/admin/sites/news/keys/{made.id}/revoke"
+    assert f'action="{revoke_url}"' in page.text
+    refused = await client.post(revoke_url, data={"csrf": "wrong"})
+    assert refused.status_code == 403
+    assert [key.id for key in await services.api_keys.list("site", site="news")] == [made.id]
+    revoked = await client.post(revoke_url, data={"csrf": csrf}, follow_redirects=False)
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == "/admin/sites/news?done=site-key-revoked"
+    assert await services.api_keys.list("site", site="news") == []
+    assert "The site key was revoked." in (await client.get(revoked.headers["location"])).text
+    again = await client.post(revoke_url, data={"csrf": csrf})
+    assert again.status_code == 404
+    assert made.id in again.text
+    second = await services.api_keys.create("site", name="news", site="news", actor="cli")
+    confirm = await client.get("/admin/sites/news/delete")
+    assert "cannot be undone" in confirm.text
+    no_csrf = await client.post("/admin/sites/news/delete", data={"csrf": "", "confirm": "news"})
+    assert no_csrf.status_code == 403
+    wrong = await client.post("/admin/sites/news/delete", data={"csrf": csrf, "confirm": "News"})
+    assert wrong.status_code == 400
+    assert (await services.sites.get("news")).id == "news"
+    deleted = await client.post("/admin/sites/news/delete", data={"csrf": csrf, "confirm": "news"})
+    assert deleted.status_code == 200
+    assert "The site was deleted" in deleted.text
+    assert (await client.get("/admin/sites/news")).status_code == 404
+    assert await services.api_keys.check("site", second.key) is None
+    entries = (await services.audit.page(limit=200, cursor=None)).items
+    done = [(entry.actor, entry.action, entry.target) for entry in entries if entry.actor == "admin:console-tests"]
+    assert done == [
+        ("admin:console-tests", "site.delete", "site:news"),
+        ("admin:console-tests", "site-key.revoke", "site:news"),
+    ]
+
+
+async def test_admin_keys_page_lists_revokes_and_refuses_the_last_key(client: Client, services: Services) -> None:
+    own = await services.api_keys.create("admin", name="console-tests", actor="cli")
+    csrf = await sign_in(client, own.key)
+    other = await services.api_keys.create("admin", name="ops", actor="cli")
+    page = await client.get("/admin/api-keys")
+    assert page.status_code == 200
+    assert "console-tests (this session's)" in page.text
+    assert f"<code>{other.id}</code>" in page.text
+    refused = await client.post(f"/admin/api-keys/{other.id}/revoke", data={"csrf": csrf + "x"})
+    assert refused.status_code == 403
+    assert len(await services.api_keys.list("admin")) == 2
+    revoked = await client.post(f"/admin/api-keys/{other.id}/revoke", data={"csrf": csrf})
+    assert revoked.status_code == 200
+    assert "The admin key was revoked." in revoked.text
+    assert [key.id for key in await services.api_keys.list("admin")] == [own.id]
+    last = await client.post(f"/admin/api-keys/{own.id}/revoke", data={"csrf": csrf})
+    assert last.status_code == 409
+    assert "last admin key" in last.text
+    assert [key.id for key in await services.api_keys.list("admin")] == [own.id]
+    entries = (await services.audit.page(limit=200, cursor=None)).items
+    assert [(e.actor, e.action, e.target) for e in entries if e.action == "admin-key.revoke"] == [
+        ("admin:console-tests", "admin-key.revoke", f"admin-key:{other.id}")
+    ]
+
+
 async def test_console_pages_are_not_in_the_openapi_document(client: Client) -> None:
     document = (await client.get("/schema/openapi.json")).json()
     assert not [path for path in document["paths"] if path.startswith("/admin")]

@@ -77,6 +77,9 @@ _NOTICES: Final = {
     "tier-created": "Tier created.",
     "site-created": "Site created.",
     "rotated": "The signing keys were rotated.",
+    "site-key-revoked": "The site key was revoked.",
+    "site-deleted": "The site was deleted, its keys revoked and its traffic data erased.",
+    "admin-key-revoked": "The admin key was revoked.",
 }
 """What a page says after a form succeeded, by the ``done`` code its redirect carries."""
 
@@ -714,12 +717,14 @@ async def _site(
     key: Any = None,  # noqa: ANN401
 ) -> Response[str]:
     site = await sites.get(site_id)
+    api_keys: ApiKeys = request.app.state.services.api_keys
     return _page(
         request,
         "site.html",
         status=status,
         title=f"Site {site.name}",
         site=site,
+        site_keys=await api_keys.list("site", site=site_id),
         languages=sorted(LANGUAGES),
         error=error,
         key=key,
@@ -765,6 +770,81 @@ async def make_site_key(
     except Problem as problem:
         return await _site(request, site_id, sites, error=problem.detail, status=problem.status)
     return await _site(request, site_id, sites, key=key)
+
+
+KeyIdPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A key's id.")]
+
+
+@post("/sites/{site_id:str}/keys/{key_id:str}/revoke", status_code=303)
+async def revoke_site_key(
+    request: AnyRequest,
+    site_id: IdPath,
+    key_id: KeyIdPath,
+    sites: NamedDependency[SiteService],
+    api_keys: NamedDependency[ApiKeys],
+) -> Response[Any]:
+    async def write() -> Response[Any]:
+        await api_keys.revoke("site", key_id, site=site_id, actor=_session(request).actor)
+        return _done(f"{CONSOLE_PATH}/sites/{site_id}", "site-key-revoked")
+
+    async def page(error: str, status: int) -> Response[str]:
+        return await _site(request, site_id, sites, error=error, status=status)
+
+    return await _or_page(write, page)
+
+
+def _delete_site_page(request: AnyRequest, site: Any, *, error: str | None = None, status: int = 200) -> Response[str]:  # noqa: ANN401
+    return _page(request, "delete_site.html", status=status, title=f"Delete {site.name}?", site=site, error=error)
+
+
+@get("/sites/{site_id:str}/delete")
+async def delete_site_page(request: AnyRequest, site_id: IdPath, sites: NamedDependency[SiteService]) -> Response[str]:
+    return _delete_site_page(request, await sites.get(site_id))
+
+
+@post("/sites/{site_id:str}/delete", status_code=303)
+async def delete_site(request: AnyRequest, site_id: IdPath, sites: NamedDependency[SiteService]) -> Response[Any]:
+    site = await sites.get(site_id)
+    form = await request.form()
+    if _text(form, "confirm") != site.id:
+        error = "To delete this site, type its id exactly as shown."
+        return _delete_site_page(request, site, error=error, status=400)
+    await sites.delete(site_id, actor=_session(request).actor)
+    return _done(f"{CONSOLE_PATH}/sites", "site-deleted")
+
+
+# --- admin keys ------------------------------------------------------------------------------
+
+
+async def _admin_keys(
+    request: AnyRequest, api_keys: ApiKeys, *, error: str | None = None, status: int = 200
+) -> Response[str]:
+    return _page(
+        request,
+        "api_keys.html",
+        status=status,
+        title="API keys",
+        keys=await api_keys.list("admin"),
+        own=_session(request).key_id,
+        error=error,
+    )
+
+
+@get("/api-keys")
+async def api_keys_page(request: AnyRequest, api_keys: NamedDependency[ApiKeys]) -> Response[str]:
+    return await _admin_keys(request, api_keys)
+
+
+@post("/api-keys/{key_id:str}/revoke", status_code=303)
+async def revoke_admin_key(request: AnyRequest, key_id: KeyIdPath, api_keys: NamedDependency[ApiKeys]) -> Response[Any]:
+    async def write() -> Response[Any]:
+        await api_keys.revoke("admin", key_id, actor=_session(request).actor)
+        return _done(f"{CONSOLE_PATH}/api-keys", "admin-key-revoked")
+
+    async def page(error: str, status: int) -> Response[str]:
+        return await _admin_keys(request, api_keys, error=error, status=status)
+
+    return await _or_page(write, page)
 
 
 # --- signing keys and audit ------------------------------------------------------------------
@@ -871,6 +951,11 @@ console_router = Router(
         site_page,
         change_site,
         make_site_key,
+        revoke_site_key,
+        delete_site_page,
+        delete_site,
+        api_keys_page,
+        revoke_admin_key,
         keys_page,
         rotate_keys,
         audit_page,
