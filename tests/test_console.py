@@ -494,6 +494,24 @@ async def test_admin_keys_page_lists_revokes_and_refuses_the_last_key(client: Cl
     ]
 
 
+async def test_a_tier_that_unlocks_no_site_is_shown_with_its_warning(client: Client, services: Services) -> None:
+    await seed(services)
+    csrf = await sign_in(client, await admin_key(services))
+    fields = {"csrf": csrf, "name": "Typo", "description": "", "max_devices": "1"}
+    created = await client.post("/admin/tiers", data={**fields, "id": "typo", "entitlements": "no_wall"})
+    assert created.status_code == 200
+    assert "Tier created." in created.text
+    assert 'class="warning"' in created.text
+    assert "unlocks a site" in created.text
+    assert "adblock_ok" in created.text
+    fixed = await client.post("/admin/tiers/typo", data={**fields, "entitlements": "adblock_ok"})
+    assert fixed.status_code == 200
+    assert 'class="warning"' not in fixed.text
+    broken = await client.post("/admin/tiers/typo", data={**fields, "entitlements": "other"})
+    assert 'class="warning"' in broken.text
+    assert 'class="warning"' not in (await client.get("/admin/tiers/member")).text
+
+
 async def test_console_pages_are_not_in_the_openapi_document(client: Client) -> None:
     document = (await client.get("/schema/openapi.json")).json()
     assert not [path for path in document["paths"] if path.startswith("/admin")]

@@ -42,7 +42,7 @@ from supportgate.catalog.schemas import (
 )
 from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporters import SupporterService
-from supportgate.catalog.tiers import TierService
+from supportgate.catalog.tiers import TierService, with_warnings
 from supportgate.console.dashboard import PERIODS, build_charts, build_funnel, draw
 from supportgate.console.sessions import ConsoleSession, ConsoleSessions
 from supportgate.errors import BadRequest, NotFound, Problem
@@ -648,7 +648,11 @@ async def _tier(
     request: AnyRequest, tier_id: IdPath, tiers: TierService, *, error: str | None = None, status: int = 200
 ) -> Response[str]:
     tier = await tiers.get(tier_id)
-    return _page(request, "tier.html", status=status, title=f"Tier {tier.name}", tier=tier, error=error)
+    sites: SiteService = request.app.state.services.sites
+    warnings = with_warnings(tier, await sites.list()).warnings
+    return _page(
+        request, "tier.html", status=status, title=f"Tier {tier.name}", tier=tier, warnings=warnings, error=error
+    )
 
 
 @get("/tiers/{tier_id:str}")
