@@ -512,6 +512,60 @@ async def test_a_tier_that_unlocks_no_site_is_shown_with_its_warning(client: Cli
     assert 'class="warning"' not in (await client.get("/admin/tiers/member")).text
 
 
+async def test_supporters_export_and_import_as_csv(client: Client, services: Services) -> None:
+    await seed(services)
+    await services.supporters.create(SupporterIn(email="old@example.com", tier="member", note="=cmd"), actor="cli")
+    await services.supporters.create(SupporterIn(email="other@example.com", tier="member"), actor="cli")
+    csrf = await sign_in(client, await admin_key(services))
+    listing = await client.get("/admin/supporters?q=old")
+    assert 'href="/admin/supporters/export?q=old"' in listing.text
+    exported = await client.get("/admin/supporters/export?q=old")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text.splitlines()
+    assert lines[0] == "id,email,tier,status,expires_at,note,created_at"
+    assert len(lines) == 2
+    assert "old@example.com" in lines[1]
+    assert "'=cmd" in lines[1]
+    rows = ["email,tier,note", "new@example.com,member,hello", "old@example.com,member,changed", "bad,member,"]
+    body = "\n".join([*rows, "x@example.com,nope,", ""])
+    files = {"file": ("grants.csv", body.encode(), "text/csv")}
+    before = await services.audit.page(limit=200, cursor=None)
+    refused = await client.post("/admin/supporters/import", data={"csrf": "wrong"}, files=files)
+    assert refused.status_code == 403
+    dry = await client.post("/admin/supporters/import", data={"csrf": csrf, "dry_run": "on"}, files=files)
+    assert dry.status_code == 200
+    assert "Dry run, nothing was written: the import would create 1, update 1 and leave 0 unchanged" in dry.text
+    assert "2 lines were not imported" in dry.text
+    errors = re.findall(r'<tr><th scope="row">(\d+)</th><td>([^<]+)</td></tr>', dry.text)
+    assert [line for line, _ in errors] == ["4", "5"]
+    assert (await services.audit.page(limit=200, cursor=None)).items == before.items
+    assert (await services.supporters.page(tier=None, status=None, q="new@", limit=5, cursor=None)).items == []
+    done = await client.post("/admin/supporters/import", data={"csrf": csrf}, files=files)
+    assert done.status_code == 200
+    assert "Imported: 1 created, 1 updated, 0 unchanged" in done.text
+    assert [
+        s.note for s in (await services.supporters.page(tier=None, status=None, q="new@", limit=5, cursor=None)).items
+    ] == ["hello"]
+    actions = [(e.actor, e.action) for e in (await services.audit.page(limit=200, cursor=None)).items]
+    assert ("admin:console-tests", "supporter.import") in actions
+    not_utf8 = await client.post(
+        "/admin/supporters/import",
+        data={"csrf": csrf},
+        files={"file": ("x.csv", b"email,tier\n\xff,member\n", "text/csv")},
+    )
+    assert not_utf8.status_code == 400
+    assert "not UTF-8" in not_utf8.text
+    no_file = await client.post(
+        "/admin/supporters/import", data={"csrf": csrf}, files={"other": ("x", b"", "text/csv")}
+    )
+    assert no_file.status_code == 400
+    assert "choose a CSV file" in no_file.text
+    huge = b"email,tier\n" + b"a" * (20 * 1024 * 1024)
+    too_big = await client.post("/admin/supporters/import", data={"csrf": csrf}, files={"file": ("big.csv", huge)})
+    assert too_big.status_code == 413
+
+
 async def test_console_pages_are_not_in_the_openapi_document(client: Client) -> None:
     document = (await client.get("/schema/openapi.json")).json()
     assert not [path for path in document["paths"] if path.startswith("/admin")]

@@ -21,11 +21,11 @@ from urllib.parse import urlencode
 import msgspec
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response, Router, get, post
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import FromQuery, PathParameter, QueryParameter
-from litestar.response import Redirect
+from litestar.response import Redirect, Stream
 
 from supportgate.catalog.api_keys import ApiKeys
 from supportgate.catalog.audit import AuditLog
@@ -41,6 +41,7 @@ from supportgate.catalog.schemas import (
     TierPatch,
 )
 from supportgate.catalog.sites import SiteService
+from supportgate.catalog.supporter_csv import ImportReport, SupporterCsv
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService, with_warnings
 from supportgate.console.dashboard import PERIODS, build_charts, build_funnel, draw
@@ -64,6 +65,8 @@ LOGIN_COOKIE: Final = "sg_console_login"
 _LOGIN_PATH: Final = f"{CONSOLE_PATH}/login"
 _CSS = (Path(__file__).resolve().parent.parent / "static" / "console" / "console.css").read_bytes()
 _PAGE_SIZE: Final = 25
+_MAX_IMPORT_BYTES: Final = 20 * 1024 * 1024
+"""The largest CSV upload read, as for the admin API's import (about 200,000 rows); larger ones get 413."""
 _NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 _NOTICES: Final = {
     "granted": "Supporter status granted.",
@@ -348,6 +351,7 @@ async def _supporters(
     error: str | None = None,
     error_status: int = 200,
     form: dict[str, str] | None = None,
+    imported: ImportReport | None = None,
 ) -> Response[str]:
     statuses: tuple[SupporterStatus, ...] = ("active", "expired", "revoked")
     chosen_status = next((known for known in statuses if known == status), None)
@@ -376,9 +380,56 @@ async def _supporters(
         status_filter=chosen_status or "",
         next_url=next_url,
         first_url="?" + urlencode(filters) if cursor else None,
+        export_url="?" + urlencode(filters),
         error=error,
         form=form or {},
+        imported=imported,
     )
+
+
+@get("/supporters/export")
+async def export_supporters(
+    supporter_csv: NamedDependency[SupporterCsv],
+    q: Annotated[str | None, QueryParameter(max_length=254)] = None,
+    tier: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+) -> Stream:
+    """The supporters the list shows with the same filters, as the admin API's CSV export writes them."""
+    statuses: tuple[SupporterStatus, ...] = ("active", "expired", "revoked")
+    chosen_status = next((known for known in statuses if known == status), None)
+    rows = await supporter_csv.export(tier=tier or None, status=chosen_status, q=q or None)
+    return Stream(
+        rows,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="supporters.csv"', **_NO_STORE},
+    )
+
+
+@post("/supporters/import", status_code=200, request_max_body_size=_MAX_IMPORT_BYTES)
+async def import_supporters(
+    request: AnyRequest,
+    supporters: NamedDependency[SupporterService],
+    tiers: NamedDependency[TierService],
+    supporter_csv: NamedDependency[SupporterCsv],
+) -> Response[str]:
+    """A CSV file uploaded with the form (multipart): imported, or with ``dry_run`` only counted."""
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _supporters(
+            request, supporters, tiers, error="file: choose a CSV file to import.", error_status=400
+        )
+    try:
+        report = await supporter_csv.import_file(
+            upload.file, actor=_session(request).actor, dry_run=_text(form, "dry_run") == "on"
+        )
+    except Problem as problem:
+        return await _supporters(
+            request, supporters, tiers, error=f"{upload.filename}: {problem.detail}", error_status=problem.status
+        )
+    finally:
+        await upload.close()
+    return await _supporters(request, supporters, tiers, imported=report)
 
 
 @post("/supporters", status_code=303)
@@ -935,6 +986,8 @@ console_router = Router(
         console_css,
         dashboard,
         supporters_page,
+        export_supporters,
+        import_supporters,
         grant,
         supporter_page,
         change_supporter,
