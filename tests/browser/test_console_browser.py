@@ -64,7 +64,8 @@ def test_every_console_page_and_form(no_blocker: Any, demo: Demo, axe_source: st
     sign_in(page, demo)
     cookie = next(c for c in page.context.cookies() if c["name"] == "sg_console")
     assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/admin")
-    assert page.locator("svg[role=img]").count() == 9
+    assert page.locator("svg[role=img]").count() == 15
+    expect(page.locator("table caption", has_text="The funnel")).to_have_count(1)
     assert re.match(r"Page views: [1-9]", page.get_by_role("heading", level=2).first.inner_text())
     check_axe(page, axe_source)
     page.get_by_label("Site").select_option("demo")
@@ -159,9 +160,19 @@ def site_forms(page: Any, demo: Demo, axe_source: str) -> None:
     assert demo.api.get("/v1/admin/sites/browser-site").json()["policy"]["mode"] == "soft"
     page.get_by_role("button", name="Make a site key").click()
     assert page.locator(".secret output").inner_text().startswith("sgs_")
+    check_axe(page, axe_source)
+    page.get_by_role("button", name=re.compile("^Revoke site key ")).click()
+    expect(page.get_by_role("status")).to_have_text("The site key was revoked.")
+    assert demo.api.get("/v1/admin/sites/browser-site/keys").json()["items"] == []
     page.get_by_role("link", name="Wall in de", exact=True).click()
     page.wait_for_url(re.compile(r"/interstitial\?lang=de$"))
     assert page.locator("html").get_attribute("lang") == "de"
+    page.goto(demo.url("/admin/sites/browser-site/delete"))
+    check_axe(page, axe_source)
+    page.get_by_label("Type the site's id to confirm").fill("browser-site")
+    page.get_by_role("button", name="Delete the site").click()
+    expect(page.get_by_role("status")).to_have_text(re.compile("^The site was deleted"))
+    assert demo.api.get("/v1/admin/sites/browser-site").status_code == 404
 
 
 def keys_audit_and_sign_out(page: Any, demo: Demo, axe_source: str, cookie: dict[str, Any]) -> None:
@@ -175,6 +186,15 @@ def keys_audit_and_sign_out(page: Any, demo: Demo, axe_source: str, cookie: dict
     page.wait_for_url(demo.url("/admin/audit"))
     check_axe(page, axe_source)
     assert page.get_by_role("cell", name="admin:demo").count() >= 5
+    page.get_by_label("Action").fill("site.delete")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"action=site.delete"))
+    expect(page.locator("tbody tr")).to_have_count(1)
+    check_axe(page, axe_source)
+    page.get_by_role("link", name="API keys").click()
+    page.wait_for_url(demo.url("/admin/api-keys"))
+    check_axe(page, axe_source)
+    assert page.get_by_text("(this session's)").count() == 1
 
     # Sign out: the session ends in the store; its cookie, put back, opens nothing.
     page.get_by_role("button", name="Sign out").click()
