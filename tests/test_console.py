@@ -322,11 +322,11 @@ async def test_supporter_list_paginates_with_the_cursor(client: Client, services
         await services.supporters.create(SupporterIn(email=f"r{index:02}@example.com", tier="member"), actor="cli")
     await sign_in(client, await admin_key(services))
     first = await client.get("/admin/supporters")
-    assert first.text.count('href="/admin/supporters/') == 25
+    assert first.text.count('<th scope="row"><a href="/admin/supporters/') == 25
     found = re.search(r'href="/admin/supporters(\?[^"]*cursor=[^"]+)" rel="next"', first.text)
     assert found is not None
     second = await client.get("/admin/supporters" + found[1].replace("&amp;", "&"))
-    assert second.text.count('href="/admin/supporters/') == 5
+    assert second.text.count('<th scope="row"><a href="/admin/supporters/') == 5
     assert 'rel="next"' not in second.text
 
 
@@ -588,7 +588,9 @@ async def test_an_unknown_record_is_an_html_page_with_its_status(client: Client,
 async def test_every_console_page_runs_no_script_and_is_never_framed(client: Client, services: Services) -> None:
     await seed(services)
     await sign_in(client, await admin_key(services))
-    for path in ("/admin/", "/admin/supporters", "/admin/tiers", "/admin/tiers/member", "/admin/sites", "/admin/keys"):
+    pages = ("/admin/", "/admin/supporters", "/admin/tiers", "/admin/tiers/member", "/admin/sites", "/admin/keys")
+    new_pages = ("/admin/sites/news", "/admin/sites/news/delete", "/admin/api-keys", "/admin/audit?action=x")
+    for path in (*pages, *new_pages):
         answer = await client.get(path)
         assert answer.status_code == 200, path
         policy = answer.headers["content-security-policy"]
