@@ -31,6 +31,7 @@ from supportgate.catalog.api_keys import ApiKeys
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.key_rotation import KeyRotation
 from supportgate.catalog.schemas import (
+    Site,
     SiteIn,
     SitePatch,
     Supporter,
@@ -44,7 +45,7 @@ from supportgate.catalog.sites import SiteService
 from supportgate.catalog.supporter_csv import ImportReport, SupporterCsv
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService, with_warnings
-from supportgate.console.dashboard import PERIODS, build_charts, build_funnel, draw
+from supportgate.console.dashboard import PERIODS, FunnelStep, build_charts, build_funnel, draw
 from supportgate.console.sessions import ConsoleSession, ConsoleSessions
 from supportgate.errors import BadRequest, NotFound, Problem
 from supportgate.gate.messages import LANGUAGES
@@ -305,9 +306,11 @@ async def dashboard(
     first = today - timedelta(days=period - 1)
     reads = [await stats.read(found.id, first, today) for found in chosen]
     charts = build_charts(reads)
-    funnel = build_funnel(reads[0].totals) if len(reads) == 1 else None
-    if len(reads) > 1:
+    funnel: list[FunnelStep] | None = None
+    if len(chosen) > 1:  # all sites: the stats' own sum, as GET /v1/admin/stats without a site answers it
         funnel = build_funnel((await stats.read_all([found.id for found in chosen], first, today)).totals)
+    elif reads:
+        funnel = build_funnel(reads[0].totals)
     return _page(
         request,
         "dashboard.html",
@@ -848,7 +851,7 @@ async def revoke_site_key(
     return await _or_page(write, page)
 
 
-def _delete_site_page(request: AnyRequest, site: Any, *, error: str | None = None, status: int = 200) -> Response[str]:  # noqa: ANN401
+def _delete_site_page(request: AnyRequest, site: Site, *, error: str | None = None, status: int = 200) -> Response[str]:
     return _page(request, "delete_site.html", status=status, title=f"Delete {site.name}?", site=site, error=error)
 
 
