@@ -164,7 +164,12 @@ def site_forms(page: Any, demo: Demo, axe_source: str) -> None:
     page.get_by_role("button", name=re.compile("^Revoke site key ")).click()
     expect(page.get_by_role("status")).to_have_text("The site key was revoked.")
     assert demo.api.get("/v1/admin/sites/browser-site/keys").json()["items"] == []
-    page.get_by_role("link", name="Wall in de", exact=True).click()
+    page.get_by_role("link", name="de", exact=True).click()
+    page.wait_for_url(re.compile(r"\?preview=de#preview-h$"))
+    preview = page.frame_locator("iframe.preview")
+    expect(preview.locator("html")).to_have_attribute("lang", "de")
+    expect(preview.get_by_role("dialog")).to_be_visible()
+    page.get_by_role("link", name="Open the wall in de on its own").click()
     page.wait_for_url(re.compile(r"/interstitial\?lang=de$"))
     assert page.locator("html").get_attribute("lang") == "de"
     page.goto(demo.url("/admin/sites/browser-site/delete"))

@@ -773,6 +773,7 @@ async def _site(
     error: str | None = None,
     status: int = 200,
     key: Any = None,  # noqa: ANN401
+    preview: str = "en",
 ) -> Response[str]:
     site = await sites.get(site_id)
     api_keys: ApiKeys = request.app.state.services.api_keys
@@ -784,14 +785,20 @@ async def _site(
         site=site,
         site_keys=await api_keys.list("site", site=site_id),
         languages=sorted(LANGUAGES),
+        preview=preview if preview in LANGUAGES else "en",
         error=error,
         key=key,
     )
 
 
 @get("/sites/{site_id:str}")
-async def site_page(request: AnyRequest, site_id: IdPath, sites: NamedDependency[SiteService]) -> Response[str]:
-    return await _site(request, site_id, sites)
+async def site_page(
+    request: AnyRequest,
+    site_id: IdPath,
+    sites: NamedDependency[SiteService],
+    preview: Annotated[str, QueryParameter(max_length=20)] = "en",
+) -> Response[str]:
+    return await _site(request, site_id, sites, preview=preview)
 
 
 @post("/sites/{site_id:str}", status_code=303)

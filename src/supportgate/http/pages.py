@@ -38,9 +38,11 @@ CONSOLE_POLICY: Final = (
     "default-src 'none'; "
     "style-src 'self'; "
     "img-src 'self' data:; "
+    "frame-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-"""The admin console's policy: its one stylesheet, forms to itself, no script at all, never framed."""
+"""The admin console's policy: its one stylesheet, forms to itself, no script at all, never framed; it
+frames the service's own pages only (the wall's preview)."""
 
 
 def page_policy(public_url: str, *, publisher: bool = False) -> str:
@@ -56,7 +58,8 @@ def page_policy(public_url: str, *, publisher: bool = False) -> str:
     parts = urlsplit(public_url)
     gate = f"{parts.scheme}://{parts.netloc}"
     connect = "*" if publisher else f"'self' {gate}"
-    frames = "frame-src *; frame-ancestors 'self'" if publisher else "frame-ancestors 'none'"
+    # The wall may be framed by the service's own origin only: the admin console previews it.
+    frames = "frame-src *; frame-ancestors 'self'" if publisher else "frame-ancestors 'self'"
     return (
         "default-src 'none'; "
         f"script-src 'self' {gate}; "
