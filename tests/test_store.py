@@ -135,7 +135,8 @@ async def test_each_durability_wait_runs_on_its_transactions_connection(
     store_url: str, sent: dict[int, list[str]], *, watching: bool
 ) -> None:
     """Under 100 concurrent transactions, each EXEC is followed by its WAITAOF on its own connection."""
-    store = Store(connect(store_url))
+    # Up to 100 connections open at once: a loaded machine may take over the 2-s default to accept them.
+    store = Store(connect(store_url, timeout=15.0))
 
     async def write(n: int) -> None:
         async def change(pipe: Pipeline) -> None:
@@ -164,7 +165,8 @@ async def test_each_durability_wait_runs_on_its_transactions_connection(
 
 async def test_a_durable_write_waits_on_its_own_connection(store_url: str, sent: dict[int, list[str]]) -> None:
     """Writes made through ``durably``, alongside 50 others, are followed by their WAITAOF on their connection."""
-    store = Store(connect(store_url))
+    # Up to 100 connections open at once: a loaded machine may take over the 2-s default to accept them.
+    store = Store(connect(store_url, timeout=15.0))
 
     async def write(n: int) -> bool:
         async def set_key(one: redis.asyncio.Redis) -> bool:
