@@ -15,10 +15,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from supportgate.admin.supporter_csv import MAX_IMPORT_BYTES
 from supportgate.catalog.csv_rows import EXPORT_COLUMNS, safe_cell, unescape_cell
 from supportgate.catalog.schemas import SupporterIn
-from supportgate.catalog.supporter_csv import IMPORT_BATCH, ImportReport
+from supportgate.catalog.supporter_csv import IMPORT_BATCH, MAX_IMPORT_BYTES, ImportReport
 from supportgate.errors import Conflict
 from supportgate.services import Services
 from supportgate.settings import Settings

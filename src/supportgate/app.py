@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from supportgate import __version__
 from supportgate.admin.controllers import admin_router
-from supportgate.admin.supporter_csv import MAX_IMPORT_BYTES
+from supportgate.catalog.supporter_csv import MAX_IMPORT_BYTES
 from supportgate.clock import Clock, utc_now
 from supportgate.console.controllers import console_router
 from supportgate.demo.site import demo_router

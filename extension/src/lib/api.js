@@ -26,7 +26,6 @@ export const runtime = {
   },
   onStartup: (listener) => ns.runtime.onStartup.addListener(listener),
   onInstalled: (listener) => ns.runtime.onInstalled.addListener(listener),
-  openOptionsPage: () => ns.runtime.openOptionsPage(),
 };
 
 function area(storageArea) {

@@ -5,7 +5,7 @@
 import * as api from "./api.js";
 
 /**
- * Where the tokens and passes live: `storage.session` (memory only, gone with the browser
+ * Where the passes live: `storage.session` (memory only, gone with the browser
  * session, closed to content scripts), or `storage.local` on a browser without it.
  */
 export function secretStorage() {

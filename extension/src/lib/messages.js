@@ -1,7 +1,7 @@
 /**
  * The messages the service worker accepts, who may send each, and the shape of each.
  *
- * `extension`: the popup and options pages. `page`: the handshake content script, which speaks
+ * `extension`: the popup (in its toolbar frame or a tab). `page`: the handshake content script, which speaks
  * for a web page and so is trusted with nothing but its own origin's pass.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Small helpers shared by the popup and the options page: localised strings, building DOM
+ * Small helpers for the popup's views: localised strings, building DOM
  * without HTML strings, the page's message line, and talking to the service worker.
  */
 

@@ -15,16 +15,14 @@ from litestar.response import Stream
 from supportgate.catalog.api_keys import ValidKey
 from supportgate.catalog.csv_rows import EXPORT_COLUMNS, IMPORT_COLUMNS
 from supportgate.catalog.schemas import Slug, SupporterStatus
-from supportgate.catalog.supporter_csv import ImportReport, SupporterCsv
+from supportgate.catalog.supporter_csv import MAX_IMPORT_BYTES, ImportReport, SupporterCsv
 from supportgate.errors import UnsupportedMediaType
 from supportgate.http.deadline import OWN_DEADLINE
 
-__all__ = ["CSV_MEDIA_TYPE", "MAX_IMPORT_BYTES", "SupporterCsvController"]
+__all__ = ["CSV_MEDIA_TYPE", "SupporterCsvController"]
 
 CSV_MEDIA_TYPE: Final = "text/csv"
 """The media type of an import's body and an export's answer; ``charset=utf-8`` is the one parameter taken."""
-MAX_IMPORT_BYTES: Final = 20 * 1024 * 1024
-"""The largest import body read (about 200,000 rows); larger ones get 413."""
 _SPOOL_IN_MEMORY = 1024 * 1024
 """An import body larger than this waits in a temporary file, not in memory, while it is read."""
 _EXAMPLE = (

@@ -41,8 +41,10 @@ from supportgate.clock import Clock
 from supportgate.errors import BadRequest
 from supportgate.store import Store, begin, names, text, texts
 
-__all__ = ["IMPORT_BATCH", "ImportReport", "SupporterCsv"]
+__all__ = ["IMPORT_BATCH", "MAX_IMPORT_BYTES", "ImportReport", "SupporterCsv"]
 
+MAX_IMPORT_BYTES: Final = 20 * 1024 * 1024
+"""The largest import read, by the API and the console alike (about 200,000 rows); larger ones get 413."""
 IMPORT_BATCH: Final = 500
 """Rows applied per transaction (and per wait for the disk)."""
 _EXPORT_PAGE = 200

@@ -42,7 +42,7 @@ from supportgate.catalog.schemas import (
     TierPatch,
 )
 from supportgate.catalog.sites import SiteService
-from supportgate.catalog.supporter_csv import ImportReport, SupporterCsv
+from supportgate.catalog.supporter_csv import MAX_IMPORT_BYTES, ImportReport, SupporterCsv
 from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import TierService, with_warnings
 from supportgate.console.dashboard import PERIODS, FunnelStep, build_charts, build_funnel, draw
@@ -66,8 +66,6 @@ LOGIN_COOKIE: Final = "sg_console_login"
 _LOGIN_PATH: Final = f"{CONSOLE_PATH}/login"
 _CSS = (Path(__file__).resolve().parent.parent / "static" / "console" / "console.css").read_bytes()
 _PAGE_SIZE: Final = 25
-_MAX_IMPORT_BYTES: Final = 20 * 1024 * 1024
-"""The largest CSV upload read, as for the admin API's import (about 200,000 rows); larger ones get 413."""
 _NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 _NOTICES: Final = {
     "granted": "Supporter status granted.",
@@ -408,7 +406,7 @@ async def export_supporters(
     )
 
 
-@post("/supporters/import", status_code=200, request_max_body_size=_MAX_IMPORT_BYTES)
+@post("/supporters/import", status_code=200, request_max_body_size=MAX_IMPORT_BYTES)
 async def import_supporters(
     request: AnyRequest,
     supporters: NamedDependency[SupporterService],

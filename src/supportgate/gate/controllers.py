@@ -126,22 +126,15 @@ async def report_false_positive(
     hot: NamedDependency[HotPath],
 ) -> Response[None]:
     """Kept for the site's admins and counted in ``false_positive_reports``."""
-    deadline = hot.deadline()
-    key_site = await access.caller_site(bearer(request.headers.get("authorization")), deadline=deadline)
-    origin = request.headers.get("origin")
-    await access.site_for(site, caller_site=key_site, origin=origin, deadline=deadline)
+    headers = await _admit(site, request, access, hot)
     await reports.add(site, data, user_agent=request.headers.get("user-agent"), client_ip=client_ip(request.scope))
-    return Response(None, status_code=202, headers=cors_headers(origin if key_site is None else None))
+    return Response(None, status_code=202, headers=headers)
 
 
 @route("/v1/sites/{site:str}/reports", http_method=HttpMethod.OPTIONS, include_in_schema=False)
 async def report_preflight(site: SitePath, request: AnyRequest, access: NamedDependency[SiteAccess]) -> Response[None]:
     """CORS for browsers on the site's own origins."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        raise Forbidden("A CORS preflight comes with an Origin; this one has none.")
-    await access.site_for(site, caller_site=None, origin=origin)
-    return preflight(origin, "POST")
+    return await _site_preflight(site, request, access)
 
 
 @post(
@@ -162,17 +155,28 @@ async def count_event(
     hot: NamedDependency[HotPath],
 ) -> Response[None]:
     """Adds one to the site's counter for the event today (``GET /v1/admin/stats``); keeps nothing of the reader."""
-    deadline = hot.deadline()
-    key_site = await access.caller_site(bearer(request.headers.get("authorization")), deadline=deadline)
-    origin = request.headers.get("origin")
-    await access.site_for(site, caller_site=key_site, origin=origin, deadline=deadline)
+    headers = await _admit(site, request, access, hot)
     await events.add(site, data.event, client_ip=client_ip(request.scope))
-    return Response(None, status_code=204, headers=cors_headers(origin if key_site is None else None))
+    return Response(None, status_code=204, headers=headers)
 
 
 @route("/v1/sites/{site:str}/events", http_method=HttpMethod.OPTIONS, include_in_schema=False)
 async def event_preflight(site: SitePath, request: AnyRequest, access: NamedDependency[SiteAccess]) -> Response[None]:
     """CORS for browsers on the site's own origins."""
+    return await _site_preflight(site, request, access)
+
+
+async def _admit(site: str, request: AnyRequest, access: SiteAccess, hot: HotPath) -> dict[str, str]:
+    """Check a caller of ``site``'s browser routes (its key, or one of its origins); the answer's CORS headers."""
+    deadline = hot.deadline()
+    key_site = await access.caller_site(bearer(request.headers.get("authorization")), deadline=deadline)
+    origin = request.headers.get("origin")
+    await access.site_for(site, caller_site=key_site, origin=origin, deadline=deadline)
+    return cors_headers(origin if key_site is None else None)
+
+
+async def _site_preflight(site: str, request: AnyRequest, access: SiteAccess) -> Response[None]:
+    """The CORS preflight of ``site``'s POST routes: allowed from its own origins only."""
     origin = request.headers.get("origin")
     if origin is None:
         raise Forbidden("A CORS preflight comes with an Origin; this one has none.")
