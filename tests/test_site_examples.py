@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -203,6 +203,17 @@ def test_decide_example_lets_a_supporter_in_and_names_a_bad_pass(gate: Gate, nam
     assert bad["pass_error"] == "wrong_audience", bad
     assert bad["decision"] == "wall", bad
     assert "supporter" not in bad
+
+
+@pytest.mark.parametrize("name", ["decide-python", "decide-node", "decide-php"])
+def test_decide_example_allows_when_the_gate_cannot_answer(gate: Gate, name: str, tmp_path: Path) -> None:
+    """A decide example answers allow, gate_unavailable, for a gate that is away or refuses its key."""
+    away = replace(gate, url=f"http://127.0.0.1:{free_port()}")
+    refused = replace(gate, world=replace(gate.world, news_key="sgs_" + "0" * 48))
+    for case, served in (("away", away), ("refused", refused)):
+        (tmp_path / case).mkdir()
+        answer = json.loads(run(served, name, gate.good, tmp_path / case))
+        assert answer == {"decision": "allow", "reason": "gate_unavailable"}, case
 
 
 def forged(token: str) -> str:
