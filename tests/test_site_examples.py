@@ -32,6 +32,7 @@ from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from supportgate.store.server import find_server_binary
+from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.sealing import MasterKey
 from tests.gate_helpers import World, make_world, pass_for
 
@@ -65,9 +66,13 @@ class Gate:
     """A pass for site ``news`` from a supporter on the adblock_ok tier."""
     other_site: str
     """A pass of the same supporter for site ``blog``."""
+    expired: str
+    """The good pass's claims, an hour past their ``exp``, signed by the gate's key."""
+    access: str
+    """An access token of the supporter's: signed by the same key, never a pass."""
 
 
-async def seed(settings: Settings, url: str) -> tuple[World, str, str]:
+async def seed(settings: Settings, url: str) -> tuple[World, list[str]]:
     store = Store(connect(url))
     try:
         services = Services.build(
@@ -75,11 +80,13 @@ async def seed(settings: Settings, url: str) -> tuple[World, str, str]:
         )
         await services.signing_keys.ensure()
         world = await make_world(services)
-        return (
-            world,
-            await pass_for(services, world.supporter_id, "news"),
-            await pass_for(services, world.supporter_id, "blog"),
-        )
+        good = await pass_for(services, world.supporter_id, "news")
+        body = good.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        hour_ago = int(time.time()) - 3600
+        expired = await services.tokens.sign({**claims, "iat": hour_ago - 600, "exp": hour_ago}, PASS_TYPE)
+        pair = await services.sessions.start(supporter_id=world.supporter_id, max_devices=5, device="examples")
+        return world, [good, await pass_for(services, world.supporter_id, "blog"), expired, pair.access_token]
     finally:
         await store.close()
 
@@ -92,7 +99,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
     public = f"http://127.0.0.1:{port}"
     with EmbeddedStore(root / "store", binary=find_server_binary()) as store:
         settings = Settings(redis_url=store.url, data_dir=root / "data", public_url=public)
-        world, good, other_site = asyncio.run(seed(settings, store.url))
+        world, tokens = asyncio.run(seed(settings, store.url))
         env = {
             **os.environ,
             "SUPPORTGATE_REDIS_URL": store.url,
@@ -121,7 +128,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
                     pass
                 assert time.monotonic() < deadline, f"supportgate serve did not become ready:\n{log.read_text()}"
                 time.sleep(0.2)
-            yield Gate(url=public, world=world, good=good, other_site=other_site)
+            yield Gate(public, world, *tokens)
         finally:
             os.killpg(process.pid, signal.SIGINT)
             try:
@@ -227,13 +234,15 @@ def forged(token: str) -> str:
 
 @pytest.mark.parametrize("name", ["verify-node", "verify-php"])
 def test_verify_example_accepts_a_pass_and_refuses_bad_ones(gate: Gate, name: str, tmp_path: Path) -> None:
-    """An offline verifier accepts the service's pass and refuses one for another site, a forged one and junk."""
-    for case in ("good", "other", "forged", "junk"):
+    """An offline verifier accepts the service's pass, and refuses bad ones with the gate's reason for each."""
+    for case in ("good", "other", "forged", "junk", "expired", "access"):
         (tmp_path / case).mkdir()
     assert run(gate, name, gate.good, tmp_path / "good").startswith("supporter: supporter [adblock_ok] until ")
     assert run(gate, name, gate.other_site, tmp_path / "other") == "not a supporter: wrong_audience\n"
     assert run(gate, name, forged(gate.good), tmp_path / "forged") == "not a supporter: bad_signature\n"
     assert run(gate, name, "not-a-pass", tmp_path / "junk") == "not a supporter: malformed\n"
+    assert run(gate, name, gate.expired, tmp_path / "expired") == "not a supporter: expired\n"
+    assert run(gate, name, gate.access, tmp_path / "access") == "not a supporter: wrong_type\n"
 
 
 def test_php_verifier_keeps_the_jwks_in_a_file_and_fetches_again_at_most_once_a_minute(
