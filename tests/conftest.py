@@ -24,6 +24,7 @@ from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
 from supportgate.store.server import find_server_binary
 from supportgate.tokens.sealing import MasterKey
+from tests.node_deps import ensure_node_modules
 from tests.smtp_helpers import SmtpServers
 
 
@@ -40,6 +41,12 @@ class FakeClock:
     def advance(self, **delta: float) -> None:
         """Move the clock on by a timedelta's keyword arguments."""
         self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_modules() -> None:
+    """The JavaScript dev dependencies, installed by `npm ci` once per session where they are stale."""
+    ensure_node_modules()
 
 
 def server_binary(kind: str) -> str:

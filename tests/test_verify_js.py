@@ -32,6 +32,7 @@ from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.verifier import PassVerifier
 from tests.conftest import FakeClock
 from tests.gate_helpers import make_world, pass_for
+from tests.node_deps import ensure_node_modules
 from tests.tokens_helpers import forge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,13 +180,9 @@ def node_modules() -> str:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed (`apt-get install nodejs`; .ci/run installs it): no verify-js test")
-    jose_dirs = (PACKAGE / "node_modules" / "jose", ROOT / "node_modules" / "jose")
-    installed = LINKED.is_dir() and any(d.is_dir() for d in jose_dirs)
-    if not installed:
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is missing, so jose cannot be installed (`apt-get install npm`)")
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True, timeout=600)
+    reason = ensure_node_modules()
+    if reason is not None:
+        pytest.skip(f"{reason}: no verify-js test")
     return node
 
 

@@ -38,6 +38,7 @@ import pytest
 from supportgate.extension_build import build_test_variant
 from tests.browser.conftest import ARTICLE, EASYLIST, HOST, ORIGIN, ROOT, SITE, Demo, write_blocker_extension
 from tests.browser.test_extension_browser import emailed_code, new_supporter
+from tests.node_deps import ensure_node_modules
 
 pytestmark = pytest.mark.browser
 
@@ -113,13 +114,10 @@ class Firefox:
 
 
 def _node_modules() -> None:
-    """Install the JavaScript dev dependencies if puppeteer-core is missing (`npm ci`, as CI does)."""
-    if PUPPETEER.is_file():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is missing, so puppeteer-core cannot be installed (`apt-get install npm`): no Firefox test")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True, timeout=600)
+    """puppeteer-core, installed by the session's `npm ci` (tests/node_deps.py)."""
+    reason = ensure_node_modules()
+    if reason is not None:
+        pytest.skip(f"{reason}: no Firefox test")
 
 
 @contextlib.contextmanager
