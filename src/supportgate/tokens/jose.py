@@ -1,8 +1,8 @@
 """The pure part of tokens: public JWKs and signing here, over the one verify function of supportgate_verify.
 
-No I/O, no clock of its own, no store. The verify half (the constants, :func:`thumbprint`,
-:func:`keys_from_jwks` and :func:`verify`) lives in the ``supportgate-verify`` distribution, which
-sites install to check passes offline; it is re-exported here, so the service's
+No I/O, no clock of its own, no store. The verify half (the token constants, :func:`thumbprint`,
+reading a JWKS and :func:`verify`) lives in ``supportgate_verify.jose``, in the distribution sites
+install to check passes offline; what the service uses of it is re-exported here, so the service's
 :class:`supportgate.tokens.jwt.Tokens` and the sites' ``PassVerifier`` verify by the same rules.
 """
 
@@ -18,12 +18,10 @@ from supportgate_verify.jose import (
     ACCESS_TYPE,
     ALGORITHM,
     DEFAULT_LEEWAY,
-    MAX_TOKEN_LENGTH,
     PASS_TYPE,
     REQUIRED_CLAIMS,
     TokenType,
     b64url,
-    keys_from_jwks,
     thumbprint,
     verify,
 )
@@ -32,11 +30,9 @@ __all__ = [
     "ACCESS_TYPE",
     "ALGORITHM",
     "DEFAULT_LEEWAY",
-    "MAX_TOKEN_LENGTH",
     "PASS_TYPE",
     "REQUIRED_CLAIMS",
     "TokenType",
-    "keys_from_jwks",
     "public_jwk",
     "sign",
     "thumbprint",
