@@ -1,7 +1,8 @@
 """Verifying supporter passes offline, for sites: no call to the gate per page view.
 
 A site builds one :class:`PassVerifier` per process and asks it about each pass (the package's
-docstring shows how). The rules are the gate's own: it verifies through the same :func:`supportgate_verify.jose.verify`.
+docstring shows how). The rules are the gate's own: the gate verifies through the same
+:func:`supportgate_verify.jose.verify`.
 """
 
 from __future__ import annotations
