@@ -6,9 +6,13 @@ RUN pip install --no-cache-dir uv
 WORKDIR /app
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+# A uv workspace: the members' project files are needed to resolve the dependencies, their code is not.
+COPY packages/supportgate-verify/pyproject.toml packages/supportgate-verify/README.md ./packages/supportgate-verify/
+RUN uv sync --frozen --no-dev --no-install-workspace
 COPY src ./src
-RUN uv sync --frozen --no-dev
+COPY packages ./packages
+# Not editable: the run stage takes /opt/venv alone, without /app.
+RUN uv sync --frozen --no-dev --no-editable
 
 FROM python:3.11-slim AS run
 RUN useradd --system --uid 10001 --home-dir /var/lib/supportgate --create-home supportgate

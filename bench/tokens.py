@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from supportgate.tokens import jose
 from supportgate.tokens.claims import pass_claims
-from supportgate.tokens.verifier import PassVerifier
+from supportgate_verify import PassVerifier
 
 SITE = "news-example"
 ISSUER = "https://gate.example"

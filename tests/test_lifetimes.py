@@ -21,7 +21,7 @@ from supportgate.tokens.lifetimes import (
     PUBLICATION_DELAY,
     SHORTEST_PASS,
 )
-from supportgate.tokens.verifier import _max_age
+from supportgate_verify.verifier import _max_age
 from tests.conftest import FakeClock
 from tests.gate_helpers import Client, make_world
 

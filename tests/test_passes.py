@@ -1,4 +1,4 @@
-"""PassVerifier: sites verify passes offline against the JWKS, with the service's rules."""
+"""PassVerifier (supportgate-verify): sites verify passes offline against the JWKS, with the service's rules."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import supportgate_verify.jose
 from supportgate.store import Store, connect
 from supportgate.tokens import jose
 from supportgate.tokens.claims import pass_claims, pseudonym
@@ -18,7 +19,7 @@ from supportgate.tokens.jose import ACCESS_TYPE, PASS_TYPE, public_jwk, thumbpri
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.signing_keys import SigningKeys
 from supportgate.tokens.stored_secrets import PseudonymSecret
-from supportgate.tokens.verifier import JWKS_REFETCH_INTERVAL, InvalidToken, PassVerifier, VerifiedPass
+from supportgate_verify import JWKS_REFETCH_INTERVAL, InvalidToken, PassVerifier, VerifiedPass
 from tests.conftest import FakeClock
 from tests.tokens_helpers import ISSUER, OTHER_SITE, SECRET, SITE, LocalServer, forge, good_claims, vault
 
@@ -213,13 +214,13 @@ def test_cache_size_zero_verifies_every_time(signer: Signer, clock: FakeClock, m
 
 def _count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real_verify = jose.verify
+    real_verify = supportgate_verify.jose.verify
 
     def counting(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append(token)
         return real_verify(token, *args, **kwargs)
 
-    monkeypatch.setattr(jose, "verify", counting)
+    monkeypatch.setattr(supportgate_verify.jose, "verify", counting)
     return calls
 
 
@@ -248,11 +249,11 @@ def test_jwks_entries_that_are_not_our_keys_are_skipped(signer: Signer, clock: F
         verifier.verify(signer.pass_for(clock()))
 
 
-def test_importing_it_needs_neither_litestar_nor_redis() -> None:
-    """supportgate.tokens.verifier imports without Litestar or the redis client, so a site can use it alone."""
+def test_importing_it_needs_nothing_of_the_service() -> None:
+    """supportgate_verify imports without supportgate, Litestar, msgspec or the redis client."""
     probe = (
-        "import sys, supportgate.tokens.verifier; "
-        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'litestar', 'redis'}); "
+        "import sys, supportgate_verify; "
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'supportgate', 'litestar', 'msgspec', 'redis'}); "
         "print(loaded)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from supportgate.errors import InvalidToken
 from supportgate.services import Services
 from supportgate.settings import Settings
-from supportgate.tokens.verifier import PassVerifier
+from supportgate_verify import PassVerifier
 from tests.conftest import FakeClock
 from tests.readers_helpers import sign_in
 

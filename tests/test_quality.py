@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON_TREES = ["src", "tests", "bench"]
+PYTHON_TREES = ["src", "packages/supportgate-verify", "tests", "bench"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
@@ -37,8 +37,8 @@ def test_ruff_format() -> None:
 
 
 def test_mypy_strict() -> None:
-    """`mypy --strict` passes on src/."""
-    result = run(tool("mypy"), "--strict", "src/")
+    """`mypy --strict` passes on src/ and on the supportgate-verify package's source."""
+    result = run(tool("mypy"), "--strict", "src/", "packages/supportgate-verify/src/")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -29,7 +29,7 @@ from supportgate.store import EmbeddedStore
 from supportgate.store.server import find_server_binary
 from supportgate.tokens import jose
 from supportgate.tokens.jose import PASS_TYPE
-from supportgate.tokens.verifier import PassVerifier
+from supportgate_verify import PassVerifier
 from tests.conftest import FakeClock
 from tests.gate_helpers import make_world, pass_for
 from tests.node_deps import ensure_node_modules

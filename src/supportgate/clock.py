@@ -1,15 +1,10 @@
-"""The one source of "now", injected into services so tests can move it."""
+"""The one source of "now", injected into services so tests can move it.
+
+Written in ``supportgate-verify`` (whose offline verifier takes the same clock) and re-exported here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from supportgate_verify.clock import Clock, utc_now
 
 __all__ = ["Clock", "utc_now"]
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)

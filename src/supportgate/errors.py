@@ -1,15 +1,19 @@
 """Every exception supportgate raises on purpose, and nothing else.
 
 No web framework and no store client here: the domain modules raise these, and only
-:mod:`supportgate.http.problems` turns them into ``application/problem+json`` responses. The
-offline pass verifier (:mod:`supportgate.tokens.verifier`) raises :class:`InvalidToken` without
-pulling in either.
+:mod:`supportgate.http.problems` turns them into ``application/problem+json`` responses.
+:class:`InvalidToken` (and its reasons, :data:`TokenFailure`) is the one of the
+``supportgate-verify`` distribution, re-exported: the gate and a site's offline ``PassVerifier``
+raise the same class, so ``except InvalidToken`` catches both. It is not a
+:class:`SupportgateError`, since that package imports nothing from supportgate.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
+
+from supportgate_verify.errors import InvalidToken, TokenFailure
 
 __all__ = [
     "BadRequest",
@@ -34,22 +38,6 @@ __all__ = [
     "validation_detail",
 ]
 
-TokenFailure = Literal[
-    "malformed",
-    "bad_algorithm",
-    "unknown_key",
-    "keys_unavailable",
-    "bad_signature",
-    "wrong_type",
-    "missing_claim",
-    "wrong_issuer",
-    "wrong_audience",
-    "expired",
-    "not_yet_valid",
-    "revoked",
-]
-"""Why a token was refused: the short, machine-readable part of :class:`InvalidToken`."""
-
 
 class SupportgateError(Exception):
     """Base of every error supportgate raises on purpose."""
@@ -65,15 +53,6 @@ class MailQueueFull(SupportgateError):
 
 class SealingError(SupportgateError):
     """A secret in the store does not open under the master key: another key sealed it, or it was altered."""
-
-
-class InvalidToken(SupportgateError):
-    """A token failed verification; ``reason`` says why in one word a machine can read."""
-
-    def __init__(self, reason: TokenFailure, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason: TokenFailure = reason
-        self.detail = detail
 
 
 class Problem(SupportgateError):

@@ -1,6 +1,6 @@
 /**
  * PassVerifier: one site's passes verified offline against the gate's published keys, the
- * JavaScript twin of the service's `supportgate.tokens.verifier.PassVerifier`.
+ * JavaScript twin of the service's `supportgate_verify.PassVerifier` (packages/supportgate-verify).
  *
  * Only Web APIs (fetch, AbortSignal) and `jose`, so it runs in Node.js 18+ and in edge runtimes.
  */

@@ -3,7 +3,7 @@
 A pass is the reader's own signed claim to a tier; the readers' feature issues it and records a
 cutoff when the session or support behind it ends (:mod:`supportgate.readers.passes`). Here the
 gate checks both: a pass whose signature checked out is remembered, by its exact text and site,
-until it expires (as the offline :class:`~supportgate.tokens.verifier.PassVerifier` does), and
+until it expires (as the offline :class:`~supportgate_verify.PassVerifier` does), and
 the cutoff is read on every call, batched with the other page views of the same moment.
 """
 
@@ -18,7 +18,7 @@ from supportgate.store import Store, names
 from supportgate.store.hot_path import HotPath
 from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.jwt import Tokens
-from supportgate.tokens.verifier import VerifiedPass
+from supportgate_verify import VerifiedPass
 
 __all__ = ["VERIFIED_KEPT", "PassCheck"]
 

@@ -3,13 +3,17 @@
 The JWKS ``Cache-Control``, the rotation's publication delay, the access token's ``exp`` and
 ``expires_in``, the bounds of a tier's ``pass_ttl_seconds`` and how long a pass revocation is
 kept all derive from these, so changing one here changes every place that must agree with it
-(``tests/test_lifetimes.py`` ties them together).
+(``tests/test_lifetimes.py`` ties them together). ``JWKS_MAX_AGE`` alone is written in
+``supportgate-verify``, whose offline verifier assumes it when a JWKS response names no max-age,
+and is re-exported here.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Final
+
+from supportgate_verify.verifier import JWKS_MAX_AGE
 
 __all__ = [
     "ACCESS_LIFETIME",
@@ -44,8 +48,6 @@ DPOP_PROOF_MAX_AHEAD: Final = timedelta(seconds=5)
 """A DPoP proof whose ``iat`` is further in the future than this is refused: the clock skew forgiven."""
 DPOP_PROOF_LIFETIME: Final = DPOP_PROOF_MAX_AGE + DPOP_PROOF_MAX_AHEAD
 """How long a DPoP proof's ``jti`` is remembered: as long as the proof could be accepted, so never twice."""
-JWKS_MAX_AGE: Final = timedelta(seconds=300)
-"""The ``Cache-Control: max-age`` the JWKS is served with: how long a site may keep it."""
 KEY_SET_MAX_AGE: Final = timedelta(seconds=30)
 """How long a process uses the key set it loaded before reading the store again."""
 PUBLICATION_DELAY: Final = JWKS_MAX_AGE + KEY_SET_MAX_AGE

@@ -1,20 +1,8 @@
 """Verifying supporter passes offline, for sites: no call to the gate per page view.
 
-A site builds one :class:`PassVerifier` per process and asks it about each pass::
-
-    verifier = PassVerifier(
-        "https://gate.example/.well-known/jwks.json",
-        site="news-example",
-        issuer="https://gate.example",
-    )
-    try:
-        supporter = verifier.verify(request.headers["Supportgate-Pass"])
-    except InvalidToken as exc:
-        supporter = None  # exc.reason says why: "expired", "wrong_audience", ...
-
-This module imports neither Litestar nor the store client (an import-linter contract checks
-it), so a site can install supportgate for it alone. The rules are the service's own
-(:func:`supportgate.tokens.jose.verify`).
+A site builds one :class:`PassVerifier` per process and asks it about each pass (the package's
+docstring shows how). The rules are the gate's own: the gate verifies through the same
+:func:`supportgate_verify.jose.verify`.
 """
 
 from __future__ import annotations
@@ -25,29 +13,32 @@ import logging
 import threading
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from supportgate import __version__
-from supportgate.bounded import BoundedDict
-from supportgate.clock import Clock, utc_now
-from supportgate.errors import InvalidToken
-from supportgate.tokens import jose
-from supportgate.tokens.lifetimes import JWKS_MAX_AGE
+from supportgate_verify import jose
+from supportgate_verify.bounded import BoundedDict
+from supportgate_verify.clock import Clock, utc_now
+from supportgate_verify.errors import InvalidToken
 
-__all__ = ["JWKS_REFETCH_INTERVAL", "InvalidToken", "PassVerifier", "VerifiedPass"]
+__all__ = ["JWKS_MAX_AGE", "JWKS_REFETCH_INTERVAL", "InvalidToken", "PassVerifier", "VerifiedPass"]
 
+JWKS_MAX_AGE: Final = timedelta(seconds=300)
+"""The ``Cache-Control: max-age`` the gate serves its JWKS with; a verifier assumes it when a response names none."""
 JWKS_REFETCH_INTERVAL: Final = timedelta(minutes=1)
 """Least time between two fetches of the JWKS, whatever its max-age or the kids seen."""
 _MAX_JWKS_BYTES = 256 * 1024
+_USER_AGENT: Final = f"supportgate-pass-verifier/{version('supportgate-verify')}"
 _log = logging.getLogger("supportgate.verifier")
 
 
-class VerifiedPass(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class VerifiedPass:
     """What a valid pass says about its holder."""
 
     sub: str
@@ -223,7 +214,7 @@ def _download(url: str, timeout: float) -> tuple[Any, timedelta]:
         url,
         headers={
             "Accept": "application/jwk-set+json, application/json",
-            "User-Agent": f"supportgate-pass-verifier/{__version__}",
+            "User-Agent": _USER_AGENT,
         },
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
