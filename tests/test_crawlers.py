@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import dns.reversename
+import msgspec
 import pytest
 from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
+from supportgate.catalog.policy import Crawlers
 from supportgate.errors import SettingsError
-from supportgate.gate.crawlers import WAIT_BUDGET, crawler_domains
+from supportgate.gate.crawlers import CRAWLER_DOMAINS, WAIT_BUDGET, crawler_domains
 from supportgate.services import Services
 from supportgate.settings import Settings
 from tests.conftest import FakeClock
@@ -350,3 +352,13 @@ def test_a_bad_dns_resolver_setting_names_the_variable(value: str) -> None:
     """A resolver that is no IP address and port stops the settings with the variable's name."""
     with pytest.raises(SettingsError, match="SUPPORTGATE_DNS_RESOLVER"):
         Settings.from_env({"SUPPORTGATE_DNS_RESOLVER": value})
+
+
+def test_the_policy_schema_names_every_crawler_with_domains() -> None:
+    """The policy's documented list of crawlers with known DNS domains is the list the check uses."""
+    info = msgspec.inspect.type_info(Crawlers)
+    assert isinstance(info, msgspec.inspect.StructType)
+    field = next(field for field in info.fields if field.name == "user_agents")
+    assert isinstance(field.type, msgspec.inspect.Metadata)
+    text = (field.type.extra_json_schema or {})["description"].lower()
+    assert all(name in text for name in CRAWLER_DOMAINS), text
