@@ -104,14 +104,16 @@ def silent_server() -> Iterator[tuple[str, int]]:
         yield sink.getsockname()
 
 
-def gate_client(store_url: str, tmp_path: Path, clock: FakeClock, resolver: tuple[str, int]) -> Client:
+def gate_client(
+    store_url: str, tmp_path: Path, clock: FakeClock, resolver: tuple[str, int], *, deadline: float = 1.0
+) -> Client:
     """A client behind the proxy at 10.0.0.2 (trusted), of an app that asks ``resolver`` about crawlers."""
     settings = Settings(
         redis_url=store_url,
         data_dir=tmp_path / "data",
         trusted_proxies=(ip_network("10.0.0.0/8"),),
         dns_resolver=resolver,
-        decide_deadline_seconds=1.0,
+        decide_deadline_seconds=deadline,
     )
     return AsyncTestClient(AtPeer(create_app(settings, clock=clock), PROXY))
 
@@ -253,6 +255,17 @@ async def test_a_dns_server_that_never_answers_leaves_the_view_to_the_reader_rul
             assert await reason(client, REAL) == "adblock"
             # Within the DNS budget (and a loaded machine's slack), not the 2 s the lookup may take.
             assert time.monotonic() - started < WAIT_BUDGET + 1.0
+
+
+async def test_the_dns_wait_leaves_the_store_its_own_budget(
+    silent_server: tuple[str, int], store_url: str, tmp_path: Path, clock: FakeClock, services: Services
+) -> None:
+    """A page-view deadline shorter than the DNS wait still leaves the meter its store call after the wait."""
+    async with gate_client(store_url, tmp_path, clock, silent_server, deadline=WAIT_BUDGET * 0.9) as client:
+        await make_world(services)
+        await set_policy(services, clock, free_views=3)
+        assert await reason(client, "198.51.100.1", "Mozilla/5.0 Firefox/140") == "adblock"  # the site is loaded
+        assert await reason(client, REAL, visitor="visitor-0001") == "metered"
 
 
 async def test_user_agent_trust_is_an_opt_in(
