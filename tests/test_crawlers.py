@@ -41,6 +41,7 @@ class Zone(BaseResolver):  # type: ignore[misc] - dnslib ships no types
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], list[str]] = {}
         self.asked: list[tuple[str, str]] = []
+        self.failing: set[str] = set()
         self._lock = threading.Lock()
 
     def ptr(self, address: str, name: str) -> None:
@@ -64,7 +65,9 @@ class Zone(BaseResolver):  # type: ignore[misc] - dnslib ships no types
         with self._lock:
             self.asked.append((name, kind))
         reply = request.reply()
-        if not any(held == name for held, _ in self.records):
+        if name in self.failing:
+            reply.header.rcode = RCODE.SERVFAIL
+        elif not any(held == name for held, _ in self.records):
             reply.header.rcode = RCODE.NXDOMAIN
         rdata = {"PTR": PTR, "A": A, "AAAA": AAAA}
         for value in self.records.get((name, kind), []):
@@ -229,6 +232,27 @@ async def test_the_outcome_is_cached_per_address_for_its_ttl(
     clock.advance(days=1)
     assert await reason(client, REAL) == "crawler"
     assert records.questions() == asked + 3
+
+
+async def test_a_dns_failure_refuses_the_claim_for_a_minute(
+    client: Client, zone: tuple[Zone, tuple[str, int]], clock: FakeClock
+) -> None:
+    """A server failure (SERVFAIL) fails no view: the claim is refused, and asked about again a minute later."""
+    records, _ = zone
+    address = "66.249.66.2"
+    records.failing.add(dns.reversename.from_address(address).to_text())
+    assert await reason(client, address) == "adblock"
+    asked = records.questions()
+    assert asked >= 1
+    assert await reason(client, address, adblock="clear") == "no_adblock"
+    assert records.questions() == asked
+    clock.advance(minutes=1, seconds=1)
+    records.failing.clear()
+    name = "crawl-66-249-66-2.googlebot.com"
+    records.ptr(address, name)
+    records.forward(name, address)
+    assert await reason(client, address) == "crawler"
+    assert records.questions() == asked + 2
 
 
 async def test_views_from_one_address_share_one_lookup(client: Client, zone: tuple[Zone, tuple[str, int]]) -> None:

@@ -102,6 +102,7 @@ class CrawlerCheck:
         self._resolver = _resolver(resolver)
         self._known: BoundedDict[str, _Outcome] = BoundedDict(MAX_ADDRESSES)
         self._lookups: dict[str, asyncio.Task[_Outcome]] = {}
+        self._failing = False
 
     async def confirmed(self, ip: str | None, domains: tuple[str, ...]) -> bool:
         """Whether ``ip``'s reverse name ends in one of ``domains`` and resolves back to ``ip``.
@@ -148,11 +149,18 @@ class CrawlerCheck:
     async def _look_up(self, resolver: dns.asyncresolver.Resolver, address: str) -> _Outcome:
         """The address's confirmed names, never an exception: a failure is remembered for a short while."""
         try:
-            return await self._forward_confirmed(resolver, address)
+            outcome = await self._forward_confirmed(resolver, address)
         except dns.exception.DNSException as exc:
-            _log.info("crawler check of %s failed, refused for %s: %s", address, FAILED_TTL, exc)
+            if not self._failing:  # once, not per address: a resolver that is away fails them all
+                _log.warning("crawler DNS checks fail, claims are refused until they work: %s", exc)
+            self._failing = True
         except Exception:  # noqa: BLE001 - a lookup must never fail a page view; it is logged and refused
             _log.exception("crawler check of %s failed unexpectedly", address)
+        else:
+            if self._failing:
+                _log.info("crawler DNS checks work again")
+            self._failing = False
+            return outcome
         return _Outcome((), self._clock() + FAILED_TTL)
 
     async def _forward_confirmed(self, resolver: dns.asyncresolver.Resolver, address: str) -> _Outcome:
