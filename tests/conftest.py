@@ -27,6 +27,10 @@ from supportgate.tokens.sealing import MasterKey
 from tests.node_deps import ensure_node_modules
 from tests.smtp_helpers import SmtpServers
 
+NO_DNS: tuple[str, int] = ("127.0.0.1", 9)
+"""The DNS server of tests that start none: a loopback port where nothing answers, so that no test asks
+the machine's own resolver about a crawler's address (tests/test_crawlers.py starts real ones)."""
+
 
 @dataclass
 class FakeClock:
@@ -94,7 +98,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(store_url: str, tmp_path: Any) -> Settings:
     # A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable.
-    return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0)
+    return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0, dns_resolver=NO_DNS)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from supportgate.errors import SettingsError
 from supportgate.http.client import forwarded_client
 from supportgate.services import Services
 from supportgate.settings import Network, Settings
-from tests.conftest import FakeClock
+from tests.conftest import NO_DNS, FakeClock
 from tests.gate_helpers import NEWS_ORIGIN, decided, make_world, set_policy, view
 from tests.peers import AtPeer
 
@@ -121,7 +121,7 @@ def test_a_bad_trusted_range_names_the_variable(value: str) -> None:
 @pytest.fixture
 def settings(store_url: str, tmp_path: Path) -> Settings:
     """Settings that trust the proxies in 10.0.0.0/8 and fd00::/8."""
-    return Settings(redis_url=store_url, data_dir=tmp_path / "data", trusted_proxies=TRUSTED)
+    return Settings(redis_url=store_url, data_dir=tmp_path / "data", trusted_proxies=TRUSTED, dns_resolver=NO_DNS)
 
 
 @pytest.fixture

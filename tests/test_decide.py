@@ -173,8 +173,10 @@ async def test_the_body_pass_wins_over_the_header(client: Client, world: World, 
 
 
 @pytest.mark.usefixtures("world")
-async def test_crawlers_by_user_agent(client: Client) -> None:
-    """With no IP ranges set, a crawler User-Agent (any case) is enough; a browser's is not."""
+async def test_crawlers_by_user_agent(client: Client, services: Services, clock: FakeClock) -> None:
+    """By default a crawler's User-Agent alone is not enough; with verify: user_agent it is (any case)."""
+    assert (await decided(client, view(), headers={"User-Agent": GOOGLEBOT}))["reason"] == "adblock"
+    await set_policy(services, clock, crawlers={"verify": "user_agent"})
     assert (await decided(client, view(), headers={"User-Agent": GOOGLEBOT}))["reason"] == "crawler"
     assert (await decided(client, view(), headers={"User-Agent": "x BINGBOT/2.0"}))["reason"] == "crawler"
     assert (await decided(client, view(), headers={"User-Agent": "Mozilla/5.0 Firefox/140"}))["reason"] == "adblock"
@@ -183,8 +185,9 @@ async def test_crawlers_by_user_agent(client: Client) -> None:
 async def test_crawlers_by_user_agent_and_ip_range(
     client: Client, world: World, services: Services, clock: FakeClock
 ) -> None:
-    """With IP ranges set, a crawler User-Agent from outside them, or from an unknown address, is not a crawler."""
-    await set_policy(services, clock, crawlers={"user_agents": ["Googlebot"], "ip_ranges": ["66.249.64.0/19"]})
+    """Trusting User-Agents with IP ranges set, a crawler User-Agent from outside them, or from no address, is none."""
+    crawlers = {"user_agents": ["Googlebot"], "ip_ranges": ["66.249.64.0/19"], "verify": "user_agent"}
+    await set_policy(services, clock, crawlers=crawlers)
     key = world.site_key()
     inside = view(user_agent=GOOGLEBOT, client_ip="66.249.66.1")
     outside = view(user_agent=GOOGLEBOT, client_ip="203.0.113.9")

@@ -152,6 +152,7 @@ def create_app(
             yield
         finally:
             await services.hot.stop()
+            await services.crawlers.stop()
             await services.audit.stop()
             await services.stats.stop()
             await mail.stop()

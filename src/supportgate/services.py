@@ -20,6 +20,7 @@ from supportgate.clock import Clock, utc_now
 from supportgate.console.sessions import ConsoleSessions
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
+from supportgate.gate.crawlers import CrawlerCheck
 from supportgate.gate.decide import DecideService
 from supportgate.gate.events import EventService
 from supportgate.gate.metering import Metering
@@ -71,6 +72,7 @@ class Services:
     hot: HotPath
     access: SiteAccess
     pass_check: PassCheck
+    crawlers: CrawlerCheck
     decide: DecideService
     reports: ReportService
     supporter_csv: SupporterCsv
@@ -103,6 +105,7 @@ class Services:
         hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping)
         access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
         pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
+        crawlers = CrawlerCheck(clock, resolver=settings.dns_resolver)
         return cls(
             store=store,
             vault=vault,
@@ -125,6 +128,7 @@ class Services:
             hot=hot,
             access=access,
             pass_check=pass_check,
+            crawlers=crawlers,
             decide=DecideService(
                 access,
                 pass_check,
@@ -132,6 +136,7 @@ class Services:
                 Metering(store, clock),
                 AnonymousLimit(settings.anonymous_decides_per_minute, clock),
                 hot,
+                crawlers,
             ),
             reports=ReportService(store, stats, limiter, clock),
             supporter_csv=SupporterCsv(store, supporters, audit, clock),

@@ -71,6 +71,8 @@ class Settings:
     """How many days audit entries are kept; older ones are deleted (checked every hour)."""
     trusted_proxies: tuple[Network, ...] = ()
     """Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client; none: the peer is the client."""
+    dns_resolver: tuple[str, int] | None = None
+    """The DNS server (address, port) that crawlers' addresses are checked against; none: the system's resolver."""
     master_key: bytes | None = field(default=None, repr=False)
     """The 32-byte key that seals the secrets kept in the store; none uses the key file in the data dir."""
     new_master_key: bytes | None = field(default=None, repr=False)
@@ -114,6 +116,7 @@ class Settings:
                 "AUDIT_RETENTION_DAYS", get("AUDIT_RETENTION_DAYS"), defaults.audit_retention_days
             ),
             trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
+            dns_resolver=_host_port("DNS_RESOLVER", get("DNS_RESOLVER")),
             master_key=_master_key_setting("MASTER_KEY", get("MASTER_KEY")),
             new_master_key=_master_key_setting("NEW_MASTER_KEY", get("NEW_MASTER_KEY")),
         )
@@ -216,6 +219,30 @@ def _networks(name: str, raw: str | None) -> tuple[Network, ...]:
                 f"{_PREFIX}{name} holds {cidr!r}, which is not an IP range such as 10.0.0.0/8 or fd00::/8"
             ) from None
     return tuple(networks)
+
+
+def _host_port(name: str, raw: str | None) -> tuple[str, int] | None:
+    """``address:port`` (``[v6]:port`` for IPv6; the port defaults to 53) as a pair, or None when unset."""
+    if raw is None:
+        return None
+    host, port = raw, "53"
+    if raw.startswith("["):
+        host, bracket, rest = raw[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            host = ""
+        port = rest[1:] if rest else port
+    elif raw.count(":") == 1:
+        host, _, port = raw.partition(":")
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        address, number = ipaddress.ip_address(host), int(port)
+    except ValueError:
+        address, number = None, 0
+    if address is None or not 0 < number < 65536:
+        raise SettingsError(
+            f"{_PREFIX}{name} must be a DNS server's IP address and port, such as 127.0.0.1:53 or [::1]:53, not {raw!r}"
+        )
+    return str(address), number
 
 
 def parse_master_key(raw: str) -> bytes | None:

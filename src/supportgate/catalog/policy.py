@@ -10,7 +10,16 @@ import msgspec
 from supportgate.errors import BadRequest
 from supportgate.languages import MessagesLanguageTag
 
-__all__ = ["DEFAULT_CRAWLERS", "Crawlers", "Entitlement", "Message", "Policy", "Theme", "check_policy"]
+__all__ = [
+    "DEFAULT_CRAWLERS",
+    "CrawlerVerification",
+    "Crawlers",
+    "Entitlement",
+    "Message",
+    "Policy",
+    "Theme",
+    "check_policy",
+]
 
 Entitlement = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,64}$", description="An entitlement name: a-z, 0-9, '_' or '-'.")
@@ -19,16 +28,48 @@ Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$", description="
 
 DEFAULT_CRAWLERS = ["Googlebot", "Bingbot", "DuckDuckBot", "Applebot"]
 
+CrawlerVerification = Literal["dns", "user_agent"]
+"""How a crawler's claim is checked: ``dns`` (its address's reverse name, confirmed forward) or ``user_agent``."""
+
 
 class Crawlers(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Which crawlers see the full content."""
 
     user_agents: Annotated[
-        list[Annotated[str, msgspec.Meta(min_length=2, max_length=100)]], msgspec.Meta(max_length=50)
+        list[Annotated[str, msgspec.Meta(min_length=2, max_length=100)]],
+        msgspec.Meta(
+            max_length=50,
+            description=(
+                "Substrings of the User-Agent (case-insensitive) by which a request claims to be a crawler. "
+                "Googlebot, Bingbot, DuckDuckBot, Applebot, Yandex and Baiduspider have known DNS domains."
+            ),
+        ),
     ] = msgspec.field(default_factory=lambda: list(DEFAULT_CRAWLERS))
-    """Substrings of the User-Agent that mark a crawler (case-insensitive)."""
-    ip_ranges: Annotated[list[str], msgspec.Meta(max_length=200)] = msgspec.field(default_factory=list)
-    """CIDR ranges a crawler must come from; empty trusts the User-Agent alone."""
+    """Substrings of the User-Agent that mark a crawler's claim (case-insensitive)."""
+    ip_ranges: Annotated[
+        list[str],
+        msgspec.Meta(
+            max_length=200,
+            description=(
+                "CIDR ranges whose claimed crawlers are let through without a DNS check. With `verify: user_agent` "
+                "and ranges set, a claim from outside them is refused."
+            ),
+        ),
+    ] = msgspec.field(default_factory=list)
+    """CIDR ranges whose claimed crawlers are let through without a DNS check (with ``verify: user_agent``
+    and ranges set, a claim from outside them is refused)."""
+    verify: Annotated[
+        CrawlerVerification,
+        msgspec.Meta(
+            description=(
+                "How a crawler's claim outside `ip_ranges` is checked. `dns` (the default): the client address's "
+                "reverse DNS name must be in the crawler's documented domain and resolve back to the address. "
+                "`user_agent` (opt-in): the User-Agent is believed as sent, which anyone can spoof."
+            )
+        ),
+    ] = "dns"
+    """``dns``: a claim outside ``ip_ranges`` counts only when the address's reverse name is in the crawler's
+    documented domain and resolves back to it. ``user_agent`` (opt-in, spoofable): the User-Agent is believed."""
 
 
 class Message(msgspec.Struct, forbid_unknown_fields=True):

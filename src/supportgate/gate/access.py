@@ -23,6 +23,7 @@ from supportgate.catalog.sites import SiteService
 from supportgate.clock import Clock
 from supportgate.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
 from supportgate.gate.cache import TtlCache
+from supportgate.gate.crawlers import crawler_domains
 from supportgate.store.hot_path import HotPath
 
 __all__ = ["CACHE_TTL", "GatedSite", "SiteAccess"]
@@ -46,8 +47,10 @@ class GatedSite:
     """All exempt path globs as one anchored pattern, or None when there are none."""
     crawler_agents: tuple[str, ...]
     """Crawler User-Agent substrings, lowercased."""
+    crawler_domains: tuple[tuple[str, ...], ...]
+    """For each of ``crawler_agents``, the domains its crawler's reverse DNS names end in (none: unknown crawler)."""
     crawler_networks: tuple[IpNetwork, ...]
-    """Ranges a crawler must come from; empty trusts the User-Agent alone."""
+    """Ranges whose claimed crawlers are let through without a DNS check."""
     interstitial_url: str
     """The wall's URL, without ``lang``."""
 
@@ -61,6 +64,7 @@ class GatedSite:
             origins=frozenset(site.origins),
             exempt=re.compile("|".join(globs)) if globs else None,
             crawler_agents=tuple(agent.lower() for agent in policy.crawlers.user_agents),
+            crawler_domains=tuple(crawler_domains(agent) for agent in policy.crawlers.user_agents),
             crawler_networks=tuple(ipaddress.ip_network(cidr, strict=False) for cidr in policy.crawlers.ip_ranges),
             interstitial_url=f"{public_url}/v1/sites/{site.id}/interstitial",
         )
@@ -74,15 +78,20 @@ class GatedSite:
         """Whether ``path`` (its query string aside) matches one of the exempt globs as a whole."""
         return self.exempt is not None and self.exempt.match(path.partition("?")[0]) is not None
 
-    def is_crawler(self, user_agent: str | None, ip: str | None) -> bool:
-        """Whether the User-Agent names a crawler and, when ranges are set, the IP is in one."""
+    def crawler_claim(self, user_agent: str | None) -> tuple[str, ...] | None:
+        """The domains to check when the User-Agent names a crawler (empty: none known), None when it names none."""
         if not user_agent:
-            return False
+            return None
         agent = user_agent.lower()
-        if not any(pattern in agent for pattern in self.crawler_agents):
-            return False
+        matched = [n for n, pattern in enumerate(self.crawler_agents) if pattern in agent]
+        if not matched:
+            return None
+        return tuple(dict.fromkeys(domain for n in matched for domain in self.crawler_domains[n]))
+
+    def in_crawler_range(self, ip: str | None) -> bool:
+        """Whether ``ip`` is in one of the policy's crawler ranges."""
         if not self.crawler_networks:
-            return True
+            return False
         try:
             address = ipaddress.ip_address(ip or "")
         except ValueError:

@@ -8,11 +8,13 @@ revocation cutoff) or a metered view costs a round trip.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 from supportgate.errors import BadRequest, InvalidToken, StoreUnavailable, TokenFailure
 from supportgate.gate.access import GatedSite, SiteAccess
 from supportgate.gate.anonymous_limit import AnonymousLimit
+from supportgate.gate.crawlers import CrawlerCheck
 from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.schemas import DecideIn, Decision, DecisionValue, Meter, Reason, SupporterInfo
@@ -42,6 +44,7 @@ class DecideService:
         metering: Metering,
         anonymous_limit: AnonymousLimit,
         hot: HotPath,
+        crawlers: CrawlerCheck,
     ) -> None:
         self._access = access
         self._passes = passes
@@ -49,6 +52,7 @@ class DecideService:
         self._metering = metering
         self._anonymous_limit = anonymous_limit
         self._hot = hot
+        self._crawlers = crawlers
 
     async def decide(
         self,
@@ -133,7 +137,14 @@ class DecideService:
     ) -> tuple[DecisionValue, Reason, Meter | None]:
         """Rules 3 to 7, for a reader with no pass that unlocks the site."""
         policy = gated.policy
-        reason = _let_through(gated, data, user_agent, client_ip)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if await self._is_crawler(gated, user_agent, client_ip):
+            return "allow", "crawler", None
+        # The DNS wait has a budget of its own: it must not leave the store too little time and so
+        # have it taken for down. The view waits at most the two budgets together.
+        deadline += loop.time() - started
+        reason = _let_through(gated, data)
         if reason is not None:
             return "allow", reason, None
         if store_down:  # the pass could not be checked: never wall on doubt
@@ -149,6 +160,17 @@ class DecideService:
                 return "allow", "metered", meter
             meter = Meter(used=meter.limit, limit=meter.limit, resets_at=meter.resets_at)
         return ("nag" if policy.mode == "soft" else "wall"), "adblock", meter
+
+    async def _is_crawler(self, gated: GatedSite, user_agent: str | None, client_ip: str | None) -> bool:
+        """Rule 3: the User-Agent names a crawler, and its address is in the ranges or, by the policy, checked."""
+        domains = gated.crawler_claim(user_agent)
+        if domains is None:
+            return False
+        if gated.in_crawler_range(client_ip):
+            return True
+        if gated.policy.crawlers.verify == "user_agent":
+            return not gated.crawler_networks
+        return await self._crawlers.confirmed(client_ip, domains)
 
     def _answer(
         self,
@@ -180,10 +202,8 @@ class DecideService:
         )
 
 
-def _let_through(gated: GatedSite, data: DecideIn, user_agent: str | None, client_ip: str | None) -> Reason | None:
-    """Rules 3 to 5: a crawler, no ad blocker seen for sure, or a policy that is off."""
-    if gated.is_crawler(user_agent, client_ip):
-        return "crawler"
+def _let_through(gated: GatedSite, data: DecideIn) -> Reason | None:
+    """Rules 4 and 5: no ad blocker seen for sure, or a policy that is off."""
     if data.adblock != "blocked":
         return _NOT_BLOCKED[data.adblock]
     if gated.policy.mode == "off":
