@@ -8,7 +8,7 @@ from typing import Annotated, Final, get_args
 from litestar import Litestar, get, post
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, PathItem, Schema
-from litestar.params import JSONBody, Parameter
+from litestar.params import CookieParameter, HeaderParameter, JSONBody
 
 from supportgate.gate.forward_auth import (
     ADBLOCK_COOKIE,
@@ -117,48 +117,48 @@ def _forward_auth_openapi() -> PathItem:
     async def forward_auth_contract(
         site: Annotated[
             str,
-            Parameter(
-                header=SITE_HEADER,
+            HeaderParameter(
+                name=SITE_HEADER,
                 pattern=r"^[a-z0-9-]{1,64}$",
                 description="The site's id; the key must be this site's (otherwise 401).",
             ),
         ],
         original_uri: Annotated[
             str | None,
-            Parameter(
-                header="X-Original-URI",
+            HeaderParameter(
+                name="X-Original-URI",
                 pattern="^/",
                 description="nginx: the page's URI (`$request_uri`); cut to 2,000 characters.",
             ),
         ] = None,
         forwarded_uri: Annotated[
             str | None,
-            Parameter(
-                header="X-Forwarded-Uri",
+            HeaderParameter(
+                name="X-Forwarded-Uri",
                 pattern="^/",
                 description="Caddy, Traefik: the page's URI, when `X-Original-URI` is absent; cut to 2,000 characters.",
             ),
         ] = None,
         supporter_pass: Annotated[
             str | None,
-            Parameter(
-                header="Supportgate-Pass",
+            HeaderParameter(
+                name="Supportgate-Pass",
                 required=False,
                 description="The reader's pass, as the extension sends it; a bad one leaves the reader anonymous.",
             ),
         ] = None,
         adblock: Annotated[
             str | None,
-            Parameter(
-                cookie=ADBLOCK_COOKIE,
+            CookieParameter(
+                name=ADBLOCK_COOKIE,
                 required=False,
                 description="What `gate.js` found: `blocked`, `clear` or `inconclusive`; any other value is `unknown`.",
             ),
         ] = None,
         visitor: Annotated[
             str | None,
-            Parameter(
-                cookie=VISITOR_COOKIE,
+            CookieParameter(
+                name=VISITOR_COOKIE,
                 required=False,
                 description="The reader's visitor id for the meter; one not of 8-64 of `A-Za-z0-9_-` is replaced.",
             ),
