@@ -343,10 +343,11 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
     while time.monotonic() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{port}/sg/healthz", timeout=1)
-            return
         except httpx.HTTPError:
             assert process.poll() is None, log.read_text()
             time.sleep(0.1)
+        else:
+            return
     raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
 
 
@@ -437,6 +438,7 @@ def proxy(
     _stop(process)
 
 
+@pytest.mark.slow
 def test_no_blocker_cookie_gets_the_article(proxy: str) -> None:
     """Without ``sg_adblock`` (and with ``clear``) the reader gets the backend's article, told the decision."""
     for cookies in ({}, {"sg_adblock": "clear"}):
@@ -448,6 +450,7 @@ def test_no_blocker_cookie_gets_the_article(proxy: str) -> None:
         assert "set-cookie" not in answer.headers
 
 
+@pytest.mark.slow
 def test_a_blocked_reader_on_a_hard_wall_site_gets_the_wall_page(proxy: str) -> None:
     """``sg_adblock=blocked``: 403 and the gate's wall page, not the article."""
     answer = httpx.get(
@@ -460,6 +463,7 @@ def test_a_blocked_reader_on_a_hard_wall_site_gets_the_wall_page(proxy: str) -> 
     assert '<html lang="de"' in answer.text
 
 
+@pytest.mark.slow
 def test_a_reader_with_a_valid_pass_gets_the_article(proxy: str, gate: Gate) -> None:
     """A blocker and a valid ``Supportgate-Pass``: the article; a forged pass: the wall."""
     answer = httpx.get(
@@ -473,6 +477,7 @@ def test_a_reader_with_a_valid_pass_gets_the_article(proxy: str, gate: Gate) -> 
     assert forged.status_code == 403
 
 
+@pytest.mark.slow
 def test_the_first_party_path_serves_gate_js_and_decide(proxy: str) -> None:
     """``/sg/`` on the site's origin: gate.js (200, JavaScript) and decide from the site's own origin."""
     script = httpx.get(f"{proxy}/sg/v1/sites/news/gate.js", timeout=10)
@@ -490,6 +495,7 @@ def test_the_first_party_path_serves_gate_js_and_decide(proxy: str) -> None:
     assert decided.headers["access-control-allow-origin"] == proxy
 
 
+@pytest.mark.slow
 def test_a_reader_cannot_set_the_headers_the_gate_answers_with(proxy: str) -> None:
     """A reader's own Supportgate-Decision never reaches the backend, nor comes back its Supportgate-Set-Cookie."""
     answer = httpx.get(
@@ -503,6 +509,7 @@ def test_a_reader_cannot_set_the_headers_the_gate_answers_with(proxy: str) -> No
     assert "set-cookie" not in answer.headers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["nginx", "caddy"])
 def test_the_meters_visitor_cookie_reaches_the_reader(server: str, tmp_path: Path, gate: Gate, origin: str) -> None:
     """On a metered site a reader without ``sg_visitor`` gets it through the proxy; with it, the meter runs out."""
@@ -524,9 +531,10 @@ def test_the_meters_visitor_cookie_reaches_the_reader(server: str, tmp_path: Pat
         _stop(process)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["nginx", "caddy"])
 def test_a_wrong_site_key_answers_every_reader_401(server: str, tmp_path: Path, gate: Gate, origin: str) -> None:
-    """A revoked or mistyped key: nginx's auth_request and Caddy pass the gate's 401 on to every reader (docs/proxy.md)."""
+    """A revoked or mistyped key: nginx's auth_request and Caddy give every reader the gate's 401 (docs/proxy.md)."""
     port = free_port()
     runner = run_nginx if server == "nginx" else run_caddy
     process = runner(tmp_path, port, gate, origin, "sgs_mistyped")
@@ -539,6 +547,7 @@ def test_a_wrong_site_key_answers_every_reader_401(server: str, tmp_path: Path, 
         _stop(process)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["nginx", "caddy"])
 def test_the_page_is_served_when_the_gate_is_unreachable(server: str, tmp_path: Path, gate: Gate, origin: str) -> None:
     """No gate at GATE_URL: the auth request fails and the proxy serves the article (never a wall on doubt)."""
