@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from supportgate.store import EmbeddedStore, Store, connect
 from tests.browser.conftest import free_port
 from tests.conftest import FakeClock
 from tests.gate_helpers import make_world, pass_for, set_policy
+from tests.peers import AtPeer
 from tests.tokens_helpers import MASTER_KEY, MASTER_MATERIAL
 
 Client = AsyncTestClient[Litestar]
@@ -128,6 +130,23 @@ async def test_forward_auth_sets_the_meters_visitor_cookie_once(
     assert (second.status_code, second.json()["meter"]["used"], "set-cookie" in second.headers) == (200, 2, False)
     third = await client.get("/v1/forward-auth", headers=ask(world.news_key, **reader))
     assert (third.status_code, third.headers["supportgate-reason"]) == (403, "adblock")
+
+
+async def test_the_crawler_rule_sees_the_reader_a_trusted_proxy_forwarded_for(
+    store_url: str, tmp_path: Path, services: Services, clock: FakeClock
+) -> None:
+    """From a trusted proxy, X-Forwarded-For names the reader whose address the crawler rule checks."""
+    world = await make_world(services)
+    await set_policy(services, clock, crawlers={"user_agents": ["Googlebot"], "ip_ranges": ["66.249.64.0/19"]})
+    settings = Settings(redis_url=store_url, data_dir=tmp_path / "data", trusted_proxies=(ip_network("10.0.0.0/8"),))
+    crawler = ask(
+        world.news_key, Cookie="sg_adblock=blocked", **{"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
+    )
+    async with AsyncTestClient(AtPeer(create_app(settings, clock=clock), "10.0.0.2")) as proxied:
+        from_google = await proxied.get("/v1/forward-auth", headers={**crawler, "X-Forwarded-For": "66.249.66.1"})
+        elsewhere = await proxied.get("/v1/forward-auth", headers={**crawler, "X-Forwarded-For": "203.0.113.50"})
+    assert (from_google.status_code, from_google.headers["supportgate-reason"]) == (200, "crawler")
+    assert (elsewhere.status_code, elsewhere.headers["supportgate-reason"]) == (403, "adblock")
 
 
 @pytest.mark.parametrize(
