@@ -476,6 +476,7 @@ def test_a_blocked_reader_on_a_hard_wall_site_gets_the_wall_page(proxy: str) -> 
     )
     assert answer.status_code == 403
     assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["cache-control"] == "private, no-store"
     assert ARTICLE not in answer.text
     assert "data-sg-root" in answer.text
     assert '<html lang="de"' in answer.text
