@@ -359,13 +359,14 @@ def _filled(block: str, gate: Gate, origin: str, key: str, site: str = "news") -
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``process`` listens on ``port``; stop it and fail if it does not."""
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
+    while time.monotonic() < deadline and process.poll() is None:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
+    _stop(process)
     raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
 
 
