@@ -26,7 +26,7 @@ from supportgate.extension_build import GatePackages, Preset, default_source, fi
 from supportgate.gate.anonymous_limit import stated
 from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
 from supportgate.gate.events import EVENT_LIMIT
-from supportgate.gate.openapi import document_decide
+from supportgate.gate.openapi import document_decide, document_forward_auth
 from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
@@ -136,6 +136,7 @@ def create_app(
             await services.audit.start()
             await mail.start()
             document_decide(app)
+            document_forward_auth(app)
             document_downloads(app.openapi_schema)
             complete_contract(
                 app.openapi_schema,

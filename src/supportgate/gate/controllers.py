@@ -22,6 +22,7 @@ from supportgate.errors import Forbidden
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
 from supportgate.gate.events import EventService
+from supportgate.gate.forward_auth import forward_auth
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.reports import ReportService
@@ -297,6 +298,6 @@ gate_router = Router(
     path="/",
     # Each preflight handler before its POST: registered after it, Litestar's own OPTIONS handler,
     # added to a path that has none yet, would answer instead.
-    route_handlers=[decide, report_preflight, report_false_positive, event_preflight, count_event],
+    route_handlers=[decide, forward_auth, report_preflight, report_false_positive, event_preflight, count_event],
     tags=["gate"],
 )
