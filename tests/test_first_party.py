@@ -12,9 +12,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.catalog.policy import Policy
-from supportgate.catalog.schemas import Site
+from supportgate.catalog.schemas import Site, SiteIn
 from supportgate.gate.interstitial import render_interstitial
+from supportgate.services import Services
 from supportgate.settings import Settings
+from tests.test_console import admin_key, sign_in
 from tests.test_gate_assets import Page
 
 Client = AsyncTestClient[Litestar]
@@ -133,7 +135,7 @@ async def test_the_first_party_url_can_be_cleared(admin: Client) -> None:
 
 
 async def test_gate_js_is_built_for_the_first_party_url(admin: Client, settings: Settings) -> None:
-    """With a first-party URL, gate.js's GATE is that URL; it still fits 4 KB gzipped; clearing it brings the gate back."""
+    """With a first-party URL gate.js's GATE is that URL, within 4 KB gzipped; cleared, it is the gate again."""
     await create_site(admin, first_party_url=FIRST_PARTY)
     key = admin.headers["Authorization"]
     client = anonymous(admin)
@@ -150,7 +152,7 @@ async def test_gate_js_is_built_for_the_first_party_url(admin: Client, settings:
 
 
 async def test_decide_points_the_wall_at_the_first_party_url(admin: Client) -> None:
-    """A browser on the site's origin (as through the site's proxy) is answered, with the wall on the first-party URL."""
+    """A browser on the site's origin, as through its proxy, is answered with the wall on the first-party URL."""
     await create_site(admin, first_party_url=FIRST_PARTY)
     client = anonymous(admin)
     answer = await client.post(
@@ -203,3 +205,41 @@ def test_render_interstitial_uses_the_sites_first_party_url() -> None:
     page = Page(render_interstitial(site, "en", fragment=False, gate_url="https://gate.example/"))
     assert page.tags("script")[0].attrs["src"] == f"{BASE}/v1/sites/news/gate.js"
     assert "gate.example" not in render_interstitial(site, "en", fragment=True, gate_url="https://gate.example")
+
+
+# The console
+
+
+async def test_the_console_site_form_sets_and_clears_the_first_party_url(client: Client, services: Services) -> None:
+    """The site form shows the field and the script URL to embed, saves a good URL, and refuses a bad one by name."""
+    await services.sites.create(SiteIn(id="news", name="News", origins=[ORIGIN]), actor="cli")
+    csrf = await sign_in(client, await admin_key(services))
+    page = await client.get("/admin/sites/news")
+    assert 'name="first_party_url"' in page.text
+    assert "/v1/sites/news/gate.js</code>" in page.text
+    form = {
+        "csrf": csrf,
+        "name": "News",
+        "origins": ORIGIN,
+        "mode": "hard",
+        "free_views": "0",
+        "meter_period": "month",
+        "exempt_paths": "",
+        "unlock_entitlement": "adblock_ok",
+        "support_url": "",
+    }
+    saved = await client.post("/admin/sites/news", data={**form, "first_party_url": FIRST_PARTY})
+    assert saved.status_code == 200, saved.text
+    assert (await services.sites.get("news")).policy.first_party_url == FIRST_PARTY
+    shown = await client.get("/admin/sites/news")
+    assert f'value="{FIRST_PARTY}"' in shown.text
+    assert f"<code>{BASE}/v1/sites/news/gate.js</code>" in shown.text
+
+    refused = await client.post("/admin/sites/news", data={**form, "first_party_url": "https://blog.example/sg/"})
+    assert refused.status_code == 400
+    assert "policy.first_party_url" in refused.text
+    assert (await services.sites.get("news")).policy.first_party_url == FIRST_PARTY
+
+    cleared = await client.post("/admin/sites/news", data={**form, "first_party_url": ""})
+    assert cleared.status_code == 200
+    assert (await services.sites.get("news")).policy.first_party_url is None
