@@ -108,7 +108,13 @@ def silent_server() -> Iterator[tuple[str, int]]:
 
 
 def gate_client(
-    store_url: str, tmp_path: Path, clock: FakeClock, resolver: tuple[str, int], *, deadline: float = 1.0
+    store_url: str,
+    tmp_path: Path,
+    clock: FakeClock,
+    resolver: tuple[str, int],
+    *,
+    deadline: float = 1.0,
+    dns_wait: float = WAIT_BUDGET,
 ) -> Client:
     """A client behind the proxy at 10.0.0.2 (trusted), of an app that asks ``resolver`` about crawlers."""
     settings = Settings(
@@ -117,6 +123,7 @@ def gate_client(
         trusted_proxies=(ip_network("10.0.0.0/8"),),
         dns_resolver=resolver,
         decide_deadline_seconds=deadline,
+        dns_wait_seconds=dns_wait,
     )
     return AsyncTestClient(AtPeer(create_app(settings, clock=clock), PROXY))
 
@@ -125,8 +132,12 @@ def gate_client(
 async def client(
     zone: tuple[Zone, tuple[str, int]], store_url: str, tmp_path: Path, clock: FakeClock, services: Services
 ) -> AsyncIterator[Client]:
-    """A client of an app whose crawler checks ask ``zone``'s server; sites news and blog exist."""
-    async with gate_client(store_url, tmp_path, clock, zone[1]) as test_client:
+    """A client of an app whose crawler checks ask ``zone``'s server; sites news and blog exist.
+
+    Views wait up to 10 s for the DNS answer, so that a loaded machine's slow answer is not taken
+    for a late one: the tests of the wait use a server that never answers.
+    """
+    async with gate_client(store_url, tmp_path, clock, zone[1], dns_wait=10.0) as test_client:
         await make_world(services)
         yield test_client
 
@@ -382,6 +393,12 @@ def test_each_default_crawler_has_documented_domains() -> None:
 def test_the_dns_resolver_setting(value: str, parsed: tuple[str, int]) -> None:
     """SUPPORTGATE_DNS_RESOLVER takes an IP address with an optional port (IPv6 in brackets)."""
     assert Settings.from_env({"SUPPORTGATE_DNS_RESOLVER": value}).dns_resolver == parsed
+
+
+def test_the_dns_wait_setting() -> None:
+    """SUPPORTGATE_DNS_WAIT_MS sets the wait in milliseconds; 150 ms by default."""
+    assert Settings.from_env({}).dns_wait_seconds == WAIT_BUDGET
+    assert Settings.from_env({"SUPPORTGATE_DNS_WAIT_MS": "400"}).dns_wait_seconds == 0.4
 
 
 @pytest.mark.parametrize("value", ["dns.example:53", "127.0.0.1:0", "127.0.0.1:99999", "[::1", "::1:53x"])

@@ -8,6 +8,7 @@ import re
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 from litestar import Litestar
@@ -54,7 +55,7 @@ async def test_the_page_offers_both_downloads_and_the_steps(built: Client, setti
     texts = TEXTS["en"]
     assert f"<h1>{texts.title}</h1>" in page
     for path in DOWNLOADS.values():
-        assert f'href="{path}"' in page
+        assert f'href="{path.removeprefix("/")}"' in page
     assert settings.public_url in page
     for needed in ("<code>chrome://extensions</code>", "Developer mode", "Load unpacked", "about:config"):
         assert needed in page
@@ -63,15 +64,27 @@ async def test_the_page_offers_both_downloads_and_the_steps(built: Client, setti
     assert "data-unavailable" not in page
     assert "<script" not in page
     images = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)
-    assert [src for src, _ in images] == [f"/extension/img/{name}" for name in SCREENSHOTS]
+    assert [src for src, _ in images] == [f"extension/img/{name}" for name in SCREENSHOTS]
     assert all(alt.strip() for _, alt in images)
+
+
+@pytest.mark.parametrize("path", ["/extension", "/extension/"])
+async def test_the_pages_links_work_under_a_sites_prefix(built: Client, path: str) -> None:
+    """Pictures and zips are linked relatively: reached as <prefix>/extension via a site's proxy, they resolve there."""
+    page = (await built.get(path)).text
+    links = re.findall(r'<img src="([^"]+)"', page) + re.findall(r'<a class="download" href="([^"]+)"', page)
+    assert len(links) == len(SCREENSHOTS) + len(DOWNLOADS)
+    for link in links:
+        proxied = urljoin("https://news.example/sg" + path, link)
+        assert proxied.startswith("https://news.example/sg/extension/"), proxied
+        assert (await built.get(proxied.removeprefix("https://news.example/sg"))).status_code == 200, link
 
 
 async def test_every_screenshot_the_page_shows_is_served_small(built: Client) -> None:
     """Each image the page references is a PNG under 100 KB, served with nosniff."""
     page = (await built.get("/extension")).text
     for src in re.findall(r'<img src="([^"]+)"', page):
-        image = await built.get(src)
+        image = await built.get(urljoin("/extension", src))
         assert image.status_code == 200, src
         assert image.headers["content-type"] == "image/png"
         assert image.content.startswith(b"\x89PNG\r\n\x1a\n")

@@ -105,7 +105,7 @@ class Services:
         hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping)
         access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
         pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
-        crawlers = CrawlerCheck(clock, resolver=settings.dns_resolver)
+        crawlers = CrawlerCheck(clock, resolver=settings.dns_resolver, budget=settings.dns_wait_seconds)
         return cls(
             store=store,
             vault=vault,

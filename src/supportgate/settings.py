@@ -72,6 +72,7 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     """Proxies whose ``Forwarded`` / ``X-Forwarded-For`` name the client; none: the peer is the client."""
     dns_resolver: tuple[str, int] | None = None
+    dns_wait_seconds: float = 0.15
     """The DNS server (address, port) that crawlers' addresses are checked against; none: the system's resolver."""
     master_key: bytes | None = field(default=None, repr=False)
     """The 32-byte key that seals the secrets kept in the store; none uses the key file in the data dir."""
@@ -117,6 +118,8 @@ class Settings:
             ),
             trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
             dns_resolver=_host_port("DNS_RESOLVER", get("DNS_RESOLVER")),
+            dns_wait_seconds=_positive_int("DNS_WAIT_MS", get("DNS_WAIT_MS"), int(defaults.dns_wait_seconds * 1000))
+            / 1000,
             master_key=_master_key_setting("MASTER_KEY", get("MASTER_KEY")),
             new_master_key=_master_key_setting("NEW_MASTER_KEY", get("NEW_MASTER_KEY")),
         )

@@ -86,7 +86,7 @@ def test_the_install_page_passes_axe_and_fits_a_phone(no_blocker: Any, demo: Dem
     no_blocker.set_viewport_size({"width": 360, "height": 740})
     no_blocker.goto(demo.url("/extension?site=demo"))
     loaded = poll(no_blocker, IMAGES_LOADED, "the page's images")
-    assert [src for src, _ in loaded] == [f"/extension/img/{name}" for name in SCREENSHOTS]
+    assert [src for src, _ in loaded] == [f"extension/img/{name}" for name in SCREENSHOTS]
     assert all(width > 0 for _, width in loaded), loaded
     assert no_blocker.evaluate("document.documentElement.scrollWidth") <= 360
     no_blocker.evaluate(axe_source + "\n;undefined")  # evaluated by the test, outside the page's CSP

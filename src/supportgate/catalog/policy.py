@@ -19,6 +19,7 @@ __all__ = [
     "Policy",
     "Theme",
     "check_policy",
+    "gate_base",
 ]
 
 Entitlement = Annotated[
@@ -119,6 +120,15 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Colours and logo of the wall."""
     support_url: Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=500)] | None = None
     """Where "Become a supporter" leads."""
+    first_party_url: Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=500)] | None = None
+    """The URL on one of the site's origins where its own proxy serves the gate (``https://news.example/sg/``):
+    gate.js, its probes, decide, reports, events and the wall then use it, so a blocker sees the site, not a
+    third party. None: the gate's own URL."""
+
+
+def gate_base(policy: Policy, gate_url: str) -> str:
+    """Where the site's readers reach the gate, without a trailing slash: its first-party URL, or ``gate_url``."""
+    return (policy.first_party_url or gate_url).rstrip("/")
 
 
 def check_policy(policy: Policy) -> Policy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ __all__ = ["SiteService", "normalise_origin"]
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Site).decode
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_FIRST_PARTY_PATH = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+/")
+"""One or more path segments of unreserved characters, none starting with a dot (so no ``..``), and a final ``/``."""
 
 
 def normalise_origin(origin: str, *, field: str) -> str:
@@ -53,6 +56,32 @@ def normalise_origin(origin: str, *, field: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def _first_party_url(url: str, origins: list[str]) -> str:
+    """``url`` as ``<one of origins>/<path>/``, canonical; BadRequest naming ``policy.first_party_url`` otherwise.
+
+    The path must be the site's own proxy's prefix for the gate: at least one segment, ending in
+    ``/``, with no query, fragment, credentials, dot segments or characters that need escaping.
+    """
+    field = "policy.first_party_url"
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or url.endswith(("?", "#")) or not _FIRST_PARTY_PATH.fullmatch(parts.path):
+        raise BadRequest(
+            f"{field}: {url!r} is not a URL such as https://news.example/sg/ (the path where the site's"
+            " proxy serves the gate: one or more segments ending in '/', no query or fragment)"
+        )
+    origin = normalise_origin(f"{parts.scheme}://{parts.netloc}", field=field)
+    if origin not in origins:
+        raise BadRequest(f"{field}: {url!r} is not on one of the site's origins ({', '.join(origins)})")
+    return origin + parts.path
+
+
+def _with_first_party(policy: Policy, origins: list[str]) -> Policy:
+    """``policy`` with its first-party URL checked against ``origins`` and made canonical."""
+    if policy.first_party_url is None:
+        return policy
+    return msgspec.structs.replace(policy, first_party_url=_first_party_url(policy.first_party_url, origins))
+
+
 def _origins(values: list[str]) -> list[str]:
     return list(dict.fromkeys(normalise_origin(v, field=f"origins[{i}]") for i, v in enumerate(values)))
 
@@ -68,11 +97,12 @@ class SiteService:
     async def create(self, data: SiteIn, *, actor: str) -> Site:
         """Add a site; Conflict if the id is taken."""
         now = self._clock()
+        origins = _origins(data.origins)
         site = Site(
             id=data.id,
             name=data.name,
-            origins=_origins(data.origins),
-            policy=check_policy(data.policy),
+            origins=origins,
+            policy=_with_first_party(check_policy(data.policy), origins),
             created_at=now,
             updated_at=now,
         )
@@ -120,6 +150,11 @@ class SiteService:
                 changes["origins"] = _origins(patch.origins)
             if isinstance(patch.policy, dict):
                 changes["policy"] = _merge_policy(before.policy, patch.policy)
+            if changes.keys() & {"origins", "policy"}:
+                # New origins must still hold the first-party URL, and a new URL must be on them.
+                changes["policy"] = _with_first_party(
+                    changes.get("policy", before.policy), changes.get("origins", before.origins)
+                )
             after = msgspec.structs.replace(before, **changes, updated_at=now)
             begin(pipe)
             pipe.set(key, _encode(after))

@@ -30,6 +30,7 @@ from litestar.response import Redirect, Stream
 from supportgate.catalog.api_keys import ApiKeys
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.key_rotation import KeyRotation
+from supportgate.catalog.policy import gate_base
 from supportgate.catalog.schemas import (
     Site,
     SiteIn,
@@ -781,6 +782,7 @@ async def _site(
         status=status,
         title=f"Site {site.name}",
         site=site,
+        script_url=f"{gate_base(site.policy, _settings(request).public_url)}/v1/sites/{site.id}/gate.js",
         site_keys=await api_keys.list("site", site=site_id),
         languages=sorted(LANGUAGES),
         preview=preview if preview in LANGUAGES else "en",
@@ -811,6 +813,7 @@ async def change_site(request: AnyRequest, site_id: IdPath, sites: NamedDependen
             "exempt_paths": _lines(_text(form, "exempt_paths")),
             "unlock_entitlement": _text(form, "unlock_entitlement"),
             "support_url": _text(form, "support_url") or None,
+            "first_party_url": _text(form, "first_party_url") or None,
         }
         patch = _convert(
             {"name": _text(form, "name"), "origins": _lines(_text(form, "origins")), "policy": policy}, SitePatch

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Final
 
 from supportgate.catalog.api_keys import ApiKeys
-from supportgate.catalog.policy import Policy
+from supportgate.catalog.policy import Policy, gate_base
 from supportgate.catalog.schemas import Site
 from supportgate.catalog.sites import SiteService
 from supportgate.clock import Clock
@@ -52,7 +52,7 @@ class GatedSite:
     crawler_networks: tuple[IpNetwork, ...]
     """Ranges whose claimed crawlers are let through without a DNS check."""
     interstitial_url: str
-    """The wall's URL, without ``lang``."""
+    """The wall's URL, without ``lang``: on the site's first-party URL when its policy has one."""
 
     @classmethod
     def prepare(cls, site: Site, *, public_url: str) -> GatedSite:
@@ -66,7 +66,7 @@ class GatedSite:
             crawler_agents=tuple(agent.lower() for agent in policy.crawlers.user_agents),
             crawler_domains=tuple(crawler_domains(agent) for agent in policy.crawlers.user_agents),
             crawler_networks=tuple(ipaddress.ip_network(cidr, strict=False) for cidr in policy.crawlers.ip_ranges),
-            interstitial_url=f"{public_url}/v1/sites/{site.id}/interstitial",
+            interstitial_url=f"{gate_base(policy, public_url)}/v1/sites/{site.id}/interstitial",
         )
 
     @property

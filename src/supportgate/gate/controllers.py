@@ -18,6 +18,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.types import HTTPScope, Receive, Scope, Send
 
+from supportgate.catalog.policy import gate_base
 from supportgate.errors import Forbidden
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
@@ -218,9 +219,13 @@ async def gate_script(
         HeaderParameter(name="If-None-Match", description="ETags of copies the client holds; a match answers 304."),
     ] = None,
 ) -> Response[bytes]:
-    """``gate.js`` with the site and gate built in; gzipped when asked, with an ETag and a 5-minute cache."""
-    await access.current(site)
-    script = script_for(site, _gate_url(request))
+    """``gate.js`` with the site and gate built in; gzipped when asked, with an ETag and a 5-minute cache.
+
+    The gate built in is the site's first-party URL when its policy has one: every request the
+    script makes then goes to the site's own origin.
+    """
+    found = await access.current(site)
+    script = script_for(site, gate_base(found.policy, _gate_url(request)))
     gzipped = accepts_gzip(request.headers.get("accept-encoding"))
     body, etag = (script.gzipped, script.gzipped_etag) if gzipped else (script.body, script.etag)
     headers = {**_SCRIPT_HEADERS, "ETag": etag, "Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
+from supportgate.catalog.policy import gate_base
 from supportgate.catalog.schemas import Site
 from supportgate.gate.messages import negotiate_language, texts_for
 
@@ -46,7 +47,8 @@ def render_interstitial(site: Site, lang: str | None, *, fragment: bool, gate_ur
         lang: the reader's language tag (``de``, ``de-AT``); none, or one not built in, gives English.
             The site's messages for the exact tag win over those for its language.
         fragment: the dialog alone, for ``gate.js`` to place, instead of a page that loads ``gate.js``.
-        gate_url: the gate's public URL, for the page's ``gate.js``.
+        gate_url: the gate's public URL, for the page's ``gate.js`` and the install link; a site whose
+            policy has a ``first_party_url`` gets that instead, as ``gate.js`` and decide do.
     """
     language, tag = negotiate_language(lang, None)
     theme = site.policy.theme
@@ -60,5 +62,5 @@ def render_interstitial(site: Site, lang: str | None, *, fragment: bool, gate_ur
         support_url=site.policy.support_url,
         site_id=site.id,
         site_name=site.name,
-        gate_url=gate_url.rstrip("/"),
+        gate_url=gate_base(site.policy, gate_url),
     )

@@ -106,11 +106,17 @@ async def install_page(
         except (NotFound, StoreUnavailable):
             site_name = None  # the page helps without the name too
     offered = _downloads(request.app.state).by_browser
+    # Relative links: a site that serves the gate under a prefix of its own (policy.first_party_url)
+    # sends readers here as <prefix>/extension, and the pictures and zips must come the same way.
+    links = "" if request.scope.get("raw_path", b"").endswith(b"/") else "extension/"
     page = render_install_page(
         language,
         gate_url=settings.public_url,
         site_name=site_name,
-        downloads=dict(DOWNLOADS) if offered else None,
+        downloads={browser: links + path.removeprefix("/extension/") for browser, path in DOWNLOADS.items()}
+        if offered
+        else None,
+        links=links,
     )
     headers = {"Content-Language": language, "Vary": "Accept-Language", "Cache-Control": "public, max-age=60"}
     return Response(page, headers=headers, media_type=MediaType.HTML)

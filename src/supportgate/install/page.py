@@ -148,7 +148,12 @@ _templates.filters["filled"] = _filled
 
 
 def render_install_page(
-    language: str, *, gate_url: str, site_name: str | None, downloads: dict[str, str] | None
+    language: str,
+    *,
+    gate_url: str,
+    site_name: str | None,
+    downloads: dict[str, str] | None,
+    links: str = "/extension/",
 ) -> str:
     """The install page in ``language`` (a key of the wall's languages; others give English).
 
@@ -157,6 +162,8 @@ def render_install_page(
         gate_url: this gate's public URL, which the packages are built for.
         site_name: the site that sent the reader here, to name it; None for none.
         downloads: each browser's download path, or None when this gate has no packages.
+        links: what the page's own links (its pictures) start with; relative (``extension/``) when the
+            page may be reached through a site's first-party prefix.
     """
     texts = TEXTS.get(language) or TEXTS[DEFAULT_LANGUAGE]
     return _templates.get_template("install/extension.html").render(
@@ -165,5 +172,6 @@ def render_install_page(
         gate_url=gate_url,
         site_name=site_name,
         downloads=downloads,
+        links=links,
         screenshots={name: (name, _png_size(name)) for name in SCREENSHOTS},
     )
