@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 from supportgate.app import create_app
 from supportgate.services import Services
 from supportgate.settings import Settings
+from supportgate.store import names
 from tests.conftest import FakeClock
 from tests.smtp_helpers import Recorder, StartServer
 
@@ -459,3 +460,27 @@ async def test_a_new_supporter_from_stripe_gets_the_welcome_mail(
         assert (await deliver(client, later)).json()["handled"] is True
         await asyncio.sleep(0.5)
         assert len(recorder.delivered) == 1
+
+
+async def test_the_console_tier_form_maps_prices(client: Client, services: Services) -> None:
+    """The console's tier forms set and show stripe_price_ids; a price another tier has is shown as the 409."""
+    from tests.test_console import sign_in  # noqa: PLC0415 - the console's sign-in, as a browser does it
+
+    key = (await services.api_keys.create("admin", name="console", actor="cli")).key
+    csrf = await sign_in(client, key)
+    fields = {"csrf": csrf, "name": "Gold", "entitlements": "adblock_ok", "max_devices": "2"}
+    made = await client.post(
+        "/admin/tiers", data={**fields, "id": "gold", "stripe_price_ids": f"{GOLD_PRICE}, price_1Qb"}
+    )
+    assert made.status_code == 200, made.text
+    assert (await services.tiers.get("gold")).stripe_price_ids == [GOLD_PRICE, "price_1Qb"]
+    assert f"{GOLD_PRICE}, price_1Qb" in (await client.get("/admin/tiers")).text
+    clash = await client.post("/admin/tiers", data={**fields, "id": "other", "stripe_price_ids": "price_1Qb"})
+    assert clash.status_code == 409
+    assert "price_1Qb" in clash.text
+    assert not await services.tiers.exists("other")
+    edited = await client.post("/admin/tiers/gold", data={**fields, "stripe_price_ids": SILVER_PRICE})
+    assert edited.status_code == 200
+    assert (await services.tiers.get("gold")).stripe_price_ids == [SILVER_PRICE]
+    assert await services.store.redis.get(names.stripe_price(GOLD_PRICE)) is None
+    assert await services.store.redis.get(names.stripe_price(SILVER_PRICE)) == b"gold"

@@ -94,11 +94,6 @@ class TierService:
         await self._store.atomically(change, key, *price_keys)
         return tier
 
-    async def tier_for_price(self, price_id: str) -> str | None:
-        """The id of the tier a Stripe price grants, if one does."""
-        raw = await self._store.redis.get(names.stripe_price(price_id))
-        return text(raw) if raw is not None else None
-
     async def get(self, tier_id: str) -> Tier:
         """One tier with its supporter count; NotFound if there is none."""
         redis = self._store.redis
