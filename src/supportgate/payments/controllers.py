@@ -95,18 +95,24 @@ async def stripe_webhook(request: Request[Any, Any, Any], payments: NamedDepende
         raise NotFound("Not Found", title="Not Found")
     body = await request.body()
     require_json(request.headers.get("content-type"))
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The body is not valid JSON: it is not UTF-8 ({exc.reason}).", title="Invalid request"
+        ) from None
+    # Decoding first names what is wrong with a malformed body; nothing is acted on before the signature.
+    event = decode_strict(body, StripeEvent)
     verify_signature(body, request.headers.get(_SIGNATURE_HEADER), secret)
-    return await payments.apply(decode_strict(body, StripeEvent))
+    return await payments.apply(event)
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
-    """Refuse (400, naming what is wrong) a body whose ``Stripe-Signature`` is missing, wrong or stale."""
+    """Refuse (400, naming what is wrong) a UTF-8 body whose ``Stripe-Signature`` is missing, wrong or stale."""
     if not header:
         raise _bad_signature(f"the {_SIGNATURE_HEADER} header is missing; Stripe signs every event it sends.")
     try:
         stripe.WebhookSignature.verify_header(body, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
-    except UnicodeDecodeError:
-        raise BadRequest("The body is not valid JSON: it is not UTF-8.", title="Invalid request") from None
     except stripe.SignatureVerificationError as exc:
         message = str(exc.user_message or exc)
         if "tolerance" in message:
