@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
+from supportgate.errors import SettingsError
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import names
@@ -484,3 +485,23 @@ async def test_the_console_tier_form_maps_prices(client: Client, services: Servi
     assert (await services.tiers.get("gold")).stripe_price_ids == [SILVER_PRICE]
     assert await services.store.redis.get(names.stripe_price(GOLD_PRICE)) is None
     assert await services.store.redis.get(names.stripe_price(SILVER_PRICE)) == b"gold"
+
+
+def test_the_stripe_settings_are_read_and_checked() -> None:
+    """The secret and day counts come from the environment; a secret not from Stripe or a bad count stops the start."""
+    env = {"SUPPORTGATE_STRIPE_WEBHOOK_SECRET": SECRET, "SUPPORTGATE_STRIPE_GRACE_DAYS": "0"}
+    read = Settings.from_env(env)
+    assert (read.stripe_webhook_secret, read.stripe_grace, read.stripe_one_off) == (
+        SECRET,
+        timedelta(0),
+        timedelta(days=30),
+    )
+    assert SECRET not in repr(read)
+    for name, value, said in [
+        ("STRIPE_WEBHOOK_SECRET", "sk_live_oops", "whsec_"),
+        ("STRIPE_GRACE_DAYS", "-1", "STRIPE_GRACE_DAYS"),
+        ("STRIPE_ONE_OFF_DAYS", "0", "STRIPE_ONE_OFF_DAYS"),
+        ("STRIPE_ONE_OFF_DAYS", "99999", "STRIPE_ONE_OFF_DAYS"),
+    ]:
+        with pytest.raises(SettingsError, match=said):
+            Settings.from_env({f"SUPPORTGATE_{name}": value})

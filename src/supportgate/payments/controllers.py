@@ -85,6 +85,7 @@ class _StripeEventOperation(Operation):
     operation_class=_StripeEventOperation,
     description=_DESCRIPTION,
     tags=("payments",),
+    response_description="The event was taken (Stripe does not send it again); `handled` says if it changed anything.",
     summary="Receive a Stripe event: grant, extend, move or end a supporter's support",
 )
 async def stripe_webhook(request: Request[Any, Any, Any], payments: NamedDependency[PaymentService]) -> Receipt:
