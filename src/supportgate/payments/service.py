@@ -66,21 +66,15 @@ class PaymentService:
     async def apply(self, event: StripeEvent) -> Receipt:
         """Apply ``event`` once; a redelivery, an older event, or one about nothing known writes nothing."""
         if event.type not in HANDLED_TYPES:
-            return Receipt(received=True, handled=False, detail=f"{event.type} is not an event supportgate acts on.")
+            return _unchanged(f"{event.type} is not an event supportgate acts on.")
         intent = read_event(event.type, event.data.object)
         if intent is None:
-            return Receipt(
-                received=True,
-                handled=False,
-                detail="The event asks for nothing supportgate does (not paid, or no price).",
-            )
+            return _unchanged("The event asks for nothing supportgate does (not paid, or no price).")
         email = None if isinstance(intent, SubscriptionChange) else intent.email
         try:
             address = normalise_email(email) if email else None
         except BadRequest:
-            return Receipt(
-                received=True, handled=False, detail="The event's email address is not one supportgate can grant to."
-            )
+            return _unchanged("The event's email address is not one supportgate can grant to.")
         outcome = await self._store.atomically(
             lambda pipe: self._change(pipe, event, intent, address), *_watched(event, intent, address)
         )
@@ -95,22 +89,14 @@ class PaymentService:
         self, pipe: Pipeline, event: StripeEvent, intent: Payment | Link | SubscriptionChange, address: str | None
     ) -> _Outcome:
         if await pipe.exists(names.stripe_event(event.id)):
-            return _Outcome(
-                Receipt(received=True, handled=False, detail="This event was applied already; nothing changed.")
-            )
+            return _Outcome(_unchanged("This event was applied already; nothing changed."))
         subscription = intent.subscription
         known: dict[str, str] = {}
         if subscription:
             stored = await pipe.hgetall(names.stripe_subscription(subscription))
             known = {text(field): text(value) for field, value in stored.items()}
         if int(known.get("applied", "0")) > event.created:
-            return _Outcome(
-                Receipt(
-                    received=True,
-                    handled=False,
-                    detail="A newer event about this subscription was applied; this one is older.",
-                )
-            )
+            return _Outcome(_unchanged("A newer event about this subscription was applied; this one is older."))
         supporter = await self._holder(pipe, address, known.get("supporter"), intent.customer)
         if isinstance(intent, Link):
             return await self._link(pipe, event, intent, supporter)
@@ -138,13 +124,7 @@ class PaymentService:
 
     async def _link(self, pipe: Pipeline, event: StripeEvent, intent: Link, supporter: Supporter | None) -> _Outcome:
         if supporter is None:
-            return _Outcome(
-                Receipt(
-                    received=True,
-                    handled=False,
-                    detail="No supporter has this address yet; the subscription's invoice grants.",
-                )
-            )
+            return _Outcome(_unchanged("No supporter has this address yet; the subscription's invoice grants."))
         begin(pipe)
         self._remember(pipe, event, supporter.id, intent.subscription, intent.customer)
         self._audit.record(
@@ -155,7 +135,7 @@ class PaymentService:
             target=f"supporter:{supporter.id}",
             after={"stripe_event": _about(event), "subscription": intent.subscription, "customer": intent.customer},
         )
-        return _Outcome(Receipt(received=True, handled=True, detail="The subscription is linked to its supporter."))
+        return _Outcome(_applied("The subscription is linked to its supporter."))
 
     async def _pay(
         self, pipe: Pipeline, event: StripeEvent, intent: Payment, address: str | None, supporter: Supporter | None
@@ -163,16 +143,12 @@ class PaymentService:
         tiers = await pipe.mget([names.stripe_price(line.price) for line in intent.lines])
         paid = [(line, text(tier)) for line, tier in zip(intent.lines, tiers, strict=True) if tier is not None]
         if not paid:
-            return _Outcome(
-                Receipt(received=True, handled=False, detail="No tier has the price paid for; nothing changed.")
-            )
+            return _Outcome(_unchanged("No tier has the price paid for; nothing changed."))
         line, tier = max(paid, key=lambda found: found[0].period_end.timestamp() if found[0].period_end else 0)
         now = self._clock()
         if supporter is None:
             if address is None:
-                return _Outcome(
-                    Receipt(received=True, handled=False, detail="The payment names no email address to grant to.")
-                )
+                return _Outcome(_unchanged("The payment names no email address to grant to."))
             return self._grant(pipe, event, intent, address, tier, self._paid_until(line, None, now), now)
         until = None if supporter.expires_at is None else self._paid_until(line, supporter.expires_at, now)
         return self._change_supporter(pipe, event, supporter, tier=tier, expires_at=until, links=intent)
@@ -195,9 +171,7 @@ class PaymentService:
         now: datetime,
     ) -> _Outcome:
         if until <= now:
-            return _Outcome(
-                Receipt(received=True, handled=False, detail="The period paid for is over; nothing granted.")
-            )
+            return _Outcome(_unchanged("The period paid for is over; nothing granted."))
         supporter = Supporter(
             id=secrets.token_hex(8),
             email=address,
@@ -222,17 +196,13 @@ class PaymentService:
             target=f"supporter:{supporter.id}",
             after=_with_event(supporter, event),
         )
-        return _Outcome(Receipt(received=True, handled=True, detail=f"Granted tier {tier!r}."), None, supporter)
+        return _Outcome(_applied(f"Granted tier {tier!r}."), None, supporter)
 
     async def _subscription_changed(
         self, pipe: Pipeline, event: StripeEvent, intent: SubscriptionChange, supporter: Supporter | None
     ) -> _Outcome:
         if supporter is None:
-            return _Outcome(
-                Receipt(
-                    received=True, handled=False, detail="No supporter pays through this subscription; nothing changed."
-                )
-            )
+            return _Outcome(_unchanged("No supporter pays through this subscription; nothing changed."))
         tiers = await pipe.mget([names.stripe_price(price) for price in intent.prices]) if intent.prices else []
         tier = next((text(found) for found in tiers if found is not None), supporter.tier)
         expires_at = intent.ends_at if intent.ends_at is not None else supporter.expires_at
@@ -254,9 +224,7 @@ class PaymentService:
         begin(pipe)
         self._remember(pipe, event, before.id, links.subscription, links.customer)
         if not changed:
-            return _Outcome(
-                Receipt(received=True, handled=False, detail="The supporter already has what the event says.")
-            )
+            return _Outcome(_unchanged("The supporter already has what the event says."))
         pipe.set(names.supporter(before.id), _encode(after))
         if after.tier != before.tier:
             member = member_key(before.created_at, before.id)
@@ -271,7 +239,7 @@ class PaymentService:
             before=before,
             after=_with_event(after, event),
         )
-        return _Outcome(Receipt(received=True, handled=True, detail=_said(before, after)), before, after)
+        return _Outcome(_applied(_said(before, after)), before, after)
 
     def _remember(
         self, pipe: Pipeline, event: StripeEvent, supporter_id: str, subscription: str | None, customer: str | None
@@ -300,6 +268,14 @@ def _watched(event: StripeEvent, intent: Payment | Link | SubscriptionChange, ad
         prices = list(intent.prices)
     keys.extend(names.stripe_price(price) for price in prices)
     return keys
+
+
+def _unchanged(why: str) -> Receipt:
+    return Receipt(received=True, handled=False, detail=why)
+
+
+def _applied(what: str) -> Receipt:
+    return Receipt(received=True, handled=True, detail=what)
 
 
 def _about(event: StripeEvent) -> dict[str, str]:
