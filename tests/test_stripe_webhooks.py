@@ -505,3 +505,15 @@ def test_the_stripe_settings_are_read_and_checked() -> None:
     ]:
         with pytest.raises(SettingsError, match=said):
             Settings.from_env({f"SUPPORTGATE_{name}": value})
+
+
+async def test_racing_deliveries_apply_once(paying: Client) -> None:
+    """The same new-supporter event delivered several times at once creates one supporter and one audit entry."""
+    answers = await asyncio.gather(*(deliver(paying, invoice_paid("evt_race")) for _ in range(4)))
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert sorted(answer.json()["handled"] for answer in answers) == [False, False, False, True]
+    granted = await supporter(paying)
+    audit = (await paying.get("/v1/admin/audit", params={"actor": "stripe"})).json()["items"]
+    assert [(entry["action"], entry["target"]) for entry in audit] == [
+        ("supporter.create", f"supporter:{granted['id']}")
+    ]
