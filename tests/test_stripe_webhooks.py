@@ -517,3 +517,23 @@ async def test_racing_deliveries_apply_once(paying: Client) -> None:
     assert [(entry["action"], entry["target"]) for entry in audit] == [
         ("supporter.create", f"supporter:{granted['id']}")
     ]
+
+
+async def test_an_event_that_changed_nothing_does_not_make_older_ones_stale(paying: Client) -> None:
+    """A checkout that only links a subscription, made after its invoice but delivered first, lets the invoice apply."""
+    await deliver(paying, invoice_paid("evt_first", subscription="sub_1Qold"))
+    session = {
+        "id": "cs_test_c1",
+        "object": "checkout.session",
+        "mode": "subscription",
+        "payment_status": "paid",
+        "customer": "cus_Fan",
+        "customer_details": {"email": ADDRESS},
+        "subscription": "sub_1Qfan",
+    }
+    linked = await deliver(paying, envelope("evt_cs", "checkout.session.completed", session, created=1_766_600_010))
+    assert linked.json()["handled"] is True
+    later = PERIOD_END + timedelta(days=31)
+    invoice = invoice_paid("evt_new_sub", period_end=later, subscription="sub_1Qfan", created=1_766_600_000)
+    assert (await deliver(paying, invoice)).json()["handled"] is True
+    assert (await supporter(paying))["expires_at"] == zulu(later + timedelta(days=3))

@@ -126,7 +126,7 @@ class PaymentService:
         if supporter is None:
             return _Outcome(_unchanged("No supporter has this address yet; the subscription's invoice grants."))
         begin(pipe)
-        self._remember(pipe, event, supporter.id, intent.subscription, intent.customer)
+        self._remember(pipe, event, supporter.id, intent.subscription, intent.customer, changed=False)
         self._audit.record(
             pipe,
             at=self._clock(),
@@ -187,7 +187,7 @@ class PaymentService:
         pipe.set(names.email(address), supporter.id)
         pipe.zadd(names.supporters(), {member: 0})
         pipe.zadd(names.tier_members(tier), {member: 0})
-        self._remember(pipe, event, supporter.id, intent.subscription, intent.customer)
+        self._remember(pipe, event, supporter.id, intent.subscription, intent.customer, changed=True)
         self._audit.record(
             pipe,
             at=now,
@@ -222,7 +222,7 @@ class PaymentService:
         after = msgspec.structs.replace(before, tier=tier, expires_at=expires_at, updated_at=now)
         changed = (after.tier, after.expires_at) != (before.tier, before.expires_at)
         begin(pipe)
-        self._remember(pipe, event, before.id, links.subscription, links.customer)
+        self._remember(pipe, event, before.id, links.subscription, links.customer, changed=changed)
         if not changed:
             return _Outcome(_unchanged("The supporter already has what the event says."))
         pipe.set(names.supporter(before.id), _encode(after))
@@ -242,14 +242,25 @@ class PaymentService:
         return _Outcome(_applied(_said(before, after)), before, after)
 
     def _remember(
-        self, pipe: Pipeline, event: StripeEvent, supporter_id: str, subscription: str | None, customer: str | None
+        self,
+        pipe: Pipeline,
+        event: StripeEvent,
+        supporter_id: str,
+        subscription: str | None,
+        customer: str | None,
+        *,
+        changed: bool,
     ) -> None:
-        """Queue the event's id, and which supporter its subscription and customer pay for."""
+        """Queue the event's id, and which supporter its subscription and customer pay for.
+
+        Only an event that ``changed`` the supporter sets the subscription's order: one that changed
+        nothing (a link, a repeat) must not make an older event that does change something look stale.
+        """
         pipe.set(names.stripe_event(event.id), event.type, ex=EVENT_MEMORY)
         if subscription:
             pipe.hset(
                 names.stripe_subscription(subscription),
-                mapping={"supporter": supporter_id, "applied": str(event.created)},
+                mapping={"supporter": supporter_id, **({"applied": str(event.created)} if changed else {})},
             )
         if customer:
             pipe.set(names.stripe_customer(customer), supporter_id)
