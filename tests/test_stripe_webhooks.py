@@ -537,3 +537,15 @@ async def test_an_event_that_changed_nothing_does_not_make_older_ones_stale(payi
     invoice = invoice_paid("evt_new_sub", period_end=later, subscription="sub_1Qfan", created=1_766_600_000)
     assert (await deliver(paying, invoice)).json()["handled"] is True
     assert (await supporter(paying))["expires_at"] == zulu(later + timedelta(days=3))
+
+
+async def test_a_proration_invoice_grants_the_new_price(paying: Client) -> None:
+    """An invoice after a plan change credits the old price (a negative line) and charges the new: the new counts."""
+    await deliver(paying, invoice_paid("evt_paid"))
+    prorated = invoice_paid("evt_prorated", price=SILVER_PRICE, created=1_764_000_900)
+    lines = prorated["data"]["object"]["lines"]["data"]
+    credit = {**lines[0], "id": "il_credit", "amount": -250, "pricing": {"price_details": {"price": GOLD_PRICE}}}
+    lines.insert(0, credit)
+    lines.append({**credit, "id": "il_credit_again"})
+    assert (await deliver(paying, prorated)).json()["handled"] is True
+    assert (await supporter(paying))["tier"] == "silver"

@@ -140,9 +140,15 @@ def _checkout(session: dict[str, Any]) -> Intent | None:
 
 
 def _invoice(invoice: dict[str, Any]) -> Payment | None:
-    """A paid invoice: each line's price, paid until the line's period ends."""
+    """A paid invoice: each line's price, paid until the line's period ends.
+
+    A credit line (a negative amount: the unused time of the price left, when a plan changes) pays
+    for nothing and is skipped.
+    """
     lines = tuple(
-        Line(price, _time(line, "period", "end")) for line in _list(invoice, "lines") if (price := _price(line))
+        Line(price, _time(line, "period", "end"))
+        for line in _list(invoice, "lines")
+        if (price := _price(line)) and not _credit(line)
     )
     subscription = (
         _ref(invoice, "subscription")
@@ -176,6 +182,11 @@ def _period_end(subscription: dict[str, Any]) -> datetime | None:
 def _price(item: dict[str, Any]) -> str | None:
     """The price id of an invoice line, a subscription item or a Checkout line item, wherever its version puts it."""
     return _ref(item, "price") or _ref(item, "pricing", "price_details", "price") or _ref(item, "plan")
+
+
+def _credit(line: dict[str, Any]) -> bool:
+    amount = line.get("amount")
+    return isinstance(amount, int) and amount < 0
 
 
 def _line_subscription(line: dict[str, Any]) -> str | None:

@@ -144,7 +144,11 @@ class PaymentService:
         paid = [(line, text(tier)) for line, tier in zip(intent.lines, tiers, strict=True) if tier is not None]
         if not paid:
             return _Outcome(_unchanged("No tier has the price paid for; nothing changed."))
-        line, tier = max(paid, key=lambda found: found[0].period_end.timestamp() if found[0].period_end else 0)
+        # The line paying for the latest period counts; of lines ending together, the last one.
+        _, line, tier = max(
+            ((index, line, tier) for index, (line, tier) in enumerate(paid)),
+            key=lambda found: (found[1].period_end.timestamp() if found[1].period_end else 0, found[0]),
+        )
         now = self._clock()
         if supporter is None:
             if address is None:
