@@ -10,11 +10,23 @@ import redis
 
 from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from supportgate.services import Services
+from supportgate.settings import Settings
 from supportgate.store import names
 from tests.gate_helpers import NEWS_ORIGIN, Client, World, make_world
 
 NOT_UTF8 = b'{"\xff@example.com": 1}'
 _PATH_PARAMETERS = {"{tier_id}": "supporter", "{site_id}": "news", "{site}": "news"}
+
+
+@pytest.fixture
+def settings(store_url: str, tmp_path: Path) -> Settings:
+    """The suite's settings with a Stripe signing secret, so that the Stripe webhook is swept too."""
+    return Settings(
+        redis_url=store_url,
+        data_dir=tmp_path / "data",
+        decide_deadline_seconds=1.0,
+        stripe_webhook_secret="whsec_bad_input_sweep",
+    )
 
 
 @pytest.fixture
@@ -54,10 +66,14 @@ async def json_routes(client: Client, world: World, *, optional: bool = True) ->
 def everything(store_url: str) -> dict[bytes, Any]:
     """Every key in the store with its serialised value: two equal snapshots mean nothing was written.
 
-    Except when a key was last used: a refused request still used the key it was sent with.
+    Except when a key was last used: a refused request still used the key it was sent with. The mail
+    queue counts by its mails: its serialised form holds when the app's consumer last polled it.
     """
+    skipped = {names.key_last_used().encode(), names.mail_queue().encode()}
     with redis.Redis.from_url(store_url) as store:
-        return {key: store.dump(key) for key in sorted(store.keys("*")) if key != names.key_last_used().encode()}
+        state: dict[bytes, Any] = {key: store.dump(key) for key in sorted(store.keys("*")) if key not in skipped}
+        state[names.mail_queue().encode()] = store.xrange(names.mail_queue())
+        return state
 
 
 async def send(

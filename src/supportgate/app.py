@@ -38,6 +38,7 @@ from supportgate.http.problems import exception_handlers
 from supportgate.install.controllers import Downloads, document_downloads, install_router
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
+from supportgate.payments.controllers import MAX_STRIPE_EVENT_BYTES, stripe_webhook
 from supportgate.readers import codes
 from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
@@ -145,7 +146,8 @@ def create_app(
                     [("POST", "/v1/decide"), ("POST", "/v1/sites/{site}/reports"), ("POST", "/v1/sites/{site}/events")],
                     MAX_DECIDE_BYTES,
                 )
-                | {("POST", "/v1/admin/supporters/import"): MAX_IMPORT_BYTES},
+                | {("POST", "/v1/admin/supporters/import"): MAX_IMPORT_BYTES}
+                | {("POST", "/v1/webhooks/stripe"): MAX_STRIPE_EVENT_BYTES},
                 rate_limits=_rate_limits(settings),
             )
             if server_process:
@@ -173,6 +175,7 @@ def create_app(
             gate_assets_router,
             install_router,
             console_router,
+            stripe_webhook,
             *([demo_router] if demo else []),
         ],
         dependencies=_DEPENDENCIES,

@@ -28,6 +28,7 @@ from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
 from supportgate.mail_queue import MailQueue
+from supportgate.payments.service import PaymentService
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.dpop import DpopProofs
 from supportgate.readers.passes import PassService
@@ -78,6 +79,7 @@ class Services:
     supporter_csv: SupporterCsv
     events: EventService
     console_sessions: ConsoleSessions
+    payments: PaymentService
 
     @classmethod
     def build(
@@ -142,4 +144,7 @@ class Services:
             supporter_csv=SupporterCsv(store, supporters, audit, clock),
             events=EventService(stats, limiter),
             console_sessions=ConsoleSessions(store, api_keys, limiter, clock),
+            payments=PaymentService(
+                store, audit, supporters, clock, grace=settings.stripe_grace, one_off=settings.stripe_one_off
+            ),
         )

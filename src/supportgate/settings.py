@@ -30,6 +30,7 @@ __all__ = [
 
 _PREFIX = "SUPPORTGATE_"
 _MAX_AUDIT_RETENTION_DAYS = 36_500  # a century: longer is a typo, and dates past it overflow
+_MAX_STRIPE_DAYS = 3660  # ten years of grace or of a one-off payment: longer is a typo
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """An IP range, as ``SUPPORTGATE_TRUSTED_PROXIES`` lists them."""
@@ -78,6 +79,12 @@ class Settings:
     """The 32-byte key that seals the secrets kept in the store; none uses the key file in the data dir."""
     new_master_key: bytes | None = field(default=None, repr=False)
     """Only for ``admin rewrap-secrets``: the master key to seal the secrets under instead."""
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    """The signing secret (``whsec_…``) of the Stripe webhook endpoint; none: ``/v1/webhooks/stripe`` answers 404."""
+    stripe_grace_days: int = 3
+    """Days of support past the end of a paid Stripe subscription period, while Stripe retries a failed renewal."""
+    stripe_one_off_days: int = 30
+    """Days of support a one-off Stripe payment (a Checkout Session in ``payment`` mode) grants."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +129,11 @@ class Settings:
             / 1000,
             master_key=_master_key_setting("MASTER_KEY", get("MASTER_KEY")),
             new_master_key=_master_key_setting("NEW_MASTER_KEY", get("NEW_MASTER_KEY")),
+            stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
+            stripe_grace_days=_whole_days("STRIPE_GRACE_DAYS", get("STRIPE_GRACE_DAYS"), defaults.stripe_grace_days),
+            stripe_one_off_days=_positive_int(
+                "STRIPE_ONE_OFF_DAYS", get("STRIPE_ONE_OFF_DAYS"), defaults.stripe_one_off_days
+            ),
         )
         settings.validate()
         return settings
@@ -147,6 +159,16 @@ class Settings:
             )
         if self.smtp_url is not None:
             _check_smtp_url(self.smtp_url)
+        if self.stripe_webhook_secret is not None and not self.stripe_webhook_secret.startswith("whsec_"):
+            raise SettingsError(
+                f"{_PREFIX}STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret, starting with 'whsec_' "
+                "(Stripe dashboard: Developers, Webhooks, the endpoint, Signing secret)"
+            )
+        if not 0 <= self.stripe_grace_days <= _MAX_STRIPE_DAYS or not 1 <= self.stripe_one_off_days <= _MAX_STRIPE_DAYS:
+            raise SettingsError(
+                f"{_PREFIX}STRIPE_GRACE_DAYS must be 0 to {_MAX_STRIPE_DAYS} and {_PREFIX}STRIPE_ONE_OFF_DAYS "
+                f"1 to {_MAX_STRIPE_DAYS}, not {self.stripe_grace_days!r} and {self.stripe_one_off_days!r}"
+            )
         _check_mail_from(self.mail_from)
 
     def ensure_data_dir(self) -> Path:
@@ -180,6 +202,16 @@ class Settings:
         return timedelta(days=self.audit_retention_days)
 
     @property
+    def stripe_grace(self) -> timedelta:
+        """How long support lasts past the end of a paid Stripe subscription period."""
+        return timedelta(days=self.stripe_grace_days)
+
+    @property
+    def stripe_one_off(self) -> timedelta:
+        """How long a one-off Stripe payment grants support for."""
+        return timedelta(days=self.stripe_one_off_days)
+
+    @property
     def issuer(self) -> str:
         """The ``iss`` of every token the service signs."""
         return self.public_url
@@ -194,6 +226,18 @@ def _positive_int(name: str, raw: str | None, default: int) -> int:
         raise SettingsError(f"{_PREFIX}{name} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{_PREFIX}{name} must be positive, not {raw!r}")
+    return value
+
+
+def _whole_days(name: str, raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}{name} must be a whole number of days, not {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{_PREFIX}{name} must be 0 or more, not {raw!r}")
     return value
 
 

@@ -126,7 +126,7 @@ def supporter_forms(page: Any, demo: Demo, axe_source: str, screenshots: Path) -
 
 
 def tier_forms(page: Any, demo: Demo, axe_source: str) -> None:
-    """Tiers: create, edit."""
+    """Tiers: create, edit (with the Stripe prices that grant the tier)."""
     page.get_by_role("link", name="Tiers").click()
     page.wait_for_url(demo.url("/admin/tiers"))
     check_axe(page, axe_source)
@@ -137,9 +137,12 @@ def tier_forms(page: Any, demo: Demo, axe_source: str) -> None:
     expect(page.get_by_role("status")).to_have_text("Tier created.")
     check_axe(page, axe_source)
     page.get_by_label("Name").fill("Browser tier, renamed")
+    page.get_by_label("Stripe prices").fill("price_1Qbrowser, price_1Qyearly")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_have_text("Saved.")
-    assert demo.api.get("/v1/admin/tiers/browser-tier").json()["name"] == "Browser tier, renamed"
+    saved = demo.api.get("/v1/admin/tiers/browser-tier").json()
+    assert saved["name"] == "Browser tier, renamed"
+    assert saved["stripe_price_ids"] == ["price_1Qbrowser", "price_1Qyearly"]
 
 
 def site_forms(page: Any, demo: Demo, axe_source: str) -> None:

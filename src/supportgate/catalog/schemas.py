@@ -81,6 +81,24 @@ Origin = Annotated[
     ),
 ]
 SupporterStatus = Literal["active", "expired", "revoked"]
+StripePriceId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9_]{1,200}$",
+        description="A Stripe price id (or a legacy plan id): letters, digits and '_'.",
+        examples=["price_1QzX2aLkdIwHu7ix"],
+    ),
+]
+StripePriceIds = Annotated[
+    list[StripePriceId],
+    msgspec.Meta(
+        max_length=50,
+        description=(
+            "The Stripe prices whose payment grants this tier (docs/payments.md). A price grants one tier at most: "
+            "one another tier has is a 409."
+        ),
+    ),
+]
 
 
 class TierIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -92,6 +110,7 @@ class TierIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     entitlements: Entitlements
     max_devices: MaxDevices
     pass_ttl_seconds: PassTtl = int(PASS_LIFETIME.total_seconds())
+    stripe_price_ids: StripePriceIds = msgspec.field(default_factory=list)
 
 
 class TierPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -102,6 +121,7 @@ class TierPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     entitlements: Entitlements | UnsetType = UNSET
     max_devices: MaxDevices | UnsetType = UNSET
     pass_ttl_seconds: PassTtl | UnsetType = UNSET
+    stripe_price_ids: StripePriceIds | UnsetType = UNSET
 
 
 class Tier(msgspec.Struct, kw_only=True):
@@ -115,6 +135,8 @@ class Tier(msgspec.Struct, kw_only=True):
     pass_ttl_seconds: int
     created_at: datetime
     updated_at: datetime
+    stripe_price_ids: list[str] = msgspec.field(default_factory=list)
+    """The Stripe prices whose payment grants this tier; empty when none does."""
     supporters: int = 0
     """How many supporters are on this tier (not stored; counted when read)."""
 

@@ -72,6 +72,11 @@ class SupporterService:
         """Tell the listeners of a change stored by another writer (an import), as of now."""
         await self._changed(self._view(before), self._view(after))
 
+    async def welcome(self, supporter: Supporter) -> None:
+        """Tell the grant listeners of a new grant stored by another writer (a payment): the welcome mail."""
+        for listener in self._grant_listeners:
+            await listener(supporter)
+
     async def note(self, supporter_id: str, *, action: str, actor: str, detail: object = None) -> None:
         """Add an audit entry about a supporter without changing them (an activation code, a sign-out)."""
         now = self._clock()

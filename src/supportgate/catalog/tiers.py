@@ -12,7 +12,7 @@ from supportgate.catalog.records import create_record
 from supportgate.catalog.schemas import Site, Supporter, Tier, TierIn, TierPatch, TierWritten
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest, Conflict, NotFound
-from supportgate.store import Store, begin, names, texts
+from supportgate.store import Store, begin, names, text, texts
 
 __all__ = ["TierService", "member_key", "with_warnings"]
 
@@ -51,7 +51,7 @@ class TierService:
         self._clock = clock
 
     async def create(self, data: TierIn, *, actor: str) -> Tier:
-        """Add a tier; Conflict if the id is taken."""
+        """Add a tier; Conflict if the id is taken, or one of its Stripe prices is another tier's."""
         now = self._clock()
         tier = Tier(
             id=data.id,
@@ -62,18 +62,36 @@ class TierService:
             pass_ttl_seconds=data.pass_ttl_seconds,
             created_at=now,
             updated_at=now,
+            stripe_price_ids=_unique(data.stripe_price_ids),
         )
-        await create_record(
-            self._store,
-            self._audit,
-            kind="tier",
-            record_id=data.id,
-            record=tier,
-            key=names.tier(data.id),
-            index=names.tiers(),
-            at=now,
-            actor=actor,
-        )
+        if not tier.stripe_price_ids:
+            await create_record(
+                self._store,
+                self._audit,
+                kind="tier",
+                record_id=data.id,
+                record=tier,
+                key=names.tier(data.id),
+                index=names.tiers(),
+                at=now,
+                actor=actor,
+            )
+            return tier
+        key = names.tier(data.id)
+        price_keys = [names.stripe_price(price) for price in tier.stripe_price_ids]
+
+        async def change(pipe: Pipeline) -> None:
+            if await pipe.exists(key):
+                raise Conflict(f"A tier with id {data.id!r} already exists.", existing=data.id)
+            await _require_free_prices(pipe, data.id, tier.stripe_price_ids)
+            begin(pipe)
+            pipe.set(key, _encode(tier))
+            pipe.zadd(names.tiers(), {data.id: 0})
+            for price_key in price_keys:
+                pipe.set(price_key, data.id)
+            self._audit.record(pipe, at=now, actor=actor, action="tier.create", target=f"tier:{data.id}", after=tier)
+
+        await self._store.atomically(change, key, *price_keys)
         return tier
 
     async def get(self, tier_id: str) -> Tier:
@@ -112,21 +130,30 @@ class TierService:
         """Change the fields given in ``patch``."""
         key = names.tier(tier_id)
         now = self._clock()
+        prices = _unique(patch.stripe_price_ids) if isinstance(patch.stripe_price_ids, list) else None
+        price_keys = [names.stripe_price(price) for price in prices or ()]
 
         async def change(pipe: Pipeline) -> Tier:
             before = await _read(pipe, tier_id)
             changes = {f: v for f in patch.__struct_fields__ if (v := getattr(patch, f)) is not msgspec.UNSET}
             if "entitlements" in changes:
                 changes["entitlements"] = _unique(changes["entitlements"])
+            if prices is not None:
+                changes["stripe_price_ids"] = prices
+                await _require_free_prices(pipe, tier_id, prices)
             after = msgspec.structs.replace(before, **changes, updated_at=now)
             begin(pipe)
             pipe.set(key, _encode(after))
+            for price in set(before.stripe_price_ids) - set(after.stripe_price_ids):
+                pipe.delete(names.stripe_price(price))
+            for price in after.stripe_price_ids:
+                pipe.set(names.stripe_price(price), tier_id)
             self._audit.record(
                 pipe, at=now, actor=actor, action="tier.update", target=f"tier:{tier_id}", before=before, after=after
             )
             return after
 
-        tier = await self._store.atomically(change, key)
+        tier = await self._store.atomically(change, key, *price_keys)
         return msgspec.structs.replace(tier, supporters=await self._store.redis.zcard(names.tier_members(tier_id)))
 
     async def delete(self, tier_id: str, *, move_to: str | None, actor: str) -> None:
@@ -162,7 +189,7 @@ class TierService:
                     )
             if members and move_to is not None:
                 pipe.zadd(names.tier_members(move_to), dict.fromkeys(members, 0))
-            pipe.delete(names.tier(tier_id), members_key)
+            pipe.delete(names.tier(tier_id), members_key, *map(names.stripe_price, before.stripe_price_ids))
             pipe.zrem(names.tiers(), tier_id)
             self._audit.record(
                 pipe,
@@ -182,6 +209,21 @@ async def _read(pipe: Pipeline, tier_id: str) -> Tier:
     if raw is None:
         raise NotFound(f"There is no tier {tier_id!r}.")
     return _decode_tier(raw)
+
+
+async def _require_free_prices(pipe: Pipeline, tier_id: str, prices: list[str]) -> None:
+    """Conflict naming the first of ``prices`` that another tier has; call while watching their keys."""
+    if not prices:
+        return
+    holders = await pipe.mget([names.stripe_price(price) for price in prices])
+    for price, holder in zip(prices, holders, strict=True):
+        if holder is not None and text(holder) != tier_id:
+            raise Conflict(
+                f"stripe_price_ids: the Stripe price {price!r} already grants tier {text(holder)!r}; "
+                "a price grants one tier at most, so remove it there first.",
+                price=price,
+                tier=text(holder),
+            )
 
 
 def _unique(items: list[str]) -> list[str]:

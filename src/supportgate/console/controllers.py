@@ -672,6 +672,7 @@ def _tier_fields(form: Any) -> dict[str, Any]:  # noqa: ANN401 - Litestar's Form
         "description": _text(form, "description"),
         "entitlements": _lines(_text(form, "entitlements"), "\n,"),
         "max_devices": _int(_text(form, "max_devices"), "max_devices"),
+        "stripe_price_ids": _lines(_text(form, "stripe_price_ids"), "\n,"),
     }
     if _text(form, "pass_ttl_seconds"):
         fields["pass_ttl_seconds"] = _int(_text(form, "pass_ttl_seconds"), "pass_ttl_seconds")
@@ -683,7 +684,7 @@ async def create_tier(request: AnyRequest, tiers: NamedDependency[TierService]) 
     form = await request.form()
     values = {
         name: _text(form, name)
-        for name in ("id", "name", "description", "entitlements", "max_devices", "pass_ttl_seconds")
+        for name in ("id", "name", "description", "entitlements", "max_devices", "pass_ttl_seconds", "stripe_price_ids")
     }
 
     async def write() -> Response[Any]:

@@ -45,6 +45,7 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/auth/logout"): (401,),
     ("POST", "/v1/passes"): (403,),
     ("POST", "/v1/admin/tiers"): (409,),
+    ("PATCH", "/v1/admin/tiers/{tier_id}"): (409,),
     ("DELETE", "/v1/admin/tiers/{tier_id}"): (409,),
     ("POST", "/v1/admin/supporters"): (409,),
     ("PATCH", "/v1/admin/supporters/{supporter_id}"): (409,),
@@ -53,6 +54,7 @@ PROBLEMS: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("POST", "/v1/admin/signing-keys/rotate"): (409,),
     ("DELETE", "/v1/admin/keys/{key_id}"): (409,),
     ("GET", "/v1/admin/stats"): (404,),
+    ("POST", "/v1/webhooks/stripe"): (404,),
     ("GET", "/extension/supportgate-chromium.zip"): (404,),
     ("GET", "/extension/supportgate-firefox.zip"): (404,),
 }
@@ -153,6 +155,13 @@ PROBLEM_SCHEMA: Final = Schema(
             type=OpenAPIType.STRING, description="409: the supporter that already has this address."
         ),
         "supporters": Schema(type=OpenAPIType.INTEGER, description="409 on deleting a tier: how many it still has."),
+        "price": Schema(
+            type=OpenAPIType.STRING,
+            description="409 on a tier's `stripe_price_ids`: the Stripe price another tier has.",
+        ),
+        "tier": Schema(
+            type=OpenAPIType.STRING, description="409 on a tier's `stripe_price_ids`: the tier that has it."
+        ),
         "sessions": Schema(
             type=OpenAPIType.ARRAY,
             items=Schema(type=OpenAPIType.OBJECT),

@@ -44,6 +44,10 @@ __all__ = [
     "site_traffic",
     "sites",
     "stats",
+    "stripe_customer",
+    "stripe_event",
+    "stripe_price",
+    "stripe_subscription",
     "supporter",
     "supporters",
     "tier",
@@ -83,6 +87,26 @@ def supporters() -> str:
 def email(address: str) -> str:
     """The supporter id that holds a normalised email address."""
     return f"{_DIR}:email:{address}"
+
+
+def stripe_price(price_id: str) -> str:
+    """The id of the tier a Stripe price grants (at most one tier per price)."""
+    return f"{_DIR}:stripe:price:{price_id}"
+
+
+def stripe_event(event_id: str) -> str:
+    """A Stripe event already applied, kept for a while so that a redelivery changes nothing."""
+    return f"{_DIR}:stripe:event:{event_id}"
+
+
+def stripe_subscription(subscription_id: str) -> str:
+    """Hash of one Stripe subscription: ``supporter`` (its id), ``applied`` (``created`` of the last event applied)."""
+    return f"{_DIR}:stripe:subscription:{subscription_id}"
+
+
+def stripe_customer(customer_id: str) -> str:
+    """The id of the supporter a Stripe customer pays for."""
+    return f"{_DIR}:stripe:customer:{customer_id}"
 
 
 def site(site_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Payments: Stripe's webhook events grant, extend, move and end supporters' support (docs/payments.md)."""
