@@ -140,7 +140,7 @@ class SignInCodes:
         async def store_code(redis: Redis) -> None:
             await redis.set(names.sign_in_code(digest), _encode(pending), ex=lifetime)
 
-        await self._store.durably(store_code)
+        await self._store.durably(store_code, names.sign_in_code(digest))
         site_name = site_record.name if site_record else None
         if active:
             mail = sign_in_code_mail(to=address, code=code, minutes=lifetime // 60, site_name=site_name, lang=lang)
@@ -232,7 +232,7 @@ class ActivationCodes:
         async def store_code(redis: Redis) -> None:
             await redis.set(names.activation_code(digest), _encode(record), ex=lifetime)
 
-        await self._store.durably(store_code)
+        await self._store.durably(store_code, names.activation_code(digest))
         await self._supporters.note(supporter_id, action="supporter.activation-code", actor=actor)
         return ActivationCode(code=code, expires_at=now + ACTIVATION_CODE_LIFETIME)
 
