@@ -1,4 +1,4 @@
-"""A real Valkey Cluster for the tests: six ``valkey-server`` processes on loopback, three primaries and three replicas."""
+"""A real Valkey Cluster for the tests: six ``valkey-server`` processes on loopback, three primaries, three replicas."""
 
 from __future__ import annotations
 
@@ -104,25 +104,27 @@ class ValkeyCluster:
                 path = node.dir / stale
                 if path.is_file():
                     path.unlink()
-            node.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-                [
-                    self.binary,
-                    "--bind", "127.0.0.1",
-                    "--port", str(node.port),
-                    "--cluster-enabled", "yes",
-                    "--cluster-port", str(node.bus_port),
-                    "--cluster-config-file", str(node.dir / "nodes.conf"),
-                    "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                    # A replica takes over however long it was cut off: the tests kill primaries at will.
-                    "--cluster-replica-validity-factor", "0",
-                    "--dir", str(node.dir),
-                    "--appendonly", "yes",
-                    "--appendfsync", "everysec",
-                    "--save", "",
-                    "--maxmemory-policy", "noeviction",
-                    "--daemonize", "no",
-                    "--logfile", str(node.dir / "server.log"),
-                ],  # fmt: skip
+            options = {
+                "bind": "127.0.0.1",
+                "port": node.port,
+                "cluster-enabled": "yes",
+                "cluster-port": node.bus_port,
+                "cluster-config-file": node.dir / "nodes.conf",
+                "cluster-node-timeout": NODE_TIMEOUT_MS,
+                # A replica takes over however long it was cut off: the tests kill primaries at will.
+                "cluster-replica-validity-factor": 0,
+                "dir": node.dir,
+                "appendonly": "yes",
+                "appendfsync": "everysec",
+                "save": "",
+                "maxmemory-policy": "noeviction",
+                "daemonize": "no",
+                "logfile": node.dir / "server.log",
+                # DEBUG SLEEP holds a replica back: the tests see a durable write wait for it.
+                "enable-debug-command": "local",
+            }
+            node.process = subprocess.Popen(
+                [self.binary, *(part for name, value in options.items() for part in (f"--{name}", str(value)))],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

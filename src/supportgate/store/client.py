@@ -387,8 +387,15 @@ class _ClusterTaker:
         node = self._cluster.get_node_from_key(key)
         if node is None:
             raise SlotNotCoveredError(f"no primary holds the slot of {key}")
+        connection = node.acquire_connection()
+        try:
+            await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        except BaseException:
+            await connection.disconnect()
+            node.release(connection)
+            raise
         self._node = node
-        return node.acquire_connection()
+        return connection
 
     async def give_back(self, connection: AbstractConnection) -> None:
         if self._node is not None:
