@@ -292,3 +292,11 @@ def every_key(url: str) -> list[str]:
             return [key.decode() for key in client.scan_iter(count=1000)]
     with RedisCluster.from_url(url) as cluster:
         return [key.decode() for key in cluster.scan_iter(count=1000)]
+
+
+def sync_client(url: str) -> redis.Redis | RedisCluster:
+    """A synchronous client of the store at ``url`` for a test's own looks: one server's, or a cluster's."""
+    with redis.Redis.from_url(url) as client:
+        if not client.info("cluster").get("cluster_enabled"):
+            return redis.Redis.from_url(url)
+    return RedisCluster.from_url(url)

@@ -326,28 +326,19 @@ class Store:
                 raise
 
     async def _wait_for_replica(self, connection: AbstractConnection) -> None:
-        """On a cluster: wait until a replica holds ``connection``'s writes (and both AOFs, where on).
+        """On a cluster: wait until a replica holds ``connection``'s writes, then for the primary's AOF.
 
-        A write no replica confirmed in time is applied on the primary but not acknowledged: the
-        caller gets :class:`StoreUnavailable` (a 503), since losing that primary now would lose it.
+        ``WAIT 1`` returns as soon as a replica has applied the writes (it asks the replicas for
+        their offset at once); ``WAITAOF 1 1`` would also wait for the replica's own fsync, up to a
+        second later under ``appendfsync everysec``, which a sign-in cannot afford. So a write is
+        acknowledged once it is in a replica's memory and on the primary's disk: losing it takes
+        losing both. A write no replica confirmed in time is applied on the primary but not
+        acknowledged: the caller gets :class:`StoreUnavailable` (a 503).
         """
-        replicas = 0
-        if self._waitaof is not False:
-            try:
-                await connection.send_command("WAITAOF", 1, 1, _REPLICA_WAIT_MS)
-                _local, replicas = (int(n) for n in await connection.read_response())
-                self._waitaof = True
-            except ResponseError as exc:
-                message = str(exc).lower()
-                if "unknown command" not in message and "appendonly" not in message:
-                    raise
-                _log.info("cluster has no WAITAOF (%s); writes wait for a replica's memory, not a disk", exc)
-                self._waitaof = False
-        if self._waitaof is False:
-            await connection.send_command("WAIT", 1, _REPLICA_WAIT_MS)
-            replicas = int(await connection.read_response())
-        if replicas < 1:
+        await connection.send_command("WAIT", 1, _REPLICA_WAIT_MS)
+        if int(await connection.read_response()) < 1:
             raise StoreUnavailable("No replica confirmed the change in time; it may not be kept. Try again.")
+        await self._wait_for_aof(connection)
 
     async def ping(self) -> bool:
         """Whether the store answers (on a cluster, every node the client knows)."""
