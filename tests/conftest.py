@@ -56,7 +56,11 @@ def server_binary(kind: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session", params=["valkey", "redis"])
+# SUPPORTGATE_TEST_STORES=cluster (or valkey,redis,cluster) runs every store-backed test on those instead.
+_STORES = os.environ.get("SUPPORTGATE_TEST_STORES", "valkey,redis").split(",")
+
+
+@pytest.fixture(scope="session", params=_STORES)
 def store_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedStore | ValkeyCluster]:

@@ -28,6 +28,7 @@ from supportgate.store import begin, names, open_store
 from tests.cluster_helpers import ValkeyCluster
 from tests.readers_helpers import sign_in
 
+pytestmark = pytest.mark.slow
 FAN = "fan@example.com"
 DECIDE_WORKERS = 4
 MAX_DECIDES = 20_000
