@@ -323,3 +323,29 @@ async def test_a_write_across_nodes_goes_node_by_node(
             assert group == [key for key in keys if key in group]
     finally:
         await store.close()
+
+
+@EVERY_STORE
+async def test_a_multi_runs_on_its_keys_primary(store_server: EmbeddedStore | ValkeyCluster, store_url: str) -> None:
+    """``Store.multi`` applies its commands together; on a cluster, a second hash tag in it fails loudly."""
+    store = await open_store(store_url)
+    try:
+        async with store.multi("sg:{rate:x}:1") as pipe:
+            pipe.incr("sg:{rate:x}:1")
+            pipe.expire("sg:{rate:x}:1", 60)
+            assert await pipe.execute() == [1, True]
+        assert await store.redis.get("sg:{rate:x}:1") == b"1"
+        if isinstance(store_server, ValkeyCluster):
+
+            async def two_tags() -> None:
+                async with store.multi("sg:{rate:x}:1") as pipe:
+                    pipe.incr("sg:{rate:x}:1")
+                    pipe.incr("sg:{rate:y}:1")
+                    await pipe.execute()
+
+            with pytest.raises(redis.exceptions.ClusterCrossSlotError):
+                await two_tags()
+            assert await store.redis.get("sg:{rate:x}:1") == b"1"
+            assert await store.redis.get("sg:{rate:y}:1") is None
+    finally:
+        await store.close()

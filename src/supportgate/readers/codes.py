@@ -243,7 +243,7 @@ class ActivationCodes:
         if len(text) != 16 or any(c not in _CROCKFORD for c in text):
             raise InvalidCode
         key = names.activation_code(_mac(await self._secret.get(), f"activation:{text}"))
-        async with self._store.redis.pipeline(transaction=True) as pipe:
+        async with self._store.multi(key) as pipe:
             pipe.pttl(key)
             pipe.getdel(key)
             ttl, raw = await pipe.execute()

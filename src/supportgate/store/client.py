@@ -267,6 +267,28 @@ class Store:
             return result
 
     @asynccontextmanager
+    async def multi(self, key: str) -> AsyncIterator[Pipeline]:
+        """A ``MULTI``/``EXEC`` pipeline for commands on ``key``'s hash tag, applied together, not waited on.
+
+        On a cluster it runs on one connection to the primary of ``key``'s slot (redis-py's own
+        cluster transactions run each queued command through a thread of its own); a slot that
+        moved meanwhile updates the client's map and answers :class:`StoreUnavailable`.
+        """
+        redis = self.redis
+        if not isinstance(redis, RedisCluster):
+            async with redis.pipeline(transaction=True) as pipe:
+                yield pipe
+            return
+        async with self._one_connection(key) as lent:
+            pipe = Pipeline(cast("ConnectionPool", lent), redis.response_callbacks, transaction=True, shard_hint=None)
+            async with pipe:
+                try:
+                    yield pipe
+                except (MovedError, AskError) as exc:
+                    await self._moved(exc, lent)
+                    raise StoreUnavailable("The store's cluster moved that data just now; try again.") from exc
+
+    @asynccontextmanager
     async def _one_connection(self, *keys: str) -> AsyncIterator[_Lent]:
         """A pool that lends its clients one connection till the end: to the store, or to ``keys``' primary."""
         redis = self.redis
