@@ -21,15 +21,20 @@ from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
-from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.store import EmbeddedStore, open_store
 from supportgate.store.server import find_server_binary
 from supportgate.tokens.sealing import MasterKey
+from tests.cluster_helpers import ValkeyCluster
 from tests.node_deps import ensure_node_modules
 from tests.smtp_helpers import SmtpServers
 
 NO_DNS: tuple[str, int] = ("127.0.0.1", 9)
 """The DNS server of tests that start none: a loopback port where nothing answers, so that no test asks
 the machine's own resolver about a crawler's address (tests/test_crawlers.py starts real ones)."""
+
+
+EVERY_STORE = pytest.mark.parametrize("store_server", ["valkey", "redis", "cluster"], indirect=True, scope="session")
+"""Run a module's or a test's store-backed tests on a Valkey Cluster too (six servers), not only on one server."""
 
 
 @dataclass
@@ -63,9 +68,23 @@ def server_binary(kind: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session", params=["valkey", "redis"])
-def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
-    """A private store for the whole session, started as the CLI would: Valkey 8 and Redis 7 in turn."""
+# SUPPORTGATE_TEST_STORES=cluster (or valkey,redis,cluster) runs every store-backed test on those instead.
+_STORES = os.environ.get("SUPPORTGATE_TEST_STORES", "valkey,redis").split(",")
+
+
+@pytest.fixture(scope="session", params=_STORES)
+def store_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedStore | ValkeyCluster]:
+    """A private store for the whole session, started as the CLI would: Valkey 8 and Redis 7 in turn.
+
+    Tests marked :data:`EVERY_STORE` also get ``cluster``: a Valkey Cluster of three primaries and
+    three replicas on loopback ports.
+    """
+    if request.param == "cluster":
+        with ValkeyCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+            yield cluster
+        return
     binary = server_binary(request.param)
     with EmbeddedStore(tmp_path_factory.mktemp(request.param), binary=binary) as server:
         yield server
@@ -83,8 +102,11 @@ def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Embedd
 
 
 @pytest.fixture
-def store_url(store_server: EmbeddedStore) -> str:
-    """The session store's URL, emptied before each test."""
+def store_url(store_server: EmbeddedStore | ValkeyCluster) -> str:
+    """The session store's URL, emptied before each test (a cluster: every primary)."""
+    if isinstance(store_server, ValkeyCluster):
+        store_server.flushall()
+        return store_server.url
     with redis.Redis.from_url(store_server.url) as client:
         client.flushall()
     return store_server.url
@@ -116,7 +138,7 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 @pytest.fixture
 async def services(store_url: str, settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
     """The services over their own connection (the app's lives on the test client's loop)."""
-    store = Store(connect(store_url))
+    store = await open_store(store_url)
     mail = MailQueue(store, mailer_for(settings))
     yield Services.build(store, settings, mail, MasterKey(settings.load_master_key()), clock)
     await store.close()

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis
-
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import names
-from tests.conftest import FakeClock
+from tests.cluster_helpers import sync_client
+from tests.conftest import EVERY_STORE, FakeClock
 from tests.gate_helpers import NEWS_ORIGIN, Client, decide, flush_stats, view
 
+pytestmark = EVERY_STORE
 SITE: dict[str, Any] = {"id": "news", "name": "News Example", "origins": [NEWS_ORIGIN]}
 
 
 def audit_actions(settings: Settings) -> list[str]:
     """Every audit entry's action, straight from the store."""
-    with redis.Redis.from_url(settings.redis_url) as store:
+    with sync_client(settings.redis_url or "") as store:
         entries = [json.loads(raw) for raw in store.hvals(names.audit_entries())]
     return sorted(entry["action"] for entry in entries)
 
@@ -41,12 +41,12 @@ async def test_last_use_is_noted_at_most_once_a_minute(admin: Client, clock: Fak
     admin.blocking_portal.call(admin.app.state.services.api_keys.settle)  # type: ignore[attr-defined]
     listed = (await admin.get("/v1/admin/keys")).json()["items"]
     assert listed[0]["last_used_at"] == "2026-11-24T12:00:00Z"
-    with redis.Redis.from_url(settings.redis_url) as store:
+    with sync_client(settings.redis_url or "") as store:
         store.hdel(names.key_last_used(), f"admin:{listed[0]['id']}")
     clock.advance(seconds=59)
     await admin.get("/v1/admin/tiers")
     admin.blocking_portal.call(admin.app.state.services.api_keys.settle)  # type: ignore[attr-defined]
-    with redis.Redis.from_url(settings.redis_url) as store:
+    with sync_client(settings.redis_url or "") as store:
         assert store.hget(names.key_last_used(), f"admin:{listed[0]['id']}") is None
     clock.advance(seconds=1)
     await admin.get("/v1/admin/tiers")
@@ -147,11 +147,11 @@ async def test_deleting_a_site(admin: Client, clock: FakeClock, settings: Settin
         "/v1/sites/news/reports", json={"path": "/a", "signals": {}}, headers={"Authorization": f"Bearer {key}"}
     )
     assert reported.status_code == 202, reported.text
-    with redis.Redis.from_url(settings.redis_url) as store:
+    with sync_client(settings.redis_url or "") as store:
         assert len(list(store.scan_iter(match=names.site_traffic("news")))) >= 2
     answer = await admin.delete("/v1/admin/sites/news")
     assert answer.status_code == 204, answer.text
-    with redis.Redis.from_url(settings.redis_url) as store:
+    with sync_client(settings.redis_url or "") as store:
         assert store.hlen(names.site_keys()) == 0
         assert list(store.scan_iter(match=names.site_traffic("news"))) == []
     assert (await admin.get("/v1/admin/sites/news")).status_code == 404

@@ -18,7 +18,7 @@ from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import EmbeddedStore, Store, connect
-from tests.conftest import FakeClock
+from tests.conftest import EVERY_STORE, FakeClock
 from tests.gate_helpers import (
     BLOG_ORIGIN,
     NEWS_ORIGIN,
@@ -80,6 +80,7 @@ async def test_an_exempt_path_beats_a_bad_pass(client: Client, services: Service
 # Rule 2: passes
 
 
+@EVERY_STORE
 async def test_a_valid_pass_in_the_body_unlocks(client: Client, fan_pass: str) -> None:
     """A valid pass with the site's entitlement allows, naming the tier and entitlements."""
     answer = await decided(client, view(**{"pass": fan_pass}))
@@ -121,6 +122,7 @@ async def test_the_unlocking_entitlement_is_the_sites(
     assert (await decided(client, view(**{"pass": token})))["reason"] == "supporter"
 
 
+@EVERY_STORE
 async def test_bad_passes_are_anonymous_with_the_reason(
     client: Client, world: World, services: Services, clock: FakeClock, fan_pass: str
 ) -> None:
@@ -147,6 +149,7 @@ async def test_bad_passes_are_anonymous_with_the_reason(
     assert (await decided(client, view(**{"pass": fresh})))["pass_error"] == "expired"
 
 
+@EVERY_STORE
 async def test_a_remembered_pass_is_still_refused_once_revoked_or_expired(
     client: Client, world: World, services: Services, clock: FakeClock
 ) -> None:
@@ -227,6 +230,7 @@ async def test_policy_off_allows(client: Client, services: Services, clock: Fake
     assert await decided(client, view()) == {"decision": "allow", "reason": "policy_off"}
 
 
+@EVERY_STORE
 @pytest.mark.usefixtures("world")
 async def test_soft_nags_and_hard_walls(client: Client, services: Services, clock: FakeClock) -> None:
     """Hard mode walls, soft mode nags; both point at the interstitial in the reader's language."""
@@ -239,6 +243,7 @@ async def test_soft_nags_and_hard_walls(client: Client, services: Services, cloc
     assert await decided(client, view()) == {"decision": "nag", "reason": "adblock", "interstitial_url": INTERSTITIAL}
 
 
+@EVERY_STORE
 @pytest.mark.usefixtures("world")
 async def test_metering_gives_free_views_per_visitor(client: Client, services: Services, clock: FakeClock) -> None:
     """Each visitor gets free_views metered allows a month, then the wall; the meter says when it resets."""

@@ -13,9 +13,10 @@ from supportgate.errors import InvalidToken
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate_verify import PassVerifier
-from tests.conftest import FakeClock
+from tests.conftest import EVERY_STORE, FakeClock
 from tests.readers_helpers import sign_in
 
+pytestmark = EVERY_STORE
 Client = AsyncTestClient[Litestar]
 READER = "reader@example.com"
 

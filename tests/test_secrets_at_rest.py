@@ -264,7 +264,7 @@ async def test_sealing_in_place_rewrites_the_plaintext_off_the_disk(own_store: E
     async def plant(one: Redis) -> None:
         await one.set(names.pseudonym_secret(), old_secret)
 
-    await store.durably(plant)
+    await store.durably(plant, names.pseudonym_secret())
     assert old_secret in b"".join(p.read_bytes() for p in (own_store.dir / "appendonlydir").iterdir())
 
     await Vault(store, new_key()).check()

@@ -22,11 +22,11 @@ from supportgate.errors import BadRequest, Conflict, NotFound, Problem, Unauthor
 from supportgate.readers.problems import DeviceLimit
 from supportgate.readers.schemas import SessionInfo, TokenPair
 from supportgate.readers.sessions import Caller, SessionService
-from supportgate.store import EmbeddedStore, Store, connect, names
+from supportgate.store import EmbeddedStore, Store, connect, names, open_store
 from supportgate.tokens.jose import ACCESS_TYPE
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.signing_keys import SigningKeys
-from tests.conftest import FakeClock
+from tests.conftest import EVERY_STORE, FakeClock
 from tests.tokens_helpers import vault
 
 ISSUER = "https://gate.example"
@@ -93,7 +93,7 @@ def make_service(catalog: Catalog, tokens: Tokens, clock: FakeClock, ended: Ende
 
 @pytest.fixture
 async def catalog(store_url: str, clock: FakeClock) -> AsyncIterator[Catalog]:
-    store = Store(connect(store_url))
+    store = await open_store(store_url)
     yield Catalog.over(store, clock)
     await store.close()
 
@@ -222,6 +222,7 @@ async def test_every_session_key_is_under_the_supporter_hash_tag(
     assert all(name.startswith(f"sg:{{sup:{supporter}}}:") for name in names), names
 
 
+@EVERY_STORE
 async def test_reusing_a_rotated_token_revokes_the_session_including_the_newest_token(
     sessions: SessionService, supporter: str, clock: FakeClock, ended: EndedLog
 ) -> None:
@@ -248,6 +249,7 @@ async def test_reusing_an_older_token_revokes_the_session(
     await refused(sessions.refresh(pairs[-1].refresh_token), Unauthorized, "invalid-refresh-token")
 
 
+@EVERY_STORE
 async def test_of_fifty_parallel_refreshes_exactly_one_succeeds(
     sessions: SessionService, supporter: str, ended: EndedLog
 ) -> None:
@@ -264,6 +266,7 @@ async def test_of_fifty_parallel_refreshes_exactly_one_succeeds(
     assert session_of(await sessions.refresh(winners[0].refresh_token)) == session_of(pair)
 
 
+@EVERY_STORE
 async def test_a_retry_with_the_same_request_id_gets_the_same_token(
     sessions: SessionService, supporter: str, clock: FakeClock, ended: EndedLog
 ) -> None:
@@ -307,6 +310,7 @@ async def test_a_retry_after_its_successor_was_used_is_reuse(
     await refused(sessions.refresh(third.refresh_token), Unauthorized, "invalid-refresh-token")
 
 
+@EVERY_STORE
 async def test_a_concurrent_loser_gets_409_and_the_session_lives_on(
     sessions: SessionService, supporter: str, clock: FakeClock, ended: EndedLog
 ) -> None:
@@ -338,6 +342,7 @@ async def test_reuse_after_the_race_window_is_401_and_ends_the_session(
     await refused(sessions.refresh(second.refresh_token), Unauthorized, "invalid-refresh-token")
 
 
+@EVERY_STORE
 async def test_logout_racing_a_refresh_leaves_no_live_token(sessions: SessionService, supporter: str) -> None:
     """Whichever of a logout and a refresh of one token wins, after it neither that token nor a successor refreshes."""
     outcomes: set[type] = set()
@@ -495,6 +500,7 @@ async def test_end_sessions_naming_a_session_not_of_this_supporter_is_a_bad_requ
     assert ended.calls == []
 
 
+@EVERY_STORE
 async def test_parallel_sign_ins_never_pass_the_device_limit(sessions: SessionService, supporter: str) -> None:
     """Twelve sign-ins at once with a limit of three: three succeed, nine get the device-limit problem."""
     results = await asyncio.gather(

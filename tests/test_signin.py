@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.settings import Settings
-from tests.conftest import FakeClock
+from tests.cluster_helpers import sync_client
+from tests.conftest import EVERY_STORE, FakeClock
 from tests.readers_helpers import body, emailed_code, mails_to, sign_in
 
+pytestmark = EVERY_STORE
 Client = AsyncTestClient[Litestar]
 READER = "reader@example.com"
 
@@ -101,7 +102,7 @@ async def test_codes_are_stored_only_as_hmacs(client: Client, outbox: Path, stor
     """Neither the code nor the address appears anywhere in the store's keys or code records."""
     await client.post("/v1/auth/code/request", json={"email": READER})
     code = await emailed_code(outbox, READER)
-    with redis.Redis.from_url(store_url) as raw:
+    with sync_client(store_url) as raw:
         code_keys = [k for k in raw.scan_iter("sg:{code:*") if True]
         assert len(code_keys) == 1
         stored = raw.get(code_keys[0]) or b""

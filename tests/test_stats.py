@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from supportgate.gate.reports import REPORT_LIMIT
 from supportgate.gate.stats import StatsBuffer
 from supportgate.services import Services
-from supportgate.store import EmbeddedStore, Store, connect
-from tests.conftest import FakeClock, server_binary
+from supportgate.store import EmbeddedStore, Store, connect, open_store
+from tests.cluster_helpers import sync_client
+from tests.conftest import EVERY_STORE, FakeClock, server_binary
 from tests.gate_helpers import (
     BLOG_ORIGIN,
     NEWS_ORIGIN,
@@ -218,14 +218,15 @@ async def test_listing_reports_needs_an_admin_key(client: Client, world: World) 
 
 
 def stored_counts(url: str, site: str, day: str) -> dict[str, int]:
-    with redis.Redis.from_url(url) as plain:
+    with sync_client(url) as plain:
         raw: dict[bytes, bytes] = plain.hgetall(f"sg:{{site:{site}}}:stats:{day}")  # type: ignore[assignment]
     return {name.decode(): int(value) for name, value in raw.items()}
 
 
+@EVERY_STORE
 async def test_a_flush_adds_to_what_is_stored(store_url: str, clock: FakeClock) -> None:
     """Counts are added with HINCRBY, so two flushes (or two workers) sum, and the hash expires in ~400 days."""
-    store = Store(connect(store_url))
+    store = await open_store(store_url)
     try:
         buffer = StatsBuffer(store, clock)
         buffer.count("news", "views", "blocked")
@@ -240,9 +241,10 @@ async def test_a_flush_adds_to_what_is_stored(store_url: str, clock: FakeClock) 
         await store.close()
 
 
+@EVERY_STORE
 async def test_stop_flushes_what_is_left(store_url: str, clock: FakeClock) -> None:
     """Stopping the buffer (app shutdown) flushes its counts."""
-    store = Store(connect(store_url))
+    store = await open_store(store_url)
     try:
         buffer = StatsBuffer(store, clock, interval=3600)
         await buffer.start()

@@ -43,7 +43,7 @@ from supportgate.readers import codes
 from supportgate.readers.controllers import readers_router
 from supportgate.services import Services
 from supportgate.settings import Settings
-from supportgate.store import Store, connect
+from supportgate.store import open_store
 from supportgate.store.limits import RateLimit
 from supportgate.tokens.sealing import MasterKey
 
@@ -121,8 +121,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         master_key = MasterKey(settings.load_master_key())
-        store = Store(
-            connect(redis_url, timeout=settings.store_timeout_seconds), batch_timeout=settings.decide_deadline_seconds
+        # One server or a cluster: the store says which.
+        store = await open_store(
+            redis_url, socket_timeout=settings.store_timeout_seconds, batch_timeout=settings.decide_deadline_seconds
         )
         # A read waits on the store for new mail, so for less than a store command may take.
         mail = MailQueue(store, mailer_for(settings), clock=clock, block=settings.store_timeout_seconds / 2)

@@ -42,7 +42,7 @@ from supportgate.settings import (
     redact_url,
     write_master_key_file,
 )
-from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.store import EmbeddedStore, Store, open_store
 from supportgate.tokens.sealing import MasterKey
 from supportgate.tokens.vault import Vault
 
@@ -82,7 +82,7 @@ def _with_services(settings: Settings, url: str, work: Callable[[Services], Awai
     master_key = MasterKey(settings.load_master_key())
 
     async def run() -> T:
-        store = Store(connect(url))
+        store = await open_store(url)
         # Mail these commands queue is sent by the service's consumers, not here.
         mail = MailQueue(store, mailer_for(settings))
         try:
@@ -379,7 +379,7 @@ def export_supporters(out: Path | None, tier: str | None, status: SupporterStatu
 
 def _with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = Store(connect(url))
+        store = await open_store(url)
         try:
             return await work(store)
         finally:

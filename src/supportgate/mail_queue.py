@@ -125,7 +125,7 @@ class MailQueue:
         async def add(redis: Redis) -> int:
             return int(await self._add(keys=keys, args=[self._limit, entry], client=redis))
 
-        waiting = await self._store.durably(add)
+        waiting = await self._store.durably(add, names.mail_queue())
         if waiting >= 0:
             raise MailQueueFull(f"{waiting} mails are waiting to be sent, the most the queue holds")
 

@@ -19,7 +19,6 @@ from typing import IO, Final
 
 import msgspec
 from msgspec import UNSET
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from supportgate.catalog.audit import AuditChange, AuditLog
@@ -39,7 +38,7 @@ from supportgate.catalog.supporters import SupporterService
 from supportgate.catalog.tiers import member_key
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest
-from supportgate.store import Store, begin, names, text, texts
+from supportgate.store import Client, Store, begin, names, text, texts
 
 __all__ = ["IMPORT_BATCH", "MAX_IMPORT_BYTES", "ImportReport", "SupporterCsv"]
 
@@ -179,7 +178,7 @@ class SupporterCsv:
         email_keys = [names.email(row.email) for row in batch]
         tier_keys = sorted({names.tier(row.tier) for row in batch})
 
-        async def change(pipe: Redis) -> _Plan:
+        async def change(pipe: Client) -> _Plan:
             # In a dry run ``pipe`` is the plain client; otherwise a pipeline in immediate mode: these
             # reads see the store as it is while the keys are watched.
             ids = [None if raw is None else text(raw) for raw in await pipe.mget(email_keys)]

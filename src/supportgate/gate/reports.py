@@ -45,7 +45,7 @@ class ReportService:
             at=self._clock(), path=data.path, user_agent=data.user_agent or user_agent or "", signals=data.signals
         )
         key = names.reports(site_id)
-        async with self._store.redis.pipeline(transaction=True) as pipe:
+        async with self._store.multi(key) as pipe:
             pipe.lpush(key, _encode(report))
             pipe.ltrim(key, 0, REPORTS_KEPT - 1)
             await pipe.execute()

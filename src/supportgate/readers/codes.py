@@ -140,7 +140,7 @@ class SignInCodes:
         async def store_code(redis: Redis) -> None:
             await redis.set(names.sign_in_code(digest), _encode(pending), ex=lifetime)
 
-        await self._store.durably(store_code)
+        await self._store.durably(store_code, names.sign_in_code(digest))
         site_name = site_record.name if site_record else None
         if active:
             mail = sign_in_code_mail(to=address, code=code, minutes=lifetime // 60, site_name=site_name, lang=lang)
@@ -232,7 +232,7 @@ class ActivationCodes:
         async def store_code(redis: Redis) -> None:
             await redis.set(names.activation_code(digest), _encode(record), ex=lifetime)
 
-        await self._store.durably(store_code)
+        await self._store.durably(store_code, names.activation_code(digest))
         await self._supporters.note(supporter_id, action="supporter.activation-code", actor=actor)
         return ActivationCode(code=code, expires_at=now + ACTIVATION_CODE_LIFETIME)
 
@@ -243,7 +243,7 @@ class ActivationCodes:
         if len(text) != 16 or any(c not in _CROCKFORD for c in text):
             raise InvalidCode
         key = names.activation_code(_mac(await self._secret.get(), f"activation:{text}"))
-        async with self._store.redis.pipeline(transaction=True) as pipe:
+        async with self._store.multi(key) as pipe:
             pipe.pttl(key)
             pipe.getdel(key)
             ttl, raw = await pipe.execute()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from supportgate.clock import Clock
 from supportgate.errors import InvalidDpopProof
-from supportgate.store import names
+from supportgate.store import Client, names
 from supportgate.tokens.dpop import DpopProof, verify_proof
 from supportgate.tokens.lifetimes import DPOP_PROOF_LIFETIME
 
@@ -88,7 +87,7 @@ def spend(pipe: Pipeline, supporter_id: str, proof: DpopProof | None) -> None:
         pipe.set(_key(supporter_id, proof), b"1", nx=True, ex=_LIFETIME_S)
 
 
-async def remember(redis: Redis, supporter_id: str, proof: DpopProof) -> None:
+async def remember(redis: Client, supporter_id: str, proof: DpopProof) -> None:
     """Remember a proof used outside a transaction for its lifetime, once.
 
     Raises:

@@ -9,6 +9,7 @@ longest pass could.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
@@ -105,15 +106,23 @@ class PassService:
         ttl = int(LONGEST_PASS.total_seconds()) + _CUTOFF_SLACK_S
         sites = await self._sites.list()
 
-        async def cut_off(redis: Redis) -> None:
+        cutoffs = [
+            names.pass_cutoff(site.id, pseudonym(secret, site.id, f"session:{session_id}"))
+            for site in sites
+            for session_id in session_ids
+        ]
+
+        async def cut_off(keys: list[str], redis: Redis) -> None:
             async with redis.pipeline(transaction=False) as pipe:
-                for site in sites:
-                    for session_id in session_ids:
-                        session = pseudonym(secret, site.id, f"session:{session_id}")
-                        pipe.set(names.pass_cutoff(site.id, session), now, ex=ttl)
+                for key in keys:
+                    pipe.set(key, now, ex=ttl)
                 await pipe.execute()
 
-        await self._store.durably(cut_off)
+        # Each site's cut-offs are in its own hash tag: on a cluster they are written one node at
+        # a time, in the sites' order. Interrupted, the sites not yet reached keep the old passes
+        # only until a retry (which writes them all again: a later cut-off voids no less).
+        for keys in self._store.by_node(cutoffs):
+            await self._store.durably(functools.partial(cut_off, keys), keys[0])
 
     async def sessions_ended(self, _supporter_id: str, session_ids: list[str]) -> None:
         """Sessions ended (signed out, revoked, reused): their passes are void at every site."""

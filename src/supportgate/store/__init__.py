@@ -6,7 +6,18 @@ Its modules: ``client`` (connecting, atomic and durable writes), ``server`` (the
 
 from __future__ import annotations
 
-from supportgate.store.client import STORE_ERRORS, Store, begin, connect, stopping, text, texts
+from supportgate.store.client import STORE_ERRORS, Client, Store, begin, connect, open_store, stopping, text, texts
 from supportgate.store.server import EmbeddedStore
 
-__all__ = ["STORE_ERRORS", "EmbeddedStore", "Store", "begin", "connect", "stopping", "text", "texts"]
+__all__ = [
+    "STORE_ERRORS",
+    "Client",
+    "EmbeddedStore",
+    "Store",
+    "begin",
+    "connect",
+    "open_store",
+    "stopping",
+    "text",
+    "texts",
+]

@@ -43,7 +43,7 @@ class RateLimiter:
         now = self._clock().timestamp()
         window = int(now // limit.window_seconds)
         key = names.rate(limit.scope, subject, window)
-        async with self._store.redis.pipeline(transaction=True) as pipe:
+        async with self._store.multi(key) as pipe:
             pipe.incr(key)
             pipe.expire(key, limit.window_seconds + 60)
             count, _ = await pipe.execute()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
@@ -78,7 +78,7 @@ class Vault:
         async def create(one: Redis) -> None:
             await one.set(name, sealed, nx=True)
 
-        await self.store.durably(create)
+        await self.store.durably(create, name)
         stored = await self.read(name)
         if stored is None:
             raise SupportgateError(f"the secret {name} vanished as it was created")
@@ -131,9 +131,14 @@ class Vault:
     async def _rewrite_history(self) -> None:
         """Have the store rewrite its AOF, so values it replaced leave the disk and not only its memory."""
         try:
-            persistence = await self.store.redis.info("persistence")
-            if persistence.get("aof_enabled") == 1:
-                await self.store.redis.bgrewriteaof()
+            redis = self.store.redis
+            if isinstance(redis, RedisCluster):
+                # Every node: the secrets' primary and its replicas each keep an AOF of their own.
+                for node in redis.get_nodes():
+                    if (await redis.info("persistence", target_nodes=node)).get("aof_enabled") == 1:
+                        await redis.bgrewriteaof(target_nodes=node)
+            elif (await redis.info("persistence")).get("aof_enabled") == 1:
+                await redis.bgrewriteaof()
         except ResponseError as exc:
             # Not allowed here (a managed store's ACL, say): its next rewrite of its own drops them.
             _log.warning("the store did not rewrite its AOF (%s): replaced secrets stay on its disk until it does", exc)
