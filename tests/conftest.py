@@ -36,6 +36,9 @@ the machine's own resolver about a crawler's address (tests/test_crawlers.py sta
 EVERY_STORE = pytest.mark.parametrize("store_server", ["valkey", "redis", "cluster"], indirect=True, scope="session")
 """Run a module's or a test's store-backed tests on a Valkey Cluster too (six servers), not only on one server."""
 
+CLUSTER_ONLY = pytest.mark.parametrize("store_server", ["cluster"], indirect=True, scope="session")
+"""Run a test of a cluster's own behaviour (slots, replicas) on the Valkey Cluster alone."""
+
 
 @dataclass
 class FakeClock:

@@ -17,7 +17,7 @@ from supportgate.catalog.schemas import SiteIn, SupporterIn, SupporterPatch, Tie
 from supportgate.services import Services
 from supportgate.store import EmbeddedStore, Store, begin, connect, open_store
 from tests.cluster_helpers import ClusterNode, ValkeyCluster, every_key
-from tests.conftest import EVERY_STORE
+from tests.conftest import CLUSTER_ONLY, EVERY_STORE
 
 _COMMAND = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n")
 # The hash tags a multi-key change may span; each change stays inside one of them.
@@ -201,8 +201,7 @@ async def test_a_durable_write_waits_on_its_own_connection(store_url: str, sent:
 
 
 def _cluster(store_server: EmbeddedStore | ValkeyCluster) -> ValkeyCluster:
-    if not isinstance(store_server, ValkeyCluster):
-        pytest.skip("a cluster's own behaviour")
+    assert isinstance(store_server, ValkeyCluster)
     return store_server
 
 
@@ -220,7 +219,7 @@ async def test_the_store_says_whether_it_is_a_cluster(
         await store.close()
 
 
-@EVERY_STORE
+@CLUSTER_ONLY
 async def test_a_change_across_hash_tags_fails_loudly_on_a_cluster(
     store_server: EmbeddedStore | ValkeyCluster, store_url: str
 ) -> None:
@@ -260,7 +259,7 @@ async def test_a_change_across_hash_tags_fails_loudly_on_a_cluster(
         await store.close()
 
 
-@EVERY_STORE
+@CLUSTER_ONLY
 async def test_an_acknowledged_write_is_on_a_replica(
     store_server: EmbeddedStore | ValkeyCluster, store_url: str
 ) -> None:
