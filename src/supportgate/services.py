@@ -27,6 +27,7 @@ from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
 from supportgate.mail_queue import MailQueue
+from supportgate.metrics import Metrics
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.dpop import DpopProofs
 from supportgate.readers.passes import PassService
@@ -76,12 +77,24 @@ class Services:
     supporter_csv: SupporterCsv
     events: EventService
     console_sessions: ConsoleSessions
+    metrics: Metrics
 
     @classmethod
     def build(
-        cls, store: Store, settings: Settings, mail: MailQueue, master_key: MasterKey, clock: Clock = utc_now
+        cls,
+        store: Store,
+        settings: Settings,
+        mail: MailQueue,
+        master_key: MasterKey,
+        clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> Services:
-        """Wire the services together; ``master_key`` seals the secrets they keep in the store."""
+        """Wire the services together; ``master_key`` seals the secrets they keep in the store.
+
+        ``metrics`` counts what they do (the store's own errors are counted by the store it was given);
+        none counts into a registry no one reads.
+        """
+        metrics = Metrics() if metrics is None else metrics
         issuer = settings.issuer
         vault = Vault(store, master_key)
         audit = AuditLog(store, clock=clock, retention=settings.audit_retention)
@@ -99,8 +112,8 @@ class Services:
         code_secret = CodeSecret(vault)
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
-        stats = StatsBuffer(store, clock)
-        hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping)
+        stats = StatsBuffer(store, clock, metrics=metrics)
+        hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping, metrics=metrics)
         access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
         pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
         return cls(
@@ -132,9 +145,11 @@ class Services:
                 Metering(store, clock),
                 AnonymousLimit(settings.anonymous_decides_per_minute, clock),
                 hot,
+                metrics,
             ),
             reports=ReportService(store, stats, limiter, clock),
             supporter_csv=SupporterCsv(store, supporters, audit, clock),
             events=EventService(stats, limiter),
             console_sessions=ConsoleSessions(store, api_keys, limiter, clock),
+            metrics=metrics,
         )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import ConnectionPool, Redis
@@ -18,6 +18,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError, Wat
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from supportgate.errors import StoreUnavailable
+from supportgate.metrics import Metrics
 
 __all__ = ["STORE_ERRORS", "Store", "begin", "connect", "stopping", "text", "texts"]
 
@@ -82,9 +83,10 @@ def texts(values: object) -> list[str]:
 class Store:
     """The store as services see it: a client plus atomic, durable writes."""
 
-    def __init__(self, redis: Redis, *, batch_timeout: float | None = None) -> None:
+    def __init__(self, redis: Redis, *, batch_timeout: float | None = None, metrics: Metrics | None = None) -> None:
         self.redis = redis
         self._batch_timeout = batch_timeout
+        self._metrics = metrics
         self._waitaof: bool | None = None
         self._pending_gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
 
@@ -126,6 +128,10 @@ class Store:
         all and ``change`` runs again. Raising from ``change`` writes nothing. Once applied, the
         writes are on disk where the server can say so (:meth:`durably`).
         """
+        with self._counting_errors():
+            return await self._atomically(change, watch)
+
+    async def _atomically(self, change: Callable[[Pipeline], Awaitable[T]], watch: tuple[str, ...]) -> T:
         async with (
             self._one_connection() as (lent, connection),
             Pipeline(lent, self.redis.response_callbacks, transaction=True, shard_hint=None) as pipe,
@@ -152,10 +158,21 @@ class Store:
         wait must share one. ``write`` may send commands or pipelines through its client, one
         after the other (they share the connection, so never concurrently).
         """
-        async with self._one_connection() as (lent, connection):
-            result = await write(Redis(connection_pool=lent))
-            await self._wait_for_aof(connection)
-            return result
+        with self._counting_errors():
+            async with self._one_connection() as (lent, connection):
+                result = await write(Redis(connection_pool=lent))
+                await self._wait_for_aof(connection)
+                return result
+
+    @contextmanager
+    def _counting_errors(self) -> Iterator[None]:
+        """Count a store error raised inside in ``supportgate_store_errors_total``, and let it go on."""
+        try:
+            yield
+        except STORE_ERRORS as exc:
+            if self._metrics is not None:
+                self._metrics.store_error("write", exc)
+            raise
 
     @asynccontextmanager
     async def _one_connection(self) -> AsyncIterator[tuple[ConnectionPool, AbstractConnection]]:
