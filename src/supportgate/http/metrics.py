@@ -19,6 +19,8 @@ from supportgate.store import STORE_ERRORS
 
 __all__ = ["scrape_metrics"]
 
+_MEDIA_TYPE: Final = CONTENT_TYPE.removesuffix("; charset=utf-8")
+"""The exposition format's media type; Litestar adds the charset to text types."""
 _MAIL_DEPTH_WAIT: Final = 0.5
 """Seconds a scrape waits for the mail queue's depth; past that the last value read is shown."""
 
@@ -33,7 +35,7 @@ _MAIL_DEPTH_WAIT: Final = 0.5
         "the mail queue and the stats backlog (docs/operations.md). Send an admin key, or the "
         "`SUPPORTGATE_METRICS_TOKEN`, as `Authorization: Bearer`; the token needs no store."
     ),
-    media_type=CONTENT_TYPE,
+    media_type=_MEDIA_TYPE,
     cache_control=None,
     security=[{"AdminKey": []}, {"MetricsToken": []}],
 )
@@ -60,4 +62,4 @@ async def scrape_metrics(
         pass  # the store's trouble shows in supportgate_store_errors_total; the rest is still worth reading
     else:
         metrics.mail_queue(queued, retrying)
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+    return Response(metrics.exposition(), media_type=_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
