@@ -261,15 +261,16 @@ async def test_the_access_log_names_the_route_and_nothing_secret(
         answer = await decide(client, view("clear"), headers={"X-Request-ID": "req-42", **world.site_key()})
         assert answer.status_code == 200
         await client.get("/healthz", headers={"X-Request-ID": "no spaces\nor newlines"})
+        assert (await client.delete("/healthz")).status_code == 405
     lines = access_lines
-    assert len(lines) == 5, lines
+    assert len(lines) == 6, lines
     entries = [json.loads(line) for line in lines]
     for line, entry in zip(lines, entries, strict=True):
         assert not any(secret in line for secret in SECRETS), line
         assert entry["duration_ms"] >= 0
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
-    script, verified, missing, decided_view, health = entries
-    assert script | {"time": 0, "duration_ms": 0} == {
+    served, verified, missing, decided_view, health, not_allowed = entries
+    assert served | {"time": 0, "duration_ms": 0} == {
         "time": 0,
         "method": "GET",
         "route": "/v1/sites/{site}/gate.js",
@@ -281,6 +282,7 @@ async def test_the_access_log_names_the_route_and_nothing_secret(
     assert (missing["route"], missing["status"]) == (None, 404)
     assert (decided_view["route"], decided_view["site"], decided_view["request_id"]) == ("/v1/decide", "news", "req-42")
     assert "request_id" not in health
+    assert (not_allowed["route"], not_allowed["status"]) == (None, 405)
 
 
 async def test_the_access_log_is_off_unless_asked(client: Client, access_lines: list[str]) -> None:

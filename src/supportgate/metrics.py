@@ -131,13 +131,13 @@ class Metrics:
         )
         self._signin = Counter(
             "supportgate_signin",
-            "Sign-in steps (code_request, code_verify, activation), by outcome: ok or the problem's slug.",
+            "Sign-in steps (code_request, code_verify, activation), by outcome: ok, the problem's slug, or error.",
             ["step", "outcome"],
             registry=r,
         )
         self._refresh = Counter(
             "supportgate_refreshes",
-            "Refresh-token exchanges, by outcome: ok or the problem's slug.",
+            "Refresh-token exchanges, by outcome: ok, the problem's slug, or error.",
             ["outcome"],
             registry=r,
         )
@@ -186,13 +186,13 @@ class Metrics:
 
     @contextmanager
     def signin(self, step: str) -> Iterator[None]:
-        """Count the sign-in ``step`` run inside: ``ok``, or the slug of the problem it raised."""
+        """Count the sign-in ``step`` run inside: ``ok``, the slug of the problem it raised, or ``error``."""
         with self._outcome(self._signin, step):
             yield
 
     @contextmanager
     def refresh(self) -> Iterator[None]:
-        """Count the refresh run inside: ``ok``, or the slug of the problem it raised."""
+        """Count the refresh run inside: ``ok``, the slug of the problem it raised, or ``error``."""
         with self._outcome(self._refresh):
             yield
 
@@ -203,6 +203,9 @@ class Metrics:
             yield
         except Problem as problem:
             counter.labels(*labels, problem.slug).inc()
+            raise
+        except Exception:
+            counter.labels(*labels, "error").inc()  # a store failure (503) or a fault (500)
             raise
         counter.labels(*labels, "ok").inc()
 
