@@ -139,6 +139,7 @@ def create_app(
             await services.vault.check()
             await services.signing_keys.ensure()
             await services.stats.start()
+            await metrics.start()
             await services.audit.start()
             await mail.start()
             document_decide(app)
@@ -163,6 +164,7 @@ def create_app(
             await mail.stop()
             await services.api_keys.settle()
             await store.close()
+            await metrics.stop()
             metrics.process_stopped()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)

@@ -12,9 +12,12 @@ one process) each app counts into a registry of its own.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Final, Literal
 
@@ -28,18 +31,22 @@ from supportgate.errors import Problem
 __all__ = [
     "CONTENT_TYPE",
     "MULTIPROCESS_ENV",
+    "PAGE_VIEW_BUCKETS",
     "Metrics",
     "StoreOperation",
+    "Timings",
     "store_error_kind",
     "use_multiprocess_dir",
 ]
+
+_log = logging.getLogger("supportgate.metrics")
 
 MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 """The variable prometheus_client reads its multiprocess directory from."""
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 """The media type of the text exposition format ``GET /metrics`` answers in."""
 
-_FAST_BUCKETS: Final = (
+PAGE_VIEW_BUCKETS: Final = (
     0.0005,
     0.001,
     0.0015,
@@ -101,14 +108,54 @@ def _multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROCESS_ENV) or None
 
 
+class Timings:
+    """A histogram the page-view path observes into plain Python numbers; :meth:`flush` adds them to it.
+
+    prometheus_client's own ``observe`` takes a lock per value and, with several processes, writes
+    a memory-mapped file: 10 to 30 µs a page view on the machine of bench/README.md, a good part
+    of decide itself. Here an observation is a bisect and two additions.
+    """
+
+    def __init__(self, histogram: Histogram, buckets: tuple[float, ...]) -> None:
+        self._histogram = histogram
+        self._bounds = buckets
+        self._counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Note one duration: into the first bucket whose bound it does not exceed, as Prometheus counts."""
+        self._counts[bisect_left(self._bounds, seconds)] += 1
+        self._sum += seconds
+
+    def flush(self) -> None:
+        """Add what was observed since the last flush to the histogram."""
+        counts, total = self._counts, self._sum
+        if not any(counts):
+            return
+        self._counts, self._sum = [0] * len(counts), 0.0
+        # The histogram's own values, one per bucket and one for the sum (what its observe adds to):
+        # a bulk add that prometheus_client has no public call for. tests/test_metrics.py checks
+        # the buckets and the sum a scrape shows.
+        buckets = self._histogram._buckets  # noqa: SLF001
+        for bucket, n in zip(buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
+        self._histogram._sum.inc(total)  # noqa: SLF001
+
+
 class Metrics:
-    """The metrics of one app; label children are resolved once and kept, so counting is a dict lookup.
+    """The metrics of one app.
+
+    What every page view counts (decisions, pass checks, decide and store times) is kept in plain
+    Python numbers and added to the Prometheus metrics by :meth:`flush`, every second while the
+    app runs (:meth:`start`) and before each scrape; the rest is counted as it happens.
 
     Args:
         registry: Where the metrics are registered; none makes one for this app alone.
+        interval: Seconds between flushes of the page-view counts.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, interval: float = 1.0) -> None:
         self.registry = CollectorRegistry(auto_describe=True) if registry is None else registry
         r = self.registry
         self._decisions = Counter(
@@ -117,12 +164,16 @@ class Metrics:
             ["site", "decision", "reason"],
             registry=r,
         )
-        self.decide_seconds = Histogram(
-            "supportgate_decide_duration_seconds",
-            "Time to answer POST /v1/decide, from the request to the answer sent (errors included).",
-            buckets=_FAST_BUCKETS,
-            registry=r,
+        self.decide_time = Timings(
+            Histogram(
+                "supportgate_decide_duration_seconds",
+                "Time to answer POST /v1/decide, from the request to the answer sent (errors included).",
+                buckets=PAGE_VIEW_BUCKETS,
+                registry=r,
+            ),
+            PAGE_VIEW_BUCKETS,
         )
+        """Decide's answer times."""
         self._pass_checks = Counter(
             "supportgate_pass_checks",
             "Passes checked at decide, by outcome: valid, a token failure reason, or store_unavailable.",
@@ -147,12 +198,16 @@ class Metrics:
             ["operation", "kind"],
             registry=r,
         )
-        self.store_seconds = Histogram(
-            "supportgate_store_page_view_seconds",
-            "Time the store took to answer one call on the page-view path (answered calls only).",
-            buckets=_FAST_BUCKETS,
-            registry=r,
+        self.store_time = Timings(
+            Histogram(
+                "supportgate_store_page_view_seconds",
+                "Time the store took to answer one call on the page-view path (answered calls only).",
+                buckets=PAGE_VIEW_BUCKETS,
+                registry=r,
+            ),
+            PAGE_VIEW_BUCKETS,
         )
+        """The store's answer times on the page-view path."""
         self._mail_queue = Gauge(
             "supportgate_mail_queue_depth",
             "Mails waiting in the store, by state (queued, retrying); read when scraped.",
@@ -166,23 +221,63 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self._decision_children: dict[tuple[str, str, str], Counter] = {}
-        self._pass_children: dict[str, Counter] = {}
+        self._interval = interval
+        self._decisions_seen: dict[tuple[str, str, str], int] = {}
+        self._passes_seen: dict[str, int] = {}
+        self._children: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
+        self._task: asyncio.Task[None] | None = None
 
     def decision(self, site: str, decision: str, reason: str) -> None:
         """Count one decision for ``site``, a site that exists."""
+        seen = self._decisions_seen
         key = (site, decision, reason)
-        child = self._decision_children.get(key)
-        if child is None:
-            child = self._decision_children[key] = self._decisions.labels(site, decision, reason)
-        child.inc()
+        seen[key] = seen.get(key, 0) + 1
 
     def pass_checked(self, outcome: str) -> None:
         """Count one pass checked at decide: ``valid``, a token failure reason, or ``store_unavailable``."""
-        child = self._pass_children.get(outcome)
+        seen = self._passes_seen
+        seen[outcome] = seen.get(outcome, 0) + 1
+
+    def flush(self) -> None:
+        """Add the page-view counts and times kept since the last flush to the Prometheus metrics."""
+        decisions, self._decisions_seen = self._decisions_seen, {}
+        passes, self._passes_seen = self._passes_seen, {}
+        for labels, n in decisions.items():
+            self._child(self._decisions, labels).inc(n)
+        for outcome, n in passes.items():
+            self._child(self._pass_checks, (outcome,)).inc(n)
+        self.decide_time.flush()
+        self.store_time.flush()
+
+    def _child(self, counter: Counter, labels: tuple[str, ...]) -> Counter:
+        """``counter``'s child for ``labels``, resolved once."""
+        key = (counter, labels)
+        child = self._children.get(key)
         if child is None:
-            child = self._pass_children[outcome] = self._pass_checks.labels(outcome)
-        child.inc()
+            child = self._children[key] = counter.labels(*labels)
+        return child
+
+    async def start(self) -> None:
+        """Flush every ``interval`` seconds in the background, until :meth:`stop`."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="supportgate metrics flush")
+
+    async def stop(self) -> None:
+        """Stop the background flushes and flush what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failure, which it logs
+                _log.exception("metrics flush failed")
 
     @contextmanager
     def signin(self, step: str) -> Iterator[None]:
@@ -232,7 +327,11 @@ class Metrics:
             self._stats_backlog.set(0)
 
     def exposition(self) -> bytes:
-        """Every metric in the text format: of every process sharing the directory, or of this app alone."""
+        """Every metric in the text format: of every process sharing the directory, or of this app alone.
+
+        This process's page-view counts are flushed first; other processes' are at most ``interval`` old.
+        """
+        self.flush()
         directory = _multiprocess_dir()
         if directory is None:
             return generate_latest(self.registry)

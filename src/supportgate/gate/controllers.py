@@ -80,7 +80,7 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         await _decide(scope, receive, send, services)
     finally:
-        services.metrics.decide_seconds.observe(perf_counter() - started)
+        services.metrics.decide_time.observe(perf_counter() - started)
 
 
 async def _decide(scope: Scope, receive: Receive, send: Send, services: Any) -> None:  # noqa: ANN401 - the app's Services

@@ -156,7 +156,7 @@ class HotPath:
         if error is None:
             self._answered_at = answered = loop.time()
             if self._metrics is not None:
-                self._metrics.store_seconds.observe(answered - started)
+                self._metrics.store_time.observe(answered - started)
             return work.result()
         if isinstance(error, STORE_ERRORS):
             self._count_error(error)
