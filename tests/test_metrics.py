@@ -396,3 +396,11 @@ async def test_two_workers_sum_their_counts(services: Services, settings: Settin
     ]
     assert len(decide_lines) == sent, "serve writes the access log to stdout by default"
     assert {line["site"] for line in decide_lines} == {"news"}
+
+
+async def test_the_document_describes_the_scrape(client: Client) -> None:
+    """GET /metrics is in the OpenAPI document: the text format, its two credentials, and its 401 problem."""
+    operation = (await client.get("/schema/openapi.json")).json()["paths"]["/metrics"]["get"]
+    assert list(operation["responses"]["200"]["content"]) == ["text/plain; version=0.0.4"]
+    assert operation["security"] == [{"AdminKey": []}, {"MetricsToken": []}]
+    assert list(operation["responses"]["401"]["content"]) == ["application/problem+json"]
