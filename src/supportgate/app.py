@@ -28,16 +28,19 @@ from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, g
 from supportgate.gate.events import EVENT_LIMIT
 from supportgate.gate.openapi import document_decide, document_forward_auth
 from supportgate.gate.reports import REPORT_LIMIT
+from supportgate.http.access_log import access_logged, log_access_to_stdout
 from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
 from supportgate.http.docs_ui import swagger_ui_asset, swagger_ui_plugin
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
+from supportgate.http.metrics import scrape_metrics
 from supportgate.http.pages import HtmlPageHeaders
 from supportgate.http.problems import exception_handlers
 from supportgate.install.controllers import Downloads, document_downloads, install_router
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
+from supportgate.metrics import Metrics
 from supportgate.payments.controllers import MAX_STRIPE_EVENT_BYTES, stripe_webhook
 from supportgate.readers import codes
 from supportgate.readers.controllers import readers_router
@@ -121,13 +124,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         master_key = MasterKey(settings.load_master_key())
+        metrics = Metrics()
         # One server or a cluster: the store says which.
         store = await open_store(
-            redis_url, socket_timeout=settings.store_timeout_seconds, batch_timeout=settings.decide_deadline_seconds
+            redis_url,
+            socket_timeout=settings.store_timeout_seconds,
+            batch_timeout=settings.decide_deadline_seconds,
+            metrics=metrics,
         )
         # A read waits on the store for new mail, so for less than a store command may take.
         mail = MailQueue(store, mailer_for(settings), clock=clock, block=settings.store_timeout_seconds / 2)
-        services = Services.build(store, settings, mail, master_key, clock)
+        services = Services.build(store, settings, mail, master_key, clock, metrics)
         app.state.services = services
         app.state.settings = settings
         try:
@@ -135,6 +142,7 @@ def create_app(
             await services.vault.check()
             await services.signing_keys.ensure()
             await services.stats.start()
+            await metrics.start()
             await services.audit.start()
             await mail.start()
             document_decide(app)
@@ -162,6 +170,8 @@ def create_app(
             await mail.stop()
             await services.api_keys.settle()
             await store.close()
+            await metrics.stop()
+            metrics.process_stopped()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)
     app = Litestar(
@@ -169,6 +179,7 @@ def create_app(
             index,
             healthz,
             readyz,
+            scrape_metrics,
             swagger_ui_asset,
             admin_router,
             readers_router,
@@ -197,6 +208,9 @@ def create_app(
             components=Components(
                 security_schemes={
                     "AdminKey": SecurityScheme(type="http", scheme="bearer", description="An admin API key: `sga_…`."),
+                    "MetricsToken": SecurityScheme(
+                        type="http", scheme="bearer", description="`SUPPORTGATE_METRICS_TOKEN`: for GET /metrics only."
+                    ),
                     "SiteKey": SecurityScheme(
                         type="http", scheme="bearer", description="A site API key: `sgs_…` (server-side callers)."
                     ),
@@ -223,14 +237,24 @@ def create_app(
     )
     # Outside the router, so that a path no route takes is measured too.
     app.asgi_handler = limit_request_head(app.asgi_handler)
+    if settings.access_log:
+        # Outermost, so that every request is logged, refused ones included.
+        app.asgi_handler = access_logged(app.asgi_handler)
     return app
 
 
 def app_from_env() -> Litestar:
     """The app for the settings in the environment: the factory ``supportgate serve`` runs."""
-    return create_app(Settings.from_env(), server_process=True)
+    return _server_app(Settings.from_env(), demo=False)
 
 
 def demo_app_from_env() -> Litestar:
     """The app with the demo publisher site: the factory ``supportgate demo`` runs."""
-    return create_app(Settings.from_env(), demo=True, server_process=True)
+    return _server_app(Settings.from_env(), demo=True)
+
+
+def _server_app(settings: Settings, *, demo: bool) -> Litestar:
+    """The app of a whole process: its access lines, if on, go bare to standard output."""
+    if settings.access_log:
+        log_access_to_stdout()
+    return create_app(settings, demo=demo, server_process=True)

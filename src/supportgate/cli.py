@@ -34,6 +34,7 @@ from supportgate.extension_build import (
 )
 from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
+from supportgate.metrics import MULTIPROCESS_ENV, use_multiprocess_dir
 from supportgate.services import Services
 from supportgate.settings import (
     MASTER_KEY_FILE,
@@ -50,6 +51,9 @@ __all__ = ["main"]
 
 T = TypeVar("T")
 _log = logging.getLogger("supportgate.cli")
+_ACCESS_LOG_ENV = "SUPPORTGATE_ACCESS_LOG"
+_METRICS_DIR = "metrics"
+"""The folder of the data dir the workers keep their metrics in, unless PROMETHEUS_MULTIPROC_DIR names one."""
 
 
 @contextlib.contextmanager
@@ -117,9 +121,12 @@ def _prepare_extension(settings: Settings) -> None:
 
 
 def _serve(
-    url: str, *, host: str, port: int, workers: int, log_access: bool, target: str = "supportgate.app:app_from_env"
+    settings: Settings, url: str, *, host: str, port: int, workers: int, target: str = "supportgate.app:app_from_env"
 ) -> None:
     os.environ["SUPPORTGATE_REDIS_URL"] = url
+    # Every worker counts into this directory and any of them answers a scrape with the sums;
+    # emptied first, so counts of an earlier run are not added in.
+    use_multiprocess_dir(Path(os.environ.get(MULTIPROCESS_ENV) or settings.ensure_data_dir() / _METRICS_DIR))
     Granian(
         target,
         factory=True,
@@ -127,7 +134,7 @@ def _serve(
         port=port,
         interface=Interfaces.ASGI,
         workers=workers,
-        log_access=log_access,
+        log_access=False,  # the service writes its own access log (SUPPORTGATE_ACCESS_LOG)
     ).serve()
 
 
@@ -141,9 +148,17 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
-def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="Write one JSON line per request to stdout; overrides SUPPORTGATE_ACCESS_LOG (on by default here).",
+)
+def serve(host: str, port: int, workers: int, access_log: bool | None) -> None:
     """Run the service for production (Granian)."""
+    if access_log is not None:
+        os.environ[_ACCESS_LOG_ENV] = "on" if access_log else "off"
+    elif not os.environ.get(_ACCESS_LOG_ENV, "").strip():
+        os.environ[_ACCESS_LOG_ENV] = "on"
     settings = Settings.from_env()
 
     async def prepare(services: Services) -> None:
@@ -153,7 +168,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
         # Made and checked here, once: a wrong master key is one line, not a failure per worker.
         _with_services(settings, url, prepare)
         _prepare_extension(settings)
-        _serve(url, host=host, port=port, workers=workers, log_access=access_log)
+        _serve(settings, url, host=host, port=port, workers=workers)
 
 
 @cli.command()
@@ -201,7 +216,7 @@ def demo(host: str, port: int) -> None:
                 ]
             )
         )
-        _serve(url, host=host, port=port, workers=1, log_access=False, target="supportgate.app:demo_app_from_env")
+        _serve(settings, url, host=host, port=port, workers=1, target="supportgate.app:demo_app_from_env")
 
 
 @cli.group()

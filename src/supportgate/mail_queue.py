@@ -129,6 +129,14 @@ class MailQueue:
         if waiting >= 0:
             raise MailQueueFull(f"{waiting} mails are waiting to be sent, the most the queue holds")
 
+    async def depth(self) -> tuple[int, int]:
+        """How many mails wait: in the stream (queued or being sent), and in the retry set."""
+        async with self._store.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(names.mail_queue())
+            pipe.zcard(names.mail_retries())
+            queued, retrying = await pipe.execute()
+        return int(queued), int(retrying)
+
     async def start(self) -> None:
         """Join the consumer group and send mail in the background until :meth:`stop`."""
         await self._join()

@@ -28,6 +28,7 @@ from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.reports import ReportService
 from supportgate.gate.stats import StatsBuffer
 from supportgate.mail_queue import MailQueue
+from supportgate.metrics import Metrics
 from supportgate.payments.service import PaymentService
 from supportgate.readers.codes import ActivationCodes, SignInCodes
 from supportgate.readers.dpop import DpopProofs
@@ -80,12 +81,24 @@ class Services:
     events: EventService
     console_sessions: ConsoleSessions
     payments: PaymentService
+    metrics: Metrics
 
     @classmethod
     def build(
-        cls, store: Store, settings: Settings, mail: MailQueue, master_key: MasterKey, clock: Clock = utc_now
+        cls,
+        store: Store,
+        settings: Settings,
+        mail: MailQueue,
+        master_key: MasterKey,
+        clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> Services:
-        """Wire the services together; ``master_key`` seals the secrets they keep in the store."""
+        """Wire the services together; ``master_key`` seals the secrets they keep in the store.
+
+        ``metrics`` counts what they do (the store's own errors are counted by the store it was given);
+        none counts into a registry no one reads.
+        """
+        metrics = Metrics() if metrics is None else metrics
         issuer = settings.issuer
         vault = Vault(store, master_key)
         audit = AuditLog(store, clock=clock, retention=settings.audit_retention)
@@ -103,8 +116,8 @@ class Services:
         code_secret = CodeSecret(vault)
         codes = SignInCodes(store, supporters, sites, code_secret, mail, limiter, clock)
         activation = ActivationCodes(store, supporters, code_secret, limiter, clock)
-        stats = StatsBuffer(store, clock)
-        hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping)
+        stats = StatsBuffer(store, clock, metrics=metrics)
+        hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping, metrics=metrics)
         access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
         pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
         crawlers = CrawlerCheck(clock, resolver=settings.dns_resolver, budget=settings.dns_wait_seconds)
@@ -139,6 +152,7 @@ class Services:
                 AnonymousLimit(settings.anonymous_decides_per_minute, clock),
                 hot,
                 crawlers,
+                metrics,
             ),
             reports=ReportService(store, stats, limiter, clock),
             supporter_csv=SupporterCsv(store, supporters, audit, clock),
@@ -147,4 +161,5 @@ class Services:
             payments=PaymentService(
                 store, audit, supporters, clock, grace=settings.stripe_grace, one_off=settings.stripe_one_off
             ),
+            metrics=metrics,
         )

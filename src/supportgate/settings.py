@@ -31,6 +31,7 @@ __all__ = [
 _PREFIX = "SUPPORTGATE_"
 _MAX_AUDIT_RETENTION_DAYS = 36_500  # a century: longer is a typo, and dates past it overflow
 _MAX_STRIPE_DAYS = 3660  # ten years of grace or of a one-off payment: longer is a typo
+_MIN_METRICS_TOKEN = 16
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """An IP range, as ``SUPPORTGATE_TRUSTED_PROXIES`` lists them."""
@@ -85,6 +86,10 @@ class Settings:
     """Days of support past the end of a paid Stripe subscription period, while Stripe retries a failed renewal."""
     stripe_one_off_days: int = 30
     """Days of support a one-off Stripe payment (a Checkout Session in ``payment`` mode) grants."""
+    metrics_token: str | None = field(default=None, repr=False)
+    """A bearer token for ``GET /metrics`` besides admin keys: 16+ ASCII characters. None: admin keys only."""
+    access_log: bool = False
+    """One JSON line per request on the ``supportgate.access`` logger; ``serve`` turns it on unless set to off."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +139,8 @@ class Settings:
             stripe_one_off_days=_positive_int(
                 "STRIPE_ONE_OFF_DAYS", get("STRIPE_ONE_OFF_DAYS"), defaults.stripe_one_off_days
             ),
+            metrics_token=get("METRICS_TOKEN"),
+            access_log=_on_off("ACCESS_LOG", get("ACCESS_LOG"), default=defaults.access_log),
         )
         settings.validate()
         return settings
@@ -156,6 +163,13 @@ class Settings:
             raise SettingsError(
                 f"{_PREFIX}DECIDE_DEADLINE_MS must be below {_PREFIX}STORE_TIMEOUT_SECONDS "
                 f"({self.decide_deadline_seconds * 1000:g} ms is not below {self.store_timeout_seconds:g} s)"
+            )
+        token = self.metrics_token
+        if token is not None and (len(token) < _MIN_METRICS_TOKEN or not token.isascii() or " " in token):
+            # Never the value itself: it is a secret.
+            raise SettingsError(
+                f"{_PREFIX}METRICS_TOKEN must be at least {_MIN_METRICS_TOKEN} ASCII characters without spaces; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.smtp_url is not None:
             _check_smtp_url(self.smtp_url)
@@ -239,6 +253,15 @@ def _whole_days(name: str, raw: str | None, default: int) -> int:
     if value < 0:
         raise SettingsError(f"{_PREFIX}{name} must be 0 or more, not {raw!r}")
     return value
+
+
+def _on_off(name: str, raw: str | None, *, default: bool) -> bool:
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value not in {"on", "off"}:
+        raise SettingsError(f"{_PREFIX}{name} must be on or off, not {raw!r}")
+    return value == "on"
 
 
 def _positive_float(name: str, raw: str | None, default: float) -> float:

@@ -6,6 +6,7 @@ bench/README.md); :mod:`supportgate.gate.openapi` documents it.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Annotated, Any, Final, cast
 
 import msgspec
@@ -29,6 +30,7 @@ from supportgate.gate.messages import negotiate_language
 from supportgate.gate.reports import ReportService
 from supportgate.gate.schemas import DecideIn, EventIn, ReportIn, SiteAbout
 from supportgate.gate.script import BAIT_SCRIPT, CONTROL_SCRIPT, accepts_gzip, etag_matches, script_for
+from supportgate.http.access_log import note_site
 from supportgate.http.asgi import read_body, send_answer
 from supportgate.http.auth import bearer
 from supportgate.http.body import Body, decode_strict, require_json
@@ -75,9 +77,17 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
     app's exception handlers, and :func:`~supportgate.gate.openapi.document_decide` puts the
     contract in the OpenAPI schema.
     """
+    started = perf_counter()
+    services = scope["app"].state.services
+    try:
+        await _decide(scope, receive, send, services)
+    finally:
+        services.metrics.decide_time.observe(perf_counter() - started)
+
+
+async def _decide(scope: Scope, receive: Receive, send: Send, services: Any) -> None:  # noqa: ANN401 - the app's Services
     http = cast("HTTPScope", scope)
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in http["headers"]}
-    services = http["app"].state.services
     access: SiteAccess = services.access
     hot: HotPath = services.hot
     origin = headers.get("origin")
@@ -104,6 +114,7 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
         request_ip=client_ip(scope),
         deadline=deadline,
     )
+    note_site(scope, data.site)
     answer_headers = cors_headers(origin if site is None else None)
     answer_headers["Cache-Control"] = "no-store"
     answer_headers["Content-Type"] = "application/json"

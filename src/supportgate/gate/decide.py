@@ -19,6 +19,7 @@ from supportgate.gate.metering import Metering
 from supportgate.gate.pass_check import PassCheck
 from supportgate.gate.schemas import DecideIn, Decision, DecisionValue, Meter, Reason, SupporterInfo
 from supportgate.gate.stats import StatField, StatsBuffer
+from supportgate.metrics import Metrics
 from supportgate.store.hot_path import HotPath
 
 __all__ = ["DecideService"]
@@ -45,6 +46,7 @@ class DecideService:
         anonymous_limit: AnonymousLimit,
         hot: HotPath,
         crawlers: CrawlerCheck,
+        metrics: Metrics | None = None,
     ) -> None:
         self._access = access
         self._passes = passes
@@ -53,6 +55,7 @@ class DecideService:
         self._anonymous_limit = anonymous_limit
         self._hot = hot
         self._crawlers = crawlers
+        self._metrics = metrics if metrics is not None else Metrics()
 
     async def decide(
         self,
@@ -120,9 +123,12 @@ class DecideService:
         try:
             verified = await self._passes.verify(token, gated.site.id, deadline=deadline)
         except InvalidToken as exc:
+            self._metrics.pass_checked(exc.reason)
             return None, exc.reason, False
         except StoreUnavailable:
+            self._metrics.pass_checked("store_unavailable")
             return None, None, True
+        self._metrics.pass_checked("valid")
         return SupporterInfo(tier=verified.tier, entitlements=list(verified.entitlements)), None, False
 
     async def _anonymous(
@@ -190,6 +196,7 @@ class DecideService:
             self._stats.count(data.site, "nags")
         elif reason in _DECISION_FIELD:
             self._stats.count(data.site, _DECISION_FIELD[reason])
+        self._metrics.decision(gated.site.id, decision, reason)
         if decision != "allow":
             interstitial = gated.interstitial_url + (f"?lang={data.lang}" if data.lang else "")
         return Decision(

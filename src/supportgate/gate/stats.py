@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from supportgate.clock import Clock
 from supportgate.errors import BadRequest
 from supportgate.gate.schemas import Counters, Stats, StatsDay
+from supportgate.metrics import Metrics
 from supportgate.store import Store, names, stopping, text
 
 __all__ = ["MAX_RANGE_DAYS", "RETENTION", "StatField", "StatsBuffer"]
@@ -61,8 +62,17 @@ class StatsBuffer:
     part of its counts twice when it is retried.
     """
 
-    def __init__(self, store: Store, clock: Clock, *, interval: float = 1.0, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        interval: float = 1.0,
+        max_pending: int = 100_000,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._interval = interval
         self._max_pending = max_pending
@@ -81,6 +91,13 @@ class StatsBuffer:
 
     async def flush(self) -> None:
         """Add the counts so far to the store; on failure keep them for the next flush."""
+        try:
+            await self._flush()
+        finally:
+            if self._metrics is not None:
+                self._metrics.stats_backlog(sum(self._pending.values()))
+
+    async def _flush(self) -> None:
         async with self._lock:
             batch, self._pending = self._pending, {}
             if not batch:

@@ -12,6 +12,7 @@ from supportgate.errors import Unauthorized
 from supportgate.http.auth import access_token, dpop_proof
 from supportgate.http.body import Body
 from supportgate.http.client import client_ip
+from supportgate.metrics import Metrics
 from supportgate.readers.codes import SignInCodes
 from supportgate.readers.dpop import DpopProofs
 from supportgate.readers.passes import PassService
@@ -75,9 +76,14 @@ class AuthController(Controller):
 
     @post("/code/request", dto=Body[CodeRequestIn], return_dto=None, status_code=202, summary="Email a sign-in code")
     async def request_code(
-        self, data: JSONBody[CodeRequestIn], codes: NamedDependency[SignInCodes], request: Request[Any, Any, Any]
+        self,
+        data: JSONBody[CodeRequestIn],
+        codes: NamedDependency[SignInCodes],
+        request: Request[Any, Any, Any],
+        metrics: NamedDependency[Metrics],
     ) -> CodeRequested:
-        await codes.request(data.email, site=data.site, client_ip=client_ip(request.scope), lang=data.lang)
+        with metrics.signin("code_request"):
+            await codes.request(data.email, site=data.site, client_ip=client_ip(request.scope), lang=data.lang)
         return CodeRequested()
 
     @post("/code/verify", dto=Body[CodeVerifyIn], return_dto=None, status_code=200, summary="Sign in with the code")
@@ -87,15 +93,17 @@ class AuthController(Controller):
         signin: NamedDependency[SignInService],
         request: Request[Any, Any, Any],
         proof: NamedDependency[DpopProof | None],
+        metrics: NamedDependency[Metrics],
     ) -> SignIn:
-        return await signin.sign_in_with_code(
-            data.email,
-            data.code,
-            device=data.device,
-            end_sessions=data.end_sessions,
-            client_ip=client_ip(request.scope),
-            proof=proof,
-        )
+        with metrics.signin("code_verify"):
+            return await signin.sign_in_with_code(
+                data.email,
+                data.code,
+                device=data.device,
+                end_sessions=data.end_sessions,
+                client_ip=client_ip(request.scope),
+                proof=proof,
+            )
 
     @post(
         "/activate", dto=Body[ActivateIn], return_dto=None, status_code=200, summary="Sign in with an activation code"
@@ -106,14 +114,16 @@ class AuthController(Controller):
         signin: NamedDependency[SignInService],
         request: Request[Any, Any, Any],
         proof: NamedDependency[DpopProof | None],
+        metrics: NamedDependency[Metrics],
     ) -> SignIn:
-        return await signin.activate(
-            data.code,
-            device=data.device,
-            end_sessions=data.end_sessions,
-            client_ip=client_ip(request.scope),
-            proof=proof,
-        )
+        with metrics.signin("activation"):
+            return await signin.activate(
+                data.code,
+                device=data.device,
+                end_sessions=data.end_sessions,
+                client_ip=client_ip(request.scope),
+                proof=proof,
+            )
 
     @post(
         "/refresh",
@@ -127,8 +137,10 @@ class AuthController(Controller):
         data: JSONBody[RefreshIn],
         sessions: NamedDependency[SessionService],
         proof: NamedDependency[DpopProof | None],
+        metrics: NamedDependency[Metrics],
     ) -> TokenPair:
-        return await sessions.refresh(data.refresh_token, request_id=data.request_id, proof=proof)
+        with metrics.refresh():
+            return await sessions.refresh(data.refresh_token, request_id=data.request_id, proof=proof)
 
     @post("/logout", dto=Body[LogoutIn], return_dto=None, status_code=204, summary="End the session")
     async def logout(

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeAlias, TypeVar, cast
 
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
@@ -37,6 +37,7 @@ from redis.exceptions import ConnectionError as StoreConnectionError
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from supportgate.errors import StoreUnavailable
+from supportgate.metrics import Metrics
 
 __all__ = ["STORE_ERRORS", "Client", "Store", "begin", "connect", "open_store", "stopping", "text", "texts"]
 
@@ -81,7 +82,9 @@ def connect(url: str, *, timeout: float = 2.0) -> Redis:
     )
 
 
-async def open_store(url: str, *, socket_timeout: float = 2.0, batch_timeout: float | None = None) -> Store:
+async def open_store(
+    url: str, *, socket_timeout: float = 2.0, batch_timeout: float | None = None, metrics: Metrics | None = None
+) -> Store:
     """The store at ``url``: one server, or the Redis / Valkey Cluster that ``url``'s node belongs to.
 
     The server says which (``INFO cluster`` → ``cluster_enabled:1``); on a cluster, the client
@@ -95,7 +98,7 @@ async def open_store(url: str, *, socket_timeout: float = 2.0, batch_timeout: fl
         await single.aclose()
         raise
     if not info.get("cluster_enabled"):
-        return Store(single, batch_timeout=batch_timeout)
+        return Store(single, batch_timeout=batch_timeout, metrics=metrics)
     await single.aclose()
     cluster = RedisCluster.from_url(
         url,
@@ -112,7 +115,7 @@ async def open_store(url: str, *, socket_timeout: float = 2.0, batch_timeout: fl
     except BaseException:
         await cluster.aclose()
         raise
-    return Store(cluster, batch_timeout=batch_timeout)
+    return Store(cluster, batch_timeout=batch_timeout, metrics=metrics)
 
 
 def stopping() -> bool:
@@ -153,9 +156,10 @@ class Store:
     multi-key commands within one hash tag go through it alike.
     """
 
-    def __init__(self, redis: Client, *, batch_timeout: float | None = None) -> None:
+    def __init__(self, redis: Client, *, batch_timeout: float | None = None, metrics: Metrics | None = None) -> None:
         self.redis: Client = redis
         self._batch_timeout = batch_timeout
+        self._metrics = metrics
         self._waitaof: bool | None = None
         self._pending_gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
 
@@ -225,6 +229,10 @@ class Store:
         slot, or the server refuses it (``CROSSSLOT``). A slot that moved meanwhile (``MOVED``)
         refreshes the client's map of the cluster and runs ``change`` again there.
         """
+        with self._counting_errors():
+            return await self._atomically(change, watch)
+
+    async def _atomically(self, change: Callable[[Pipeline], Awaitable[T]], watch: tuple[str, ...]) -> T:
         for _ in range(_MAX_RETRIES):
             async with self._one_connection(*watch) as lent:
                 pipe = Pipeline(
@@ -257,14 +265,25 @@ class Store:
         slot the writes are in: on a cluster, the connection is to that slot's primary, and
         every key ``write`` touches must share its hash tag.
         """
-        async with self._one_connection(key) as lent:
-            try:
-                result = await write(Redis(connection_pool=cast("ConnectionPool", lent)))
-            except (MovedError, AskError) as exc:
-                await self._moved(exc, lent)
-                raise StoreUnavailable("The store's cluster moved that data just now; try again.") from exc
-            await self._wait_for_copies(lent.taken)
-            return result
+        with self._counting_errors():
+            async with self._one_connection(key) as lent:
+                try:
+                    result = await write(Redis(connection_pool=cast("ConnectionPool", lent)))
+                except (MovedError, AskError) as exc:
+                    await self._moved(exc, lent)
+                    raise StoreUnavailable("The store's cluster moved that data just now; try again.") from exc
+                await self._wait_for_copies(lent.taken)
+                return result
+
+    @contextmanager
+    def _counting_errors(self) -> Iterator[None]:
+        """Count a store error raised inside in ``supportgate_store_errors_total``, and let it go on."""
+        try:
+            yield
+        except STORE_ERRORS as exc:
+            if self._metrics is not None:
+                self._metrics.store_error("write", exc)
+            raise
 
     @asynccontextmanager
     async def multi(self, key: str) -> AsyncIterator[Pipeline]:

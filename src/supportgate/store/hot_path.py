@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from supportgate.errors import StoreUnavailable
+from supportgate.metrics import Metrics
 from supportgate.store.client import STORE_ERRORS
 
 __all__ = ["HotPath"]
@@ -45,6 +46,7 @@ class HotPath:
             a probe waits and the pace of probes that fail at once.
         silence: How long a call may wait while the store answers nothing on this path before
             the store is taken for down; by default half the budget.
+        metrics: Where the calls' times and failures are counted, if anywhere.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class HotPath:
         probe: Callable[[], Awaitable[object]],
         cooldown: float = 1.0,
         silence: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         silence = budget / 2 if silence is None else silence
         if budget <= 0 or cooldown <= 0 or not 0 < silence <= budget:
@@ -62,6 +65,7 @@ class HotPath:
         self._probe = probe
         self._cooldown = cooldown
         self._silence = silence
+        self._metrics = metrics
         self._down = False
         self._down_since = 0.0
         self._answered_at = float("-inf")
@@ -109,6 +113,7 @@ class HotPath:
             async with asyncio.timeout_at(deadline):
                 return await call()
         except (TimeoutError, *STORE_ERRORS) as exc:
+            self._count_error(exc if isinstance(exc, STORE_ERRORS) else "deadline")
             raise StoreUnavailable from exc
 
     async def run(self, deadline: float | None, call: Callable[[], Awaitable[T]]) -> T:
@@ -143,13 +148,18 @@ class HotPath:
                 self._abandoned.add(work)
                 work.add_done_callback(self._forget)
         if not work.done() or work.cancelled():
+            if not self._down:  # its own deadline ran out, rather than another call taking the store for down
+                self._count_error("deadline")
             self.failed()
             raise StoreUnavailable
         error = work.exception()
         if error is None:
-            self._answered_at = loop.time()
+            self._answered_at = answered = loop.time()
+            if self._metrics is not None:
+                self._metrics.store_time.observe(answered - started)
             return work.result()
         if isinstance(error, STORE_ERRORS):
+            self._count_error(error)
             self.failed()
             raise StoreUnavailable from error
         raise error
@@ -197,6 +207,10 @@ class HotPath:
             work.cancel()
         await asyncio.gather(*self._abandoned, return_exceptions=True)
 
+    def _count_error(self, error: BaseException | str) -> None:
+        if self._metrics is not None:
+            self._metrics.store_error("page_view", error)
+
     def _forget(self, work: asyncio.Future[Any]) -> None:
         """Drop a call no view waits for any more, once it has ended (its outcome read, so never logged)."""
         self._abandoned.discard(work)
@@ -217,6 +231,7 @@ class HotPath:
             quiet_since = max(self._answered_at, min(self._waiting.values()))
             if now - quiet_since >= self._silence:
                 _log.warning("the store answered nothing for %.0f ms on the page-view path", (now - quiet_since) * 1000)
+                self._count_error("silence")
                 self.failed()
                 return
             again = quiet_since + self._silence
