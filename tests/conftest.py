@@ -21,12 +21,13 @@ from supportgate.mail import mailer_for
 from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
-from supportgate.store import EmbeddedStore, open_store
+from supportgate.store import EmbeddedStore, Store, connect, open_store
 from supportgate.store.server import find_server_binary
 from supportgate.tokens.sealing import MasterKey
 from tests.cluster_helpers import ValkeyCluster
 from tests.node_deps import ensure_node_modules
 from tests.smtp_helpers import SmtpServers
+from tests.tokens_helpers import MASTER_KEY
 
 NO_DNS: tuple[str, int] = ("127.0.0.1", 9)
 """The DNS server of tests that start none: a loopback port where nothing answers, so that no test asks
@@ -105,6 +106,16 @@ def own_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Embedd
 
 
 @pytest.fixture
+async def own_services(own_store: EmbeddedStore, clock: FakeClock) -> AsyncIterator[Services]:
+    """The services over the test's own store (see ``own_store``), with the tests' master key."""
+    settings = Settings(redis_url=own_store.url)
+    store = Store(connect(own_store.url))
+    mail = MailQueue(store, mailer_for(settings))
+    yield Services.build(store, settings, mail, MASTER_KEY, clock)
+    await store.close()
+
+
+@pytest.fixture
 def store_url(store_server: EmbeddedStore | ValkeyCluster) -> str:
     """The session store's URL, emptied before each test (a cluster: every primary)."""
     if isinstance(store_server, ValkeyCluster):
@@ -120,10 +131,17 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def suite_settings(store_url: str, tmp_path: Path, **changes: Any) -> Settings:
+    """Settings on the session store with a data dir in ``tmp_path``, changed by ``changes``.
+
+    A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable.
+    """
+    return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0, **changes)
+
+
 @pytest.fixture
-def settings(store_url: str, tmp_path: Any) -> Settings:
-    # A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable.
-    return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0, dns_resolver=NO_DNS)
+def settings(store_url: str, tmp_path: Path) -> Settings:
+    return suite_settings(store_url, tmp_path, dns_resolver=NO_DNS)
 
 
 @pytest.fixture

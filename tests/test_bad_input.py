@@ -12,6 +12,7 @@ from supportgate.http.limits import MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import names
+from tests.conftest import suite_settings
 from tests.gate_helpers import NEWS_ORIGIN, Client, World, make_world
 
 NOT_UTF8 = b'{"\xff@example.com": 1}'
@@ -21,12 +22,7 @@ _PATH_PARAMETERS = {"{tier_id}": "supporter", "{site_id}": "news", "{site}": "ne
 @pytest.fixture
 def settings(store_url: str, tmp_path: Path) -> Settings:
     """The suite's settings with a Stripe signing secret, so that the Stripe webhook is swept too."""
-    return Settings(
-        redis_url=store_url,
-        data_dir=tmp_path / "data",
-        decide_deadline_seconds=1.0,
-        stripe_webhook_secret="whsec_bad_input_sweep",
-    )
+    return suite_settings(store_url, tmp_path, stripe_webhook_secret="whsec_bad_input_sweep")
 
 
 @pytest.fixture

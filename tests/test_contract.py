@@ -24,6 +24,7 @@ from supportgate.http.contract import PROBLEMS
 from supportgate.readers import codes
 from supportgate.services import Services
 from supportgate.settings import Settings
+from tests.conftest import suite_settings
 
 # Addresses at special-use domains (.test, .invalid) are refused by rule (email-validator); real TLDs are not.
 schemathesis.openapi.format("email", strategies.emails())
@@ -35,12 +36,7 @@ _EXAMPLES = 8
 @pytest.fixture
 def settings(store_url: str, tmp_path: Path) -> Settings:
     """The suite's settings with a Stripe signing secret, so that the Stripe webhook is checked as it runs."""
-    return Settings(
-        redis_url=store_url,
-        data_dir=tmp_path / "data",
-        decide_deadline_seconds=1.0,
-        stripe_webhook_secret="whsec_contract_check",
-    )
+    return suite_settings(store_url, tmp_path, stripe_webhook_secret="whsec_contract_check")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,11 +12,9 @@ from supportgate.app import create_app
 from supportgate.catalog.schemas import SitePatch
 from supportgate.gate.cache import TtlCache
 from supportgate.gate.controllers import MAX_DECIDE_BYTES
-from supportgate.mail import mailer_for
-from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
-from supportgate.store import EmbeddedStore, Store, connect
+from supportgate.store import EmbeddedStore
 from tests.conftest import EVERY_STORE, FakeClock
 from tests.gate_helpers import (
     BLOG_ORIGIN,
@@ -31,7 +28,7 @@ from tests.gate_helpers import (
     set_policy,
     view,
 )
-from tests.tokens_helpers import MASTER_KEY, MASTER_MATERIAL
+from tests.tokens_helpers import MASTER_MATERIAL
 
 INTERSTITIAL = "http://127.0.0.1:8000/v1/sites/news/interstitial"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -454,15 +451,6 @@ async def test_policy_changes_apply_within_the_cache_ttl(client: Client, service
 
 
 # The store failing
-
-
-@pytest.fixture
-async def own_services(own_store: EmbeddedStore, clock: FakeClock) -> AsyncIterator[Services]:
-    settings = Settings(redis_url=own_store.url)
-    store = Store(connect(own_store.url))
-    mail = MailQueue(store, mailer_for(settings))
-    yield Services.build(store, settings, mail, MASTER_KEY, clock)
-    await store.close()
 
 
 async def test_store_down_lets_readers_through(

@@ -23,7 +23,7 @@ from supportgate.gate.metering import SKETCH_BYTES, Metering
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import names
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, suite_settings
 from tests.gate_helpers import World, decide, decided, make_world, set_policy, view
 from tests.peers import AtPeer
 
@@ -104,12 +104,7 @@ async def test_views_past_the_free_ones_add_nothing_and_the_sketch_lives_until_t
 @pytest.fixture
 def settings(store_url: str, tmp_path: Path) -> Settings:
     """Settings that trust the proxy at 10.0.0.2, with a page-view budget a loaded machine meets."""
-    return Settings(
-        redis_url=store_url,
-        data_dir=tmp_path / "data",
-        decide_deadline_seconds=1.0,
-        trusted_proxies=(ip_network("10.0.0.0/8"),),
-    )
+    return suite_settings(store_url, tmp_path, trusted_proxies=(ip_network("10.0.0.0/8"),))
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from __future__ import annotations
 import email
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,20 +31,19 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from supportgate.app import create_app
-from supportgate.mail import mailer_for
-from supportgate.mail_queue import MailQueue
 from supportgate.services import Services
 from supportgate.settings import Settings
-from supportgate.store import EmbeddedStore, Store, connect
-from tests.browser.conftest import free_port
+from supportgate.store import EmbeddedStore
 from tests.conftest import FakeClock
 from tests.gate_helpers import make_world, pass_for, set_policy
 from tests.peers import AtPeer
-from tests.tokens_helpers import MASTER_KEY, MASTER_MATERIAL
+from tests.processes import find_binary, free_port, nginx_temp_paths, start_supportgate, stop, wait_ready
+from tests.tokens_helpers import MASTER_MATERIAL
 
 Client = AsyncTestClient[Litestar]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "proxy.md"
 ARTICLE = "<h1>The article</h1>"
+UNTESTED = "the proxy configuration is not tested"
 
 
 def ask(
@@ -64,15 +62,6 @@ def ask(
 
 # ---------------------------------------------------------------------------------------------
 # The endpoint, in process
-
-
-@pytest.fixture
-async def own_services(own_store: EmbeddedStore, clock: FakeClock) -> AsyncIterator[Services]:
-    settings = Settings(redis_url=own_store.url)
-    store = Store(connect(own_store.url))
-    mail = MailQueue(store, mailer_for(settings))
-    yield Services.build(store, settings, mail, MASTER_KEY, clock)
-    await store.close()
 
 
 async def test_forward_auth_answers_with_a_status_and_the_decision_headers(
@@ -263,25 +252,9 @@ def gate(tmp_path_factory: pytest.TempPathFactory, ports: Ports) -> Iterator[Gat
     }
     env.pop("SUPPORTGATE_REDIS_URL", None)
     log = data_dir.parent / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_supportgate("serve", "--port", str(port), "--workers", "1", env=env, log=log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_ready(url, process, log)
         made = subprocess.run(
             [sys.executable, "-m", "supportgate", "admin", "create-key", "--name", "tests"],
             env=env,
@@ -315,12 +288,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory, ports: Ports) -> Iterator[Gat
         admin.close()
         yield Gate(url=url, news_key=keys["news"], metered_key=keys["metered"], token=token)
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 class _Article(BaseHTTPRequestHandler):
@@ -366,31 +334,13 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    _stop(process)
+    stop(process, signal.SIGTERM, timeout=10)
     raise AssertionError(f"nothing listens on {port}:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if Path(p).exists()), None)
-    if found is None:
-        pytest.skip(
-            f"{name} is not installed (.ci/run installs Debian's {name}): the proxy configuration is not tested"
-        )
-    return found
 
 
 def run_nginx(tmp: Path, port: int, gate: Gate, origin: str, key: str, site: str = "news") -> subprocess.Popen[bytes]:
     """Nginx with docs/proxy.md's server block, in a prefix of its own, listening on ``port``."""
-    binary = _binary("nginx")
+    binary = find_binary("nginx", untested=UNTESTED)
     server = _filled(doc_block("nginx"), gate, origin, key, site)
     assert "listen 80;" in server
     server = server.replace("listen 80;", f"listen 127.0.0.1:{port};")
@@ -407,12 +357,7 @@ error_log {tmp}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{server}
+{nginx_temp_paths(temp)}{server}
 }}
 """
     )
@@ -425,7 +370,7 @@ http {{
 
 def run_caddy(tmp: Path, port: int, gate: Gate, origin: str, key: str, site: str = "news") -> subprocess.Popen[bytes]:
     """Caddy with docs/proxy.md's site block, its data in ``tmp``, listening on ``port`` over plain HTTP."""
-    binary = _binary("caddy")
+    binary = find_binary("caddy", untested=UNTESTED)
     block = _filled(doc_block("caddyfile"), gate, origin, key, site)
     assert block.startswith("news.example.com {")
     block = block.replace("news.example.com {", f"http://127.0.0.1:{port} {{", 1)
@@ -454,7 +399,7 @@ def proxy(
     runner = run_nginx if request.param == "nginx" else run_caddy
     process = runner(tmp, port, gate, origin, gate.news_key)
     yield f"http://127.0.0.1:{port}"
-    _stop(process)
+    stop(process, signal.SIGTERM, timeout=10)
 
 
 @pytest.mark.slow
@@ -548,7 +493,7 @@ def test_the_meters_visitor_cookie_reaches_the_reader(server: str, tmp_path: Pat
         assert (second.status_code, "set-cookie" in second.headers) == (200, False)
         assert httpx.get(url, cookies=reader, timeout=10).status_code == 403
     finally:
-        _stop(process)
+        stop(process, signal.SIGTERM, timeout=10)
 
 
 @pytest.mark.slow
@@ -564,7 +509,7 @@ def test_a_wrong_site_key_answers_every_reader_401(server: str, tmp_path: Path, 
         assert answer.headers["www-authenticate"] == 'Bearer realm="supportgate"'
         assert ARTICLE not in answer.text
     finally:
-        _stop(process)
+        stop(process, signal.SIGTERM, timeout=10)
 
 
 @pytest.mark.slow
@@ -589,4 +534,4 @@ def test_the_page_is_served_when_the_gate_is_unreachable(
             assert (answer.status_code, answer.text) == (200, ARTICLE)
             assert answer.headers["seen-supportgate-decision"] in {"-", ""}
         finally:
-            _stop(process)
+            stop(process, signal.SIGTERM, timeout=10)

@@ -14,16 +14,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from supportgate.mail import mailer_for
@@ -35,6 +31,7 @@ from supportgate.store.server import find_server_binary
 from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.sealing import MasterKey
 from tests.gate_helpers import World, make_world, pass_for
+from tests.processes import free_port, run_captured, start_supportgate, stop, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +45,6 @@ SUFFIXES = {"bash": ".sh", "python": ".py", "js": ".mjs", "php": ".php"}
 def examples() -> dict[str, tuple[str, str]]:
     """The marked examples of the doc, by name: (language, code)."""
     return {name: (language, code + "\n") for name, language, code in EXAMPLE.findall(DOC.read_text())}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -109,33 +100,12 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
             "PYTHONUNBUFFERED": "1",
         }
         log = root / "serve.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "supportgate", "serve", "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = start_supportgate("serve", "--port", str(port), env=env, log=log)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, f"supportgate serve stopped:\n{log.read_text()}"
-                try:
-                    if httpx.get(f"{public}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"supportgate serve did not become ready:\n{log.read_text()}"
-                time.sleep(0.2)
+            wait_ready(public, process, log)
             yield Gate(public, world, *tokens)
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process, timeout=15)
 
 
 def runner(language: str, tmp_path: Path) -> list[str]:
@@ -163,13 +133,10 @@ def run(gate: Gate, name: str, supporter_pass: str, tmp_path: Path) -> str:
         code = re.sub(rf"\b{placeholder}\b", values[placeholder], code)
     script = tmp_path / f"{name}{SUFFIXES[language]}"
     script.write_text(code)
-    result = subprocess.run(
+    result = run_captured(
         [*runner(language, tmp_path), str(script)],
         cwd=tmp_path,
         env={**os.environ, "TMPDIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=60,
     )
     assert result.returncode == 0, f"{name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
