@@ -54,22 +54,25 @@ def wait_ready(
     process: subprocess.Popen[bytes],
     log: Path,
     *,
+    printed: str = "",
     timeout: float = 60.0,
     interval: float = 0.2,
     request_timeout: float = 1.0,
-) -> None:
-    """Wait until ``base``/readyz answers 200; fail with the process's log if it exits or ``timeout`` passes."""
+) -> str:
+    """Wait until ``base``/readyz answers 200 (and ``log`` holds ``printed``); what ``log`` holds then.
+
+    Fails with the log if the process exits or ``timeout`` passes first.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        written = log.read_text(errors="replace")
         try:
-            if httpx.get(f"{base}/readyz", timeout=request_timeout).status_code == 200:
-                return
+            if printed in written and httpx.get(f"{base}/readyz", timeout=request_timeout).status_code == 200:
+                return written
         except httpx.HTTPError:
             pass
         assert process.poll() is None, f"the process stopped:\n{log.read_text(errors='replace')}"
-        assert time.monotonic() < deadline, (
-            f"/readyz did not answer in {timeout:g} s:\n{log.read_text(errors='replace')}"
-        )
+        assert time.monotonic() < deadline, f"not ready in {timeout:g} s:\n{log.read_text(errors='replace')}"
         time.sleep(interval)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd import smtp as smtpd
 from aiosmtpd.controller import Controller
+
+from tests.processes import free_port
 
 
 @dataclass
@@ -53,13 +54,6 @@ class Recorder:
             )
         )
         return "250 OK"
-
-
-def free_port() -> int:
-    """A local TCP port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 StartServer = Callable[..., tuple[Recorder, int]]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.processes import free_port, start_supportgate, stop, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +26,6 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.
         timeout=timeout,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -73,37 +67,14 @@ def test_create_key_prints_a_working_key(tmp_path: Path) -> None:
     assert not (tmp_path / "store" / "store.sock").exists()
 
 
-def start_demo(data_dir: Path, port: int, log: Path) -> subprocess.Popen[str]:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "supportgate", "demo", "--port", str(port)],
-            env={**os.environ, "SUPPORTGATE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+def start_demo(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SUPPORTGATE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    return start_supportgate("demo", "--port", str(port), env=env, log=log)
 
 
-def wait_ready(process: subprocess.Popen[str], port: int, log: Path) -> str:
+def wait_for_banner(process: subprocess.Popen[bytes], port: int, log: Path) -> str:
     """Wait for /readyz; return what the demo printed up to then (its banner)."""
-    deadline = time.monotonic() + 30
-    banner = ""
-    while time.monotonic() < deadline:
-        banner = log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200 and "admin API key" in banner:
-                return banner
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, banner
-        time.sleep(0.2)
-    raise AssertionError(f"demo did not become ready:\n{banner}")
-
-
-def stop_like_ctrl_c(process: subprocess.Popen[str]) -> int:
-    os.killpg(process.pid, signal.SIGINT)
-    return process.wait(timeout=15)
+    return wait_ready(f"http://127.0.0.1:{port}", process, log, printed="admin API key", timeout=30)
 
 
 def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
@@ -115,7 +86,7 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     demo = start_demo(tmp_path, port, log)
     try:
-        banner = wait_ready(demo, port, log)
+        banner = wait_for_banner(demo, port, log)
         key = re.search(r"admin API key\s+(\S+)", banner)
         assert key, banner
         headers = {"Authorization": f"Bearer {key.group(1)}"}
@@ -137,12 +108,12 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
         download = httpx.get(f"{base}/extension/supportgate-firefox.zip")
         assert (download.status_code, download.headers["content-type"]) == (200, "application/zip")
     finally:
-        assert stop_like_ctrl_c(demo) == 0
+        assert stop(demo, timeout=15) == 0
     assert not (tmp_path / "store" / "store.sock").exists(), "the store was left running"
 
     again = start_demo(tmp_path, port, log)
     try:
-        banner = wait_ready(again, port, log)
+        banner = wait_for_banner(again, port, log)
         new_key = re.search(r"admin API key\s+(\S+)", banner)
         assert new_key
         base = f"http://127.0.0.1:{port}"
@@ -153,7 +124,7 @@ def test_demo_seeds_serves_and_keeps_its_data(tmp_path: Path) -> None:
         assert re.search(rf"extension \S+ for {base} found: ", banner), "the second start rebuilt the packages"
         assert httpx.get(f"{base}/extension/supportgate-firefox.zip").content == download.content
     finally:
-        assert stop_like_ctrl_c(again) == 0
+        assert stop(again, timeout=15) == 0
 
 
 def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store_url: str) -> None:
@@ -163,19 +134,13 @@ def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store
     """
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "2"],
-            env={
-                **os.environ,
-                "SUPPORTGATE_REDIS_URL": store_url,
-                "SUPPORTGATE_DATA_DIR": str(tmp_path / "unused"),
-                "SUPPORTGATE_EXTENSION_SOURCE": str(tmp_path / "no-extension-here"),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = {
+        **os.environ,
+        "SUPPORTGATE_REDIS_URL": store_url,
+        "SUPPORTGATE_DATA_DIR": str(tmp_path / "unused"),
+        "SUPPORTGATE_EXTENSION_SOURCE": str(tmp_path / "no-extension-here"),
+    }
+    server = start_supportgate("serve", "--port", str(port), "--workers", "2", env=env, log=log)
     try:
         deadline = time.monotonic() + 30
         ready = 0
@@ -193,8 +158,7 @@ def test_serve_uses_an_external_store_with_several_workers(tmp_path: Path, store
         assert "not available from this gate" in httpx.get(f"http://127.0.0.1:{port}/extension").text
         assert not (tmp_path / "unused" / "store").exists(), "an external store must not start the embedded one"
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        assert server.wait(timeout=15) == 0
+        assert stop(server, timeout=15) == 0
 
 
 def test_rotate_keys_waits_for_publication_unless_forced(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from redis.asyncio.client import Pipeline
 
 from supportgate.store import begin, names, open_store
 from tests.cluster_helpers import ValkeyCluster
+from tests.processes import free_port, start_supportgate, stop, wait_ready
 from tests.readers_helpers import sign_in
 
 pytestmark = pytest.mark.slow
@@ -45,13 +44,6 @@ class Answer:
     seconds: float
     status: int
     reason: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -83,35 +75,15 @@ def served(cluster: ValkeyCluster, tmp_path: Path) -> Iterator[tuple[str, str, P
     )
     admin_key = re.search(r"sga_\S+", made.stdout + made.stderr)
     assert admin_key, made.stdout + made.stderr
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_supportgate("serve", "--port", str(port), "--workers", "1", env=env, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")
-            assert time.monotonic() < deadline, "supportgate serve did not become ready"
-            time.sleep(0.1)
+        wait_ready(base, server, log, interval=0.1, request_timeout=2)
         yield base, admin_key.group(0), data / "outbox"
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server)
 
 
 def _site_beside(cluster: ValkeyCluster, key: str) -> str:

@@ -7,9 +7,6 @@ import json
 import logging
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +32,8 @@ from supportgate.store import Store, connect
 from supportgate.store.hot_path import HotPath
 from tests.conftest import FakeClock
 from tests.gate_helpers import NEWS_ORIGIN, decide, decided, make_world, pass_for, view
+from tests.processes import free_port, start_supportgate, stop
 from tests.readers_helpers import emailed_code
-from tests.test_cli import free_port
 
 Client = AsyncTestClient[Litestar]
 METRICS_TOKEN = "metrics-token-for-the-tests-0123"
@@ -348,20 +345,14 @@ async def test_two_workers_sum_their_counts(services: Services, settings: Settin
     await make_world(services)
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supportgate", "serve", "--port", str(port), "--workers", "2"],
-            env={
-                **os.environ,
-                "SUPPORTGATE_REDIS_URL": str(settings.redis_url),
-                "SUPPORTGATE_DATA_DIR": str(settings.data_dir),
-                "SUPPORTGATE_METRICS_TOKEN": METRICS_TOKEN,
-                "SUPPORTGATE_EXTENSION_SOURCE": str(tmp_path / "no-extension-here"),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = {
+        **os.environ,
+        "SUPPORTGATE_REDIS_URL": str(settings.redis_url),
+        "SUPPORTGATE_DATA_DIR": str(settings.data_dir),
+        "SUPPORTGATE_METRICS_TOKEN": METRICS_TOKEN,
+        "SUPPORTGATE_EXTENSION_SOURCE": str(tmp_path / "no-extension-here"),
+    }
+    server = start_supportgate("serve", "--port", str(port), "--workers", "2", env=env, log=log)
     base = f"http://127.0.0.1:{port}"
     sent = 0
     try:
@@ -389,8 +380,7 @@ async def test_two_workers_sum_their_counts(services: Services, settings: Settin
             for _ in range(6):  # new connections: whichever worker answers, the same sums
                 assert await _scraped_decisions(base) == (sent, sent)
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        assert server.wait(timeout=15) == 0
+        assert stop(server, timeout=15) == 0
     decide_lines = [
         json.loads(line) for line in log.read_text().splitlines() if line.startswith("{") and "/v1/decide" in line
     ]

@@ -12,10 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.processes import free_port, start_supportgate, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_ADBLOCK = ROOT.parent / "shared" / "adblock"
@@ -100,12 +98,6 @@ def write_blocker_extension(blocker: Blocker, into: Path) -> Path:
     return directory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Demo:
     """The running ``supportgate demo`` process and an admin client for its API."""
@@ -156,27 +148,17 @@ def run_demo(data_dir: Path, origin: str = ORIGIN) -> Iterator[Demo]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("SUPPORTGATE_REDIS_URL", None)
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supportgate", "demo", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_supportgate("demo", "--port", str(port), env=env, log=log)
     try:
-        key = _wait_ready(process, port, log)
-        service = Demo(port=port, admin_key=key, data_dir=data_dir, origin=origin)
+        banner = wait_ready(f"http://127.0.0.1:{port}", process, log, printed="admin API key", timeout=30, interval=0.1)
+        key = re.search(r"admin API key\s+(\S+)", banner)
+        assert key, banner
+        service = Demo(port=port, admin_key=key.group(1), data_dir=data_dir, origin=origin)
         yield service
         service.api.close()
         service.anonymous.close()
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        stop(process, timeout=15, must_stop=True)
 
 
 @pytest.fixture(scope="package")
@@ -184,22 +166,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """``python -m supportgate demo`` on a free port, public as http://news.example, stopped with Ctrl-C."""
     with run_demo(tmp_path_factory.mktemp("demo-data")) as service:
         yield service
-
-
-def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> str:
-    """Wait for /readyz; the admin key from the banner."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        banner = log.read_text()
-        key = re.search(r"admin API key\s+(\S+)", banner)
-        try:
-            if key and httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return key.group(1)
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, f"the demo stopped:\n{banner}"
-        time.sleep(0.1)
-    raise AssertionError(f"the demo did not become ready:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="package")

@@ -27,11 +27,11 @@ from tests.browser.conftest import (
     ORIGIN,
     WATCH_SCRIPT,
     Demo,
-    free_port,
     launch_chromium,
     run_demo,
     write_blocker_extension,
 )
+from tests.processes import find_binary, free_port, nginx_temp_paths, stop
 
 pytestmark = pytest.mark.browser
 
@@ -59,12 +59,7 @@ error_log {root}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
   access_log {root}/access.log;
-  client_body_temp_path {root}/tmp/body;
-  proxy_temp_path {root}/tmp/proxy;
-  fastcgi_temp_path {root}/tmp/fastcgi;
-  uwsgi_temp_path {root}/tmp/uwsgi;
-  scgi_temp_path {root}/tmp/scgi;
-  types {{ text/html html; }}
+{temp_paths}  types {{ text/html html; }}
   server {{
     listen 127.0.0.1:{port};
     server_name news.example;
@@ -132,15 +127,15 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 @pytest.fixture(scope="module")
 def nginx(gate: Demo) -> Iterator[Nginx]:
     """Debian's nginx on a free loopback port, as nobody when the tests run as root, serving the site and /sg/."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).is_file():
-        pytest.skip("nginx is missing (`apt-get install nginx`; .ci/run installs it): no first-party test")
+    binary = find_binary("nginx", untested="no first-party test")
     root = Path(tempfile.mkdtemp(prefix="sg-nginx-"))
     port = free_port()
     (root / "tmp").mkdir()
     (root / "site" / "articles").mkdir(parents=True)
     (root / "site" / ARTICLE.lstrip("/")).write_text(PAGE)
-    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port, gate=gate.port))
+    (root / "nginx.conf").write_text(
+        NGINX_CONF.format(root=root, port=port, gate=gate.port, temp_paths=nginx_temp_paths(root / "tmp"))
+    )
     as_root = os.geteuid() == 0
     if as_root:
         for path in [root, *root.rglob("*")]:
@@ -158,11 +153,7 @@ def nginx(gate: Demo) -> Iterator[Nginx]:
         _wait_until(lambda: _answers(f"http://127.0.0.1:{port}{ARTICLE}"), what="nginx", log=server.log)
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, signal.SIGTERM, timeout=10)
         shutil.rmtree(root, ignore_errors=True)
 
 
