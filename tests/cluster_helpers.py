@@ -10,13 +10,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import redis
 from redis.cluster import RedisCluster
 
-from supportgate.store.server import find_server_binary
+from supportgate.store.server import ServerLifetime, find_server_binary
 
 __all__ = ["ClusterNode", "ValkeyCluster", "every_key", "flush_everything"]
 
@@ -59,7 +57,7 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-class ValkeyCluster:
+class ValkeyCluster(ServerLifetime):
     """Six ``valkey-server`` processes made into one cluster; stopped (and their files kept) on exit."""
 
     def __init__(self, root: Path, *, binary: str | None = None, nodes: int = 6) -> None:
@@ -72,15 +70,6 @@ class ValkeyCluster:
     def url(self) -> str:
         """A ``redis://`` URL naming one node (the service finds the rest from it)."""
         return f"redis://127.0.0.1:{self.nodes[0].port}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start the servers, give the primaries the slots, join them, pair the replicas; wait for ``ok``."""

@@ -54,6 +54,11 @@ class Zone(BaseResolver):  # type: ignore[misc] - dnslib ships no types
             kind = "AAAA" if ":" in address else "A"
             self.records.setdefault((name + ".", kind), []).append(address)
 
+    def verified(self, address: str, name: str) -> None:
+        """Give ``address`` the reverse name ``name``, and ``name`` the address back: records a real crawler has."""
+        self.ptr(address, name)
+        self.forward(name, address)
+
     def questions(self) -> int:
         """How many questions the server was asked so far."""
         with self._lock:
@@ -154,8 +159,7 @@ async def reason(client: Client, forwarded_for: str, user_agent: str = GOOGLEBOT
 async def test_a_real_googlebot_is_a_crawler(client: Client, zone: tuple[Zone, tuple[str, int]]) -> None:
     """An address whose PTR is under googlebot.com and whose name resolves back to it is a crawler."""
     records, _ = zone
-    records.ptr(REAL, REAL_NAME)
-    records.forward(REAL_NAME, REAL)
+    records.verified(REAL, REAL_NAME)
     assert await reason(client, REAL) == "crawler"
     assert (dns.reversename.from_address(REAL).to_text(), "PTR") in records.asked
     assert (REAL_NAME + ".", "A") in records.asked
@@ -167,8 +171,7 @@ async def test_a_real_googlebot_over_ipv6_is_confirmed_by_aaaa(
     """An IPv6 address is confirmed by its name's AAAA records."""
     records, _ = zone
     address, name = "2001:4860:4801:10::1", "crawl-2001-4860-4801-10--1.googlebot.com"
-    records.ptr(address, name)
-    records.forward(name, address)
+    records.verified(address, name)
     assert await reason(client, address) == "crawler"
     assert (name + ".", "AAAA") in records.asked
 
@@ -209,13 +212,11 @@ async def test_a_spoofed_googlebot_gets_the_reader_rules(
 async def test_a_googlebot_name_does_not_make_a_bingbot(client: Client, zone: tuple[Zone, tuple[str, int]]) -> None:
     """A confirmed name counts only for its own crawler: a Googlebot address claiming to be Bingbot is walled."""
     records, _ = zone
-    records.ptr(REAL, REAL_NAME)
-    records.forward(REAL_NAME, REAL)
+    records.verified(REAL, REAL_NAME)
     assert await reason(client, REAL, BINGBOT) == "adblock"
     assert await reason(client, REAL) == "crawler"
     bing, bing_name = "157.55.39.1", "msnbot-157-55-39-1.search.msn.com"
-    records.ptr(bing, bing_name)
-    records.forward(bing_name, bing)
+    records.verified(bing, bing_name)
     assert await reason(client, bing, BINGBOT) == "crawler"
 
 
@@ -224,8 +225,7 @@ async def test_the_outcome_is_cached_per_address_for_its_ttl(
 ) -> None:
     """Once looked up, an address is decided without a DNS question: verified for a day, refused for an hour."""
     records, _ = zone
-    records.ptr(REAL, REAL_NAME)
-    records.forward(REAL_NAME, REAL)
+    records.verified(REAL, REAL_NAME)
     spoofer = "203.0.113.8"
     records.ptr(spoofer, "evil.example.com")
     assert await reason(client, REAL) == "crawler"
@@ -260,8 +260,7 @@ async def test_a_dns_failure_refuses_the_claim_for_a_minute(
     clock.advance(minutes=1, seconds=1)
     records.failing.clear()
     name = "crawl-66-249-66-2.googlebot.com"
-    records.ptr(address, name)
-    records.forward(name, address)
+    records.verified(address, name)
     assert await reason(client, address) == "crawler"
     assert records.questions() == asked + 2
 
@@ -271,8 +270,7 @@ async def test_views_from_one_address_share_one_lookup(client: Client, zone: tup
     import asyncio  # noqa: PLC0415 - only this test gathers views
 
     records, _ = zone
-    records.ptr(REAL, REAL_NAME)
-    records.forward(REAL_NAME, REAL)
+    records.verified(REAL, REAL_NAME)
     reasons = await asyncio.gather(*(reason(client, REAL) for _ in range(8)))
     assert reasons == ["crawler"] * 8
     assert records.questions() == 2
@@ -325,8 +323,7 @@ async def test_ip_ranges_let_crawlers_through_without_dns(
     await set_policy(services, clock, crawlers={"user_agents": ["Googlebot"], "ip_ranges": ["198.51.100.0/24"]})
     assert await reason(client, "198.51.100.20") == "crawler"
     assert records.questions() == 0
-    records.ptr(REAL, REAL_NAME)
-    records.forward(REAL_NAME, REAL)
+    records.verified(REAL, REAL_NAME)
     assert await reason(client, REAL) == "crawler"
     assert await reason(client, "203.0.113.13") == "adblock"
     await set_policy(
@@ -345,8 +342,7 @@ async def test_a_site_key_caller_without_client_ip_is_no_crawler(
 ) -> None:
     """A server-side caller that names no client address cannot have its crawler checked: the reader rules apply."""
     records, _ = zone
-    records.ptr(REAL, REAL_NAME)
-    records.forward(REAL_NAME, REAL)
+    records.verified(REAL, REAL_NAME)
     key = (await services.api_keys.create("site", name="news2", site="news", actor="tests")).key
     headers = {"Authorization": f"Bearer {key}"}
     body = view(user_agent=GOOGLEBOT)

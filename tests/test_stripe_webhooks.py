@@ -125,6 +125,22 @@ def invoice_paid(
     return envelope(event_id, kind, invoice, created=created)
 
 
+def checkout_session(
+    session_id: str, mode: str, *, customer: str | None, details: dict[str, str], subscription: str | None, **more: Any
+) -> dict[str, Any]:
+    """A paid ``checkout.session`` object in ``mode`` (``payment`` or ``subscription``)."""
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "mode": mode,
+        "payment_status": "paid",
+        "customer": customer,
+        "customer_details": details,
+        "subscription": subscription,
+        **more,
+    }
+
+
 def subscription_event(
     event_id: str,
     kind: str,
@@ -350,17 +366,15 @@ async def test_an_unknown_price_or_event_type_writes_nothing(paying: Client, ser
 
 async def test_a_one_off_checkout_grants_the_set_days(paying: Client, clock: FakeClock) -> None:
     """checkout.session.completed in payment mode grants the tier of metadata.price_id for 30 days, then 30 more."""
-    session = {
-        "id": "cs_test_a1",
-        "object": "checkout.session",
-        "mode": "payment",
-        "payment_status": "paid",
-        "status": "complete",
-        "customer": None,
-        "customer_details": {"email": "Fan@Example.com", "name": "A Fan"},
-        "metadata": {"price_id": SILVER_PRICE},
-        "subscription": None,
-    }
+    session = checkout_session(
+        "cs_test_a1",
+        "payment",
+        customer=None,
+        details={"email": "Fan@Example.com", "name": "A Fan"},
+        subscription=None,
+        status="complete",
+        metadata={"price_id": SILVER_PRICE},
+    )
     first = await deliver(paying, envelope("evt_cs1", "checkout.session.completed", session, created=1_764_000_000))
     assert first.json()["handled"] is True
     granted = await supporter(paying)
@@ -373,15 +387,9 @@ async def test_a_one_off_checkout_grants_the_set_days(paying: Client, clock: Fak
 
 async def test_a_subscription_checkout_links_the_subscription(paying: Client, services: Services) -> None:
     """A paid subscription checkout grants nothing before its invoice, then links a later subscription event."""
-    session = {
-        "id": "cs_test_b1",
-        "object": "checkout.session",
-        "mode": "subscription",
-        "payment_status": "paid",
-        "customer": "cus_Other",
-        "customer_details": {"email": ADDRESS},
-        "subscription": "sub_1Qother",
-    }
+    session = checkout_session(
+        "cs_test_b1", "subscription", customer="cus_Other", details={"email": ADDRESS}, subscription="sub_1Qother"
+    )
     before = await store_state(services)
     early = await deliver(
         paying, envelope("evt_cs_early", "checkout.session.completed", session, created=1_764_000_000)
@@ -522,15 +530,9 @@ async def test_racing_deliveries_apply_once(paying: Client) -> None:
 async def test_an_event_that_changed_nothing_does_not_make_older_ones_stale(paying: Client) -> None:
     """A checkout that only links a subscription, made after its invoice but delivered first, lets the invoice apply."""
     await deliver(paying, invoice_paid("evt_first", subscription="sub_1Qold"))
-    session = {
-        "id": "cs_test_c1",
-        "object": "checkout.session",
-        "mode": "subscription",
-        "payment_status": "paid",
-        "customer": "cus_Fan",
-        "customer_details": {"email": ADDRESS},
-        "subscription": "sub_1Qfan",
-    }
+    session = checkout_session(
+        "cs_test_c1", "subscription", customer="cus_Fan", details={"email": ADDRESS}, subscription="sub_1Qfan"
+    )
     linked = await deliver(paying, envelope("evt_cs", "checkout.session.completed", session, created=1_766_600_010))
     assert linked.json()["handled"] is True
     later = PERIOD_END + timedelta(days=31)

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from supportgate_verify import PassVerifier
 from tests.conftest import FakeClock
 from tests.gate_helpers import make_world, pass_for
 from tests.node_deps import ensure_node_modules
+from tests.processes import run_captured
 from tests.tokens_helpers import forge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,13 +196,10 @@ async def test_node_suite_agrees_with_the_service(
     reasons = {v["expect"].get("reason") for v in document["vectors"]}
     assert reasons - {None} == set(get_args(TokenFailure)) - {"revoked"}, "one vector of each refusal"
     assert sum("pass" in v["expect"] for v in document["vectors"]) >= 3
-    result = subprocess.run(
+    result = run_captured(
         [node, "--test", "packages/verify-js/test"],
         cwd=ROOT,
         env={**os.environ, "SUPPORTGATE_VERIFY_VECTORS": str(vectors_file)},
-        capture_output=True,
-        text=True,
-        check=False,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

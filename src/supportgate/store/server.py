@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -25,7 +26,7 @@ except ImportError:  # no wheel for this platform: fall back to a server on PATH
 
 from supportgate.errors import SettingsError, SupportgateError
 
-__all__ = ["EmbeddedStore", "StoreStartError", "find_server_binary"]
+__all__ = ["EmbeddedStore", "ServerLifetime", "StoreStartError", "find_server_binary"]
 
 # sun_path is 108 bytes on Linux, 104 on macOS; stay under both.
 _MAX_SOCKET_PATH = 100
@@ -50,7 +51,28 @@ def find_server_binary() -> str:
     )
 
 
-class EmbeddedStore:
+class ServerLifetime(ABC):
+    """Server processes started on entering a ``with`` block and stopped on leaving it, however it ends."""
+
+    @abstractmethod
+    def start(self) -> object:
+        """Start the servers and wait until they answer."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the servers this object started."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedStore(ServerLifetime):
     """A private store process owned by this one, stopped with it.
 
     Data lives in ``<data_dir>/store`` with the append-only file on and ``noeviction``, so an
@@ -145,15 +167,6 @@ class EmbeddedStore:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait()
             self._process = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _socket_path(self) -> Path:
         preferred = self.dir / "store.sock"
