@@ -19,7 +19,7 @@ import pytest
 __all__ = [
     "find_binary",
     "free_port",
-    "nginx_temp_paths",
+    "nginx_conf",
     "run_captured",
     "start_supportgate",
     "stop",
@@ -133,10 +133,13 @@ def find_binary(name: str, *, untested: str) -> str:
     return found
 
 
-def nginx_temp_paths(directory: Path) -> str:
-    """An nginx ``http`` block's temp-file paths, all under ``directory``: an unprivileged nginx writes nowhere else."""
-    return "".join(
-        f"  {kind}_temp_path {directory}/{name};\n"
+def nginx_conf(prefix: Path, temp: Path, http: str) -> str:
+    """An nginx.conf for an unprivileged nginx in the foreground, its ``http`` block holding ``http``.
+
+    Its pid file and error log are in ``prefix``, its temp files in ``temp``.
+    """
+    temp_paths = "".join(
+        f"  {kind}_temp_path {temp}/{name};\n"
         for kind, name in (
             ("client_body", "body"),
             ("proxy", "proxy"),
@@ -145,3 +148,13 @@ def nginx_temp_paths(directory: Path) -> str:
             ("scgi", "scgi"),
         )
     )
+    return f"""daemon off;
+master_process on;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+{temp_paths}{http}
+}}
+"""

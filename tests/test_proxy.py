@@ -37,7 +37,7 @@ from supportgate.store import EmbeddedStore
 from tests.conftest import FakeClock
 from tests.gate_helpers import make_world, pass_for, set_policy
 from tests.peers import AtPeer
-from tests.processes import find_binary, free_port, nginx_temp_paths, start_supportgate, stop, wait_ready
+from tests.processes import find_binary, free_port, nginx_conf, start_supportgate, stop, wait_ready
 from tests.tokens_helpers import MASTER_MATERIAL
 
 Client = AsyncTestClient[Litestar]
@@ -348,19 +348,7 @@ def run_nginx(tmp: Path, port: int, gate: Gate, origin: str, key: str, site: str
     temp.mkdir(parents=True)
     temp.chmod(0o777)  # workers run as nobody when the tests run as root
     conf = tmp / "nginx.conf"
-    conf.write_text(
-        f"""daemon off;
-master_process on;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-{nginx_temp_paths(temp)}{server}
-}}
-"""
-    )
+    conf.write_text(nginx_conf(tmp, temp, f"    access_log off;\n{server}"))
     log = tmp / "error.log"
     with (tmp / "stdout.log").open("wb") as out:
         process = subprocess.Popen([binary, "-p", str(tmp), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)

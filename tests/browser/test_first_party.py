@@ -31,7 +31,7 @@ from tests.browser.conftest import (
     run_demo,
     write_blocker_extension,
 )
-from tests.processes import find_binary, free_port, nginx_temp_paths, stop
+from tests.processes import find_binary, free_port, nginx_conf, stop
 
 pytestmark = pytest.mark.browser
 
@@ -51,15 +51,9 @@ PAGE = f"""<!DOCTYPE html>
 """
 # The site's proxy, as a publisher would write it: the gate under /sg/, the reader's address and
 # the site's host passed on (the gate trusts this proxy's address for X-Forwarded-For).
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
+NGINX_SERVER = """
   access_log {root}/access.log;
-{temp_paths}  types {{ text/html html; }}
+  types {{ text/html html; }}
   server {{
     listen 127.0.0.1:{port};
     server_name news.example;
@@ -71,9 +65,7 @@ http {{
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Host $host;
     }}
-  }}
-}}
-"""
+  }}"""
 DETECTED = "() => window.supportgate && window.supportgate.detection && window.supportgate.detection.result"
 DECIDED = "() => window.supportgate && window.supportgate.decision && window.supportgate.decision.decision"
 # The re-check is over: the wall's status line says the blocker is still on.
@@ -133,9 +125,8 @@ def nginx(gate: Demo) -> Iterator[Nginx]:
     (root / "tmp").mkdir()
     (root / "site" / "articles").mkdir(parents=True)
     (root / "site" / ARTICLE.lstrip("/")).write_text(PAGE)
-    (root / "nginx.conf").write_text(
-        NGINX_CONF.format(root=root, port=port, gate=gate.port, temp_paths=nginx_temp_paths(root / "tmp"))
-    )
+    server = NGINX_SERVER.format(root=root, port=port, gate=gate.port)
+    (root / "nginx.conf").write_text(nginx_conf(root, root / "tmp", server))
     as_root = os.geteuid() == 0
     if as_root:
         for path in [root, *root.rglob("*")]:
