@@ -134,14 +134,16 @@ def clock() -> FakeClock:
 def suite_settings(store_url: str, tmp_path: Path, **changes: Any) -> Settings:
     """Settings on the session store with a data dir in ``tmp_path``, changed by ``changes``.
 
-    A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable.
+    A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable;
+    and no DNS server (:data:`NO_DNS`) unless ``changes`` names one.
     """
+    changes.setdefault("dns_resolver", NO_DNS)
     return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0, **changes)
 
 
 @pytest.fixture
 def settings(store_url: str, tmp_path: Path) -> Settings:
-    return suite_settings(store_url, tmp_path, dns_resolver=NO_DNS)
+    return suite_settings(store_url, tmp_path)
 
 
 @pytest.fixture
