@@ -136,6 +136,7 @@ def create_app(
             await services.signing_keys.ensure()
             await services.stats.start()
             await services.audit.start()
+            await services.cutoffs.start()
             await mail.start()
             document_decide(app)
             document_forward_auth(app)
@@ -155,6 +156,7 @@ def create_app(
                 _settle_garbage_collector()
             yield
         finally:
+            await services.cutoffs.stop()
             await services.hot.stop()
             await services.crawlers.stop()
             await services.audit.stop()
