@@ -61,7 +61,9 @@ def _gets(url: str) -> int:
 async def workers(settings: Settings, clock: FakeClock) -> AsyncIterator[list[Client]]:
     """Two apps on one store, as two workers: each its own PassCheck and tracking connections, tracking on."""
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(AsyncTestClient(create_app(settings, clock=clock))) for _ in range(WORKERS)]
+        clients = [
+            await stack.enter_async_context(AsyncTestClient(create_app(settings, clock=clock))) for _ in range(WORKERS)
+        ]
         for client in clients:
             cutoffs = _cutoffs(client)
             await _until(lambda cutoffs=cutoffs: cutoffs.live, within=10, what="tracking on")
@@ -110,7 +112,7 @@ async def test_a_kept_cutoff_costs_no_store_round_trip(
 async def test_a_killed_invalidation_connection_empties_the_map_until_tracking_is_back(
     workers: list[Client], world: World, services: Services, store_url: str
 ) -> None:
-    """CLIENT KILL of the invalidation connection drops what was kept; tracking comes back and revocations still arrive."""
+    """Killing the invalidation connection drops what was kept; tracking comes back and revocations still arrive."""
     client = workers[0]
     cutoffs = _cutoffs(client)
     token = await pass_for(services, world.supporter_id)
@@ -139,7 +141,7 @@ async def test_a_killed_invalidation_connection_empties_the_map_until_tracking_i
         await asyncio.sleep(0.01)
 
 
-async def test_a_read_that_races_an_invalidation_is_not_kept(services: Services, store_url: str) -> None:
+async def test_a_read_that_races_an_invalidation_is_not_kept(services: Services) -> None:
     """A value read while its key was invalidated is answered but not kept; the next read asks the store."""
     cutoffs = TrackedReads(services.store)
     await cutoffs.start()
@@ -148,7 +150,7 @@ async def test_a_read_that_races_an_invalidation_is_not_kept(services: Services,
         key = "{site:news}:race-probe"
         reading = asyncio.ensure_future(cutoffs.read(key))
         await asyncio.sleep(0)  # the read is marked and queued, not yet answered
-        cutoffs._forget([key.encode()])  # noqa: SLF001 - the invalidation arriving before the answer
+        cutoffs._forget([key.encode()])
         assert await reading is None
         assert cutoffs.cached(key) is None
         assert await cutoffs.read(key) is None

@@ -33,7 +33,7 @@ class PassCheck:
     """Tells whether a pass is valid for a site and not void."""
 
     def __init__(
-        self, store: Store, tokens: Tokens, hot: HotPath, clock: Clock, *, issuer: str, cutoffs: TrackedReads | None = None
+        self, store: Store, tokens: Tokens, hot: HotPath, clock: Clock, *, issuer: str, cutoffs: TrackedReads
     ) -> None:
         self._store = store
         self._cutoffs = cutoffs
@@ -66,12 +66,8 @@ class PassCheck:
             checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
             self._verified.put((token, site_id), (checked, issued_at))
         key = names.pass_cutoff(site_id, checked.session)
-        cutoffs = self._cutoffs
-        if cutoffs is None:
-            cutoff = await self._hot.run(deadline, lambda: self._store.get_batched(key))
-        else:
-            held = cutoffs.cached(key)
-            cutoff = held[0] if held is not None else await self._hot.run(deadline, lambda: cutoffs.read(key))
+        held = self._cutoffs.cached(key)
+        cutoff = held[0] if held is not None else await self._hot.run(deadline, lambda: self._cutoffs.read(key))
         if cutoff is not None and issued_at <= int(cutoff):
             raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
         return checked

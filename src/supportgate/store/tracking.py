@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -202,7 +203,7 @@ class TrackedReads:
             self._dropped.clear()
             try:
                 topology = await self._set_up()
-            except Exception as exc:  # noqa: BLE001 - a store that is away or refuses tracking: read through it
+            except Exception as exc:
                 if stopping():
                     raise
                 _log.debug("store tracking not set up: %r", exc)
@@ -221,13 +222,15 @@ class TrackedReads:
         if isinstance(redis, RedisCluster):
             await redis.nodes_manager.initialize()
             for node in redis.get_primaries():
+                options = _own(node.connection_kwargs)
                 self._pairs[node.name] = await self._open_pair(
-                    node.name, lambda node=node: node.connection_class(**_own(node.connection_kwargs))
+                    node.name, functools.partial(node.connection_class, **options)
                 )
             first = next(iter(self._pairs.values()))
             return await self._ask(first, "CLUSTER", "SLOTS")
         pool = redis.connection_pool
-        self._pairs[""] = await self._open_pair("", lambda: pool.connection_class(**_own(pool.connection_kwargs)))
+        options = _own(pool.connection_kwargs)
+        self._pairs[""] = await self._open_pair("", functools.partial(pool.connection_class, **options))
         return None
 
     async def _open_pair(self, name: str, new: Callable[[], AbstractConnection]) -> _Pair:
@@ -342,6 +345,8 @@ class TrackedReads:
 
 
 def _own(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A connection's options for tracking: no silent reconnects (tracking would be off after one), no health checks, RESP2."""
-    # RESP2: the invalidations arrive as messages on a channel (RESP3 would send them as pushes).
+    """A connection's options for tracking: no silent reconnects (tracking would be off after one), no health checks.
+
+    And RESP2: the invalidations arrive as messages on a channel (RESP3 would send them as pushes).
+    """
     return {**kwargs, "retry": Retry(NoBackoff(), 0), "health_check_interval": 0, "protocol": 2}
