@@ -273,7 +273,12 @@ class TrackedReads:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of the connection ends tracking on it
-            self._why = f"invalidation connection of {pair.name or 'the store'} lost: {exc!r}"
+            self._lost(pair, f"invalidation connection of {pair.name or 'the store'} lost: {exc!r}")
+
+    def _lost(self, pair: _Pair, why: str) -> None:
+        """A connection of ``pair`` failed: drop everything, unless the pair was dropped already."""
+        if self._pairs.get(pair.name) is pair:
+            self._why = why
             self._dropped.set()
 
     async def _watch(self, topology: object) -> str:
@@ -334,8 +339,7 @@ class TrackedReads:
                         future.set_exception(
                             exc if isinstance(exc, RedisError | OSError) else ConnectionError("tracked read cut short")
                         )
-                self._why = f"read connection of {pair.name or 'the store'} failed: {exc!r}"
-                self._dropped.set()
+                self._lost(pair, f"read connection of {pair.name or 'the store'} failed: {exc!r}")
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 return
