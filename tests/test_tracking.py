@@ -17,11 +17,10 @@ from supportgate.app import create_app
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store.tracking import TrackedReads
-from tests.cluster_helpers import sync_client
-from tests.conftest import EVERY_STORE, FakeClock
+from tests.cluster_helpers import ValkeyCluster, sync_client
+from tests.conftest import CLUSTER_ONLY, EVERY_STORE, FakeClock
 from tests.gate_helpers import World, decided, make_world, pass_for, view
 
-pytestmark = EVERY_STORE
 Client = AsyncTestClient[Litestar]
 WORKERS = 2
 
@@ -75,6 +74,7 @@ async def world(services: Services) -> World:
     return await make_world(services)
 
 
+@EVERY_STORE
 async def test_a_revocation_reaches_every_worker_within_a_second(
     workers: list[Client], world: World, services: Services
 ) -> None:
@@ -94,6 +94,7 @@ async def test_a_revocation_reaches_every_worker_within_a_second(
             await asyncio.sleep(0.01)
 
 
+@EVERY_STORE
 async def test_a_kept_cutoff_costs_no_store_round_trip(
     workers: list[Client], world: World, services: Services, store_url: str
 ) -> None:
@@ -109,6 +110,7 @@ async def test_a_kept_cutoff_costs_no_store_round_trip(
     assert _gets(store_url) - before == 0
 
 
+@EVERY_STORE
 async def test_a_killed_invalidation_connection_empties_the_map_until_tracking_is_back(
     workers: list[Client], world: World, services: Services, store_url: str
 ) -> None:
@@ -141,6 +143,7 @@ async def test_a_killed_invalidation_connection_empties_the_map_until_tracking_i
         await asyncio.sleep(0.01)
 
 
+@EVERY_STORE
 async def test_a_read_that_races_an_invalidation_is_not_kept(services: Services) -> None:
     """A value read while its key was invalidated is answered but not kept; the next read asks the store."""
     cutoffs = TrackedReads(services.store)
@@ -159,5 +162,39 @@ async def test_a_read_that_races_an_invalidation_is_not_kept(services: Services)
         await _until(lambda: cutoffs.cached(key) is None, within=1.0, what="the write's invalidation")
         assert await cutoffs.read(key) == b"7"
         assert cutoffs.cached(key) == (b"7",)
+    finally:
+        await cutoffs.stop()
+
+
+@CLUSTER_ONLY
+async def test_a_failover_drops_what_was_kept_and_tracking_follows_the_new_primary(
+    store_server: ValkeyCluster, services: Services
+) -> None:
+    """After a key's replica takes over, nothing read from the old primary is kept; writes on the new one are heard."""
+    cutoffs = TrackedReads(services.store)
+    await cutoffs.start()
+    try:
+        await _until(lambda: cutoffs.live, within=10, what="tracking on")
+        key = "{site:news}:failover-probe"
+        assert await cutoffs.read(key) is None
+        assert cutoffs.cached(key) == (None,)
+        old = store_server.primary_of(key)
+        replica = store_server.replicas_of(old)[0]
+        with replica.client() as client:
+            client.execute_command("CLUSTER", "FAILOVER")
+        await _until(lambda: cutoffs.cached(key) is None, within=5, what="the kept value dropped")
+        deadline = time.monotonic() + 30
+        while store_server.primary_of(key) is not replica or not store_server.replicas_of(replica):
+            assert time.monotonic() < deadline, "the manual failover did not complete"
+            await asyncio.sleep(0.05)
+        await _until(lambda: cutoffs.live, within=10, what="tracking back")
+        while cutoffs.cached(key) is None:  # tracking may drop again while the cluster settles
+            assert await cutoffs.read(key) is None
+            assert time.monotonic() < deadline, "the value was never kept again"
+            await asyncio.sleep(0.05)
+        with replica.client() as client:
+            client.set(key, b"9")
+        took = await _until(lambda: cutoffs.cached(key) is None, within=1.0, what="the new primary's invalidation")
+        assert await cutoffs.read(key) == b"9", took
     finally:
         await cutoffs.stop()

@@ -284,14 +284,12 @@ class TrackedReads:
     async def _watch(self, topology: object) -> str:
         """Wait until a pair drops, goes silent or the cluster changes; say which."""
         loop = asyncio.get_running_loop()
-        ticks = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._keepalive):
                     await self._dropped.wait()
             if self._dropped.is_set():
                 return self._why
-            ticks += 1
             now = loop.time()
             for pair in list(self._pairs.values()):
                 if now - pair.heard > self._silence:
@@ -301,7 +299,7 @@ class TrackedReads:
                     await self._ask(pair, "PING")
                 except Exception as exc:  # noqa: BLE001 - a connection that fails its PING is dropped
                     return f"PING to {pair.name or 'the store'} failed: {exc!r}"
-            if topology is not None and ticks % 4 == 0:
+            if topology is not None:
                 try:
                     if await self._ask(next(iter(self._pairs.values())), "CLUSTER", "SLOTS") != topology:
                         return "the cluster's slots moved"
