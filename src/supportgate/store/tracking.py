@@ -99,6 +99,7 @@ class TrackedReads:
         self._dropped = asyncio.Event()
         self._why = "dropped"
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -147,6 +148,7 @@ class TrackedReads:
 
     async def stop(self) -> None:
         """Stop tracking and close its connections (the app is stopping)."""
+        self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -204,7 +206,7 @@ class TrackedReads:
             try:
                 topology = await self._set_up()
             except Exception as exc:
-                if stopping():
+                if self._stopping or stopping():
                     raise
                 _log.debug("store tracking not set up: %r", exc)
                 await self._drop("set-up failed", quiet=True)
@@ -213,6 +215,8 @@ class TrackedReads:
             self._live = True
             _log.info("store tracking on (%d node(s)); revocation cutoffs kept in the process", len(self._pairs))
             why = await self._watch(topology)
+            if self._stopping or stopping():
+                raise asyncio.CancelledError
             await self._drop(why)
             await asyncio.sleep(self._retry)
 
@@ -284,7 +288,7 @@ class TrackedReads:
     async def _watch(self, topology: object) -> str:
         """Wait until a pair drops, goes silent or the cluster changes; say which."""
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._keepalive):
                     await self._dropped.wait()
@@ -305,6 +309,8 @@ class TrackedReads:
                         return "the cluster's slots moved"
                 except Exception as exc:  # noqa: BLE001 - as a failed PING
                     return f"CLUSTER SLOTS failed: {exc!r}"
+        # The client may turn the cancellation of a stop into a timeout or its own connection error.
+        return "stopping"
 
     async def _ask(self, pair: _Pair, *command: str) -> Any:  # noqa: ANN401 - whatever the server answers
         """One command on the pair's read connection, between its batches of reads."""
