@@ -109,10 +109,15 @@ async def test_a_frozen_store_hangs_no_page_view_and_no_write(own_store: Embedde
             clock.advance(seconds=60)  # the cached site is stale now: it must keep serving
             views = [view(**{"pass": fan_pass}), *(view(visitor=f"visitor-{n:04d}") for n in range(150))] * 2
             answers = await asyncio.gather(*(decided(client, body) for body in views))
-            assert {(a["decision"], a["reason"]) for a in answers} == {("allow", "store_unavailable")}
+            # A pass whose cutoff the process keeps (the store tracked it till it froze) needs no store.
+            seen = [("pass" in body, (a["decision"], a["reason"])) for body, a in zip(views, answers, strict=True)]
+            kept_or_not = {("allow", "store_unavailable"), ("allow", "supporter")}
+            assert {got for with_pass, got in seen if with_pass} <= kept_or_not
+            assert {got for with_pass, got in seen if not with_pass} == {("allow", "store_unavailable")}
             for body in views[:20]:
                 started = time.monotonic()
-                assert (await decided(client, body))["reason"] == "store_unavailable"
+                reason = (await decided(client, body))["reason"]
+                assert reason == "store_unavailable" or ("pass" in body and reason == "supporter")
                 assert time.monotonic() - started < settings.store_timeout_seconds / 2
             started = time.monotonic()
             refused = await client.post("/v1/admin/tiers", json=PATRON, headers=world.admin)
@@ -123,10 +128,11 @@ async def test_a_frozen_store_hangs_no_page_view_and_no_write(own_store: Embedde
         finally:
             os.kill(own_store.pid, signal.SIGCONT)
         deadline = time.monotonic() + 10
-        while (await decided(client, view(**{"pass": fan_pass})))["reason"] != "supporter":
+        # A metered view needs the store (a pass may not: its cutoff may be kept in the process).
+        while (await decided(client, view(visitor="visitor-new1")))["reason"] != "metered":
             assert time.monotonic() < deadline, "decide did not recover after the store came back"
             await asyncio.sleep(0.1)
-        assert (await decided(client, view(visitor="visitor-new1")))["reason"] == "metered"
+        assert (await decided(client, view(**{"pass": fan_pass})))["reason"] == "supporter"
         assert (await client.post("/v1/admin/tiers", json=PATRON, headers=world.admin)).status_code == 201
 
 

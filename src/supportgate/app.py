@@ -144,6 +144,7 @@ def create_app(
             await services.stats.start()
             await metrics.start()
             await services.audit.start()
+            await services.cutoffs.start()
             await mail.start()
             document_decide(app)
             document_forward_auth(app)
@@ -163,6 +164,7 @@ def create_app(
                 _settle_garbage_collector()
             yield
         finally:
+            await services.cutoffs.stop()
             await services.hot.stop()
             await services.crawlers.stop()
             await services.audit.stop()

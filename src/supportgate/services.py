@@ -40,6 +40,7 @@ from supportgate.settings import Settings
 from supportgate.store import Store
 from supportgate.store.hot_path import HotPath
 from supportgate.store.limits import RateLimiter
+from supportgate.store.tracking import TrackedReads
 from supportgate.tokens.jwt import Tokens
 from supportgate.tokens.sealing import MasterKey
 from supportgate.tokens.signing_keys import SigningKeys
@@ -74,6 +75,7 @@ class Services:
     hot: HotPath
     access: SiteAccess
     pass_check: PassCheck
+    cutoffs: TrackedReads
     crawlers: CrawlerCheck
     decide: DecideService
     reports: ReportService
@@ -119,7 +121,8 @@ class Services:
         stats = StatsBuffer(store, clock, metrics=metrics)
         hot = HotPath(budget=settings.decide_deadline_seconds, probe=store.ping, metrics=metrics)
         access = SiteAccess(sites, api_keys, hot, clock, public_url=settings.public_url)
-        pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer)
+        cutoffs = TrackedReads(store)
+        pass_check = PassCheck(store, tokens, hot, clock, issuer=issuer, cutoffs=cutoffs)
         crawlers = CrawlerCheck(clock, resolver=settings.dns_resolver, budget=settings.dns_wait_seconds)
         return cls(
             store=store,
@@ -143,6 +146,7 @@ class Services:
             hot=hot,
             access=access,
             pass_check=pass_check,
+            cutoffs=cutoffs,
             crawlers=crawlers,
             decide=DecideService(
                 access,

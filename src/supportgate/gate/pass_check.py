@@ -4,7 +4,9 @@ A pass is the reader's own signed claim to a tier; the readers' feature issues i
 cutoff when the session or support behind it ends (:mod:`supportgate.readers.passes`). Here the
 gate checks both: a pass whose signature checked out is remembered, by its exact text and site,
 until it expires (as the offline :class:`~supportgate_verify.PassVerifier` does), and
-the cutoff is read on every call, batched with the other page views of the same moment.
+the cutoff is looked up on every call: in the process, where the store tracks it for this process
+(:class:`~supportgate.store.tracking.TrackedReads`: a change reaches every process within a round
+trip), else read from the store, batched with the other page views of the same moment.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from supportgate.clock import Clock
 from supportgate.errors import InvalidToken
 from supportgate.store import Store, names
 from supportgate.store.hot_path import HotPath
+from supportgate.store.tracking import TrackedReads
 from supportgate.tokens.jose import PASS_TYPE
 from supportgate.tokens.jwt import Tokens
 from supportgate_verify import VerifiedPass
@@ -29,8 +32,11 @@ VERIFIED_KEPT: Final = 10_000
 class PassCheck:
     """Tells whether a pass is valid for a site and not void."""
 
-    def __init__(self, store: Store, tokens: Tokens, hot: HotPath, clock: Clock, *, issuer: str) -> None:
+    def __init__(
+        self, store: Store, tokens: Tokens, hot: HotPath, clock: Clock, *, issuer: str, cutoffs: TrackedReads
+    ) -> None:
         self._store = store
+        self._cutoffs = cutoffs
         self._hot = hot
         self._tokens = tokens
         self._clock = clock
@@ -60,7 +66,8 @@ class PassCheck:
             checked, issued_at = VerifiedPass.from_claims(claims), int(claims["iat"])
             self._verified.put((token, site_id), (checked, issued_at))
         key = names.pass_cutoff(site_id, checked.session)
-        cutoff = await self._hot.run(deadline, lambda: self._store.get_batched(key))
+        held = self._cutoffs.cached(key)
+        cutoff = held[0] if held is not None else await self._hot.run(deadline, lambda: self._cutoffs.read(key))
         if cutoff is not None and issued_at <= int(cutoff):
             raise InvalidToken("revoked", "the session or the support behind this pass has ended or changed")
         return checked
