@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="supportgate-bench-") as tmp:
         data_dir = Path(tmp) / "data"
-        with serving(data_dir, free_port()) as (base, server):
+        with serving(data_dir, free_port(), workers=1) as (base, server):
             site_key, token = seed(base, data_dir)
             admin = {"Authorization": f"Bearer {admin_key(data_dir)}"}
             call(base, "PATCH", f"/v1/admin/sites/{SITE}", {"policy": {"free_views": 3}}, admin)

@@ -7,10 +7,13 @@ copy any header but a well-formed ``X-Request-ID``.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import os
 import re
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from time import perf_counter
@@ -56,7 +59,9 @@ def access_logged(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, sending)
         finally:
-            if log.isEnabledFor(logging.INFO):
+            if _direct is not None:
+                _direct.line(_line(scope, status, perf_counter() - started))
+            elif log.isEnabledFor(logging.INFO):
                 # Logger.info would also walk the stack for the caller's file and line, a third of
                 # the cost of a line; an access line has no caller worth naming.
                 line = _line(scope, status, perf_counter() - started).decode()
@@ -108,13 +113,67 @@ def _second(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+class _BatchedStdout(logging.Handler):
+    """Access lines to standard output in batches, flushed every half second and at exit.
+
+    ``serve``'s access lines skip the logging machinery (a record, a lock, a formatter and a
+    ``write`` system call per request cost more than the rest of a ``/healthz`` answer): they are
+    kept in a list and written together by a thread of the process, started in each process that
+    logs (Granian forks its workers after the app is imported). Anything else logged to the access
+    logger through ``logging`` goes out the same way.
+    """
+
+    FLUSH_EVERY = 0.5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[bytes] = []
+        self._swap = threading.Lock()
+        self._flushing_in: int | None = None
+        self.supportgate_access = True  # marks the handler added here
+
+    def line(self, line: bytes) -> None:
+        """Queue one line (without its newline)."""
+        with self._swap:
+            self._pending.append(line)
+        if self._flushing_in != os.getpid():
+            self._flushing_in = os.getpid()
+            self._pending = [line]  # a forked worker does not write its parent's lines again
+            threading.Thread(target=self._flush_often, name="access-log-flush", daemon=True).start()
+            atexit.register(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.line(self.format(record).encode())
+        except Exception:  # noqa: BLE001 - logging's own rule: a failing handler reports and goes on
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self._swap:
+            pending, self._pending = self._pending, []
+        if pending:
+            sys.stdout.buffer.write(b"\n".join(pending) + b"\n")
+            sys.stdout.buffer.flush()
+
+    def _flush_often(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_EVERY)
+            self.flush()
+
+
+_direct: _BatchedStdout | None = None
+"""The handler ``serve`` writes its access lines to directly, when it is the logger's only one."""
+
+
 def log_access_to_stdout() -> None:
     """Send the access lines, bare, to standard output (``serve``), apart from the other logs."""
+    global _direct  # noqa: PLW0603 - one handler per process, set once at start
     log = logging.getLogger(ACCESS_LOGGER)
     if not any(getattr(handler, "supportgate_access", False) for handler in log.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _BatchedStdout()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.supportgate_access = True  # type: ignore[attr-defined]  # marks the handler added here
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    only = log.handlers[0] if len(log.handlers) == 1 else None
+    _direct = only if isinstance(only, _BatchedStdout) else None
