@@ -78,7 +78,10 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk")
 
-    with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp, serving(Path(tmp) / "data", free_port(), workers=1) as served:
+    with (
+        tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp,
+        serving(Path(tmp) / "data", free_port(), workers=1) as served,
+    ):
         base, server = served
         site_key, token = seed(base, Path(tmp) / "data")
         key = {"Authorization": f"Bearer {site_key}"}
