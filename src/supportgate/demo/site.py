@@ -23,7 +23,7 @@ from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
-from supportgate.gate.schemas import AdblockSignal, DecideIn, Decision
+from supportgate.gate.schemas import ADBLOCK_COOKIE, COOKIE_SIGNALS, PASS_HEADER, AdblockSignal, DecideIn, Decision
 from supportgate.http.client import client_ip
 from supportgate.settings import Settings
 
@@ -36,7 +36,6 @@ VISITOR_COOKIE: Final = "demo_visitor"
 
 Slug = Annotated[str, PathParameter(pattern=r"^[a-z0-9-]{1,100}$", description="An article's part of the URL.")]
 _STATIC = Path(__file__).resolve().parent.parent / "static" / "demo"
-_SIGNALS: Final[dict[str, AdblockSignal]] = {"blocked": "blocked", "clear": "clear", "inconclusive": "inconclusive"}
 _VISITOR = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _VISITOR_MAX_AGE: Final = 365 * 24 * 3600
 _SECTIONS: Final = tuple(dict.fromkeys(article.section for article in ARTICLES))
@@ -77,7 +76,7 @@ def _related(article: Article) -> list[Article]:
 
 def _adblock_cookie(request: Request[Any, Any, Any]) -> AdblockSignal:
     """What ``gate.js`` found on an earlier page view, from its ``sg_adblock`` cookie."""
-    return _SIGNALS.get(request.cookies.get("sg_adblock", ""), "unknown")
+    return COOKIE_SIGNALS.get(request.cookies.get(ADBLOCK_COOKIE, ""), "unknown")
 
 
 def _reader_ip(request: Request[Any, Any, Any]) -> str | None:
@@ -143,7 +142,7 @@ async def server_article(
             client_ip=reader_ip,
             lang=lang,
         ),
-        pass_header=request.headers.get("supportgate-pass"),
+        pass_header=request.headers.get(PASS_HEADER),
         caller_site=DEMO_SITE,
         origin=None,
         user_agent=None,

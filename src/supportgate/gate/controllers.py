@@ -28,7 +28,7 @@ from supportgate.gate.forward_auth import forward_auth
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.reports import ReportService
-from supportgate.gate.schemas import DecideIn, EventIn, ReportIn, SiteAbout
+from supportgate.gate.schemas import PASS_HEADER, DecideIn, EventIn, ReportIn, SiteAbout
 from supportgate.gate.script import BAIT_SCRIPT, CONTROL_SCRIPT, accepts_gzip, etag_matches, script_for
 from supportgate.http.access_log import note_site
 from supportgate.http.asgi import read_body, send_answer
@@ -41,11 +41,10 @@ from supportgate.http.params import SitePath
 from supportgate.languages import LANGUAGE_QUERY_PATTERN
 from supportgate.store.hot_path import HotPath
 
-__all__ = ["MAX_DECIDE_BYTES", "PASS_HEADER", "gate_assets_router", "gate_router"]
+__all__ = ["MAX_DECIDE_BYTES", "gate_assets_router", "gate_router"]
 
 MAX_DECIDE_BYTES: Final = 4096
 """The largest decide or report body; larger ones get 413."""
-PASS_HEADER: Final = "supportgate-pass"  # noqa: S105 - a header name, not a secret
 """The header a server-side caller may send a pass in, instead of the body."""
 _NO_STORE = CacheControlHeader(no_store=True)
 _encode = msgspec.json.Encoder().encode

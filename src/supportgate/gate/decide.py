@@ -143,13 +143,15 @@ class DecideService:
     ) -> tuple[DecisionValue, Reason, Meter | None]:
         """Rules 3 to 7, for a reader with no pass that unlocks the site."""
         policy = gated.policy
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        if await self._is_crawler(gated, user_agent, client_ip):
-            return "allow", "crawler", None
-        # The DNS wait has a budget of its own: it must not leave the store too little time and so
-        # have it taken for down. The view waits at most the two budgets together.
-        deadline += loop.time() - started
+        domains = gated.crawler_claim(user_agent)
+        if domains is not None:  # only a view that claims to be a crawler may wait on DNS
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            if await self._is_crawler(gated, domains, client_ip):
+                return "allow", "crawler", None
+            # The DNS wait has a budget of its own: it must not leave the store too little time and so
+            # have it taken for down. The view waits at most the two budgets together.
+            deadline += loop.time() - started
         reason = _let_through(gated, data)
         if reason is not None:
             return "allow", reason, None
@@ -167,11 +169,8 @@ class DecideService:
             meter = Meter(used=meter.limit, limit=meter.limit, resets_at=meter.resets_at)
         return ("nag" if policy.mode == "soft" else "wall"), "adblock", meter
 
-    async def _is_crawler(self, gated: GatedSite, user_agent: str | None, client_ip: str | None) -> bool:
-        """Rule 3: the User-Agent names a crawler, and its address is in the ranges or, by the policy, checked."""
-        domains = gated.crawler_claim(user_agent)
-        if domains is None:
-            return False
+    async def _is_crawler(self, gated: GatedSite, domains: tuple[str, ...], client_ip: str | None) -> bool:
+        """Rule 3, for a User-Agent naming a crawler of ``domains``: its address in the ranges, or checked."""
         if gated.in_crawler_range(client_ip):
             return True
         if gated.policy.crawlers.verify == "user_agent":

@@ -25,7 +25,7 @@ from litestar.types import HTTPScope, Receive, Scope, Send
 from supportgate.errors import BadRequest, StoreUnavailable, Unauthorized
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
-from supportgate.gate.schemas import AdblockSignal, DecideIn, Decision
+from supportgate.gate.schemas import ADBLOCK_COOKIE, COOKIE_SIGNALS, PASS_HEADER, AdblockSignal, DecideIn, Decision
 from supportgate.http.asgi import send_answer
 from supportgate.http.auth import bearer
 from supportgate.http.client import client_ip
@@ -33,7 +33,6 @@ from supportgate.http.deadline import OWN_DEADLINE
 from supportgate.store.hot_path import HotPath
 
 __all__ = [
-    "ADBLOCK_COOKIE",
     "FORWARD_AUTH_PATH",
     "SITE_HEADER",
     "VISITOR_COOKIE",
@@ -44,17 +43,13 @@ __all__ = [
 FORWARD_AUTH_PATH: Final = "/v1/forward-auth"
 SITE_HEADER: Final = "X-Supportgate-Site"
 """The header the proxy names the site in."""
-ADBLOCK_COOKIE: Final = "sg_adblock"
-"""The cookie ``gate.js`` keeps its last detection result in (docs/gate.md)."""
 VISITOR_COOKIE: Final = "sg_visitor"
 """The first-party visitor id the gate sets through the proxy, for metering."""
 VISITOR_MAX_AGE: Final = 365 * 24 * 3600
 _MAX_PATH: Final = 2000
 _MAX_USER_AGENT: Final = 512
 _MAX_PASS: Final = 4096
-_SIGNALS: Final[dict[str, AdblockSignal]] = {"blocked": "blocked", "clear": "clear", "inconclusive": "inconclusive"}
 _VISITOR_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_PASS_HEADER: Final = "supportgate-pass"  # noqa: S105 - a header name, not a secret
 _encode = msgspec.json.Encoder().encode
 
 
@@ -106,7 +101,7 @@ async def forward_auth(scope: Scope, receive: Receive, send: Send) -> None:  # n
                 user_agent=headers.get("user-agent", "")[:_MAX_USER_AGENT] or None,
                 client_ip=_address(reader_ip),
             ),
-            pass_header=_pass(headers.get(_PASS_HEADER)),
+            pass_header=_pass(headers.get(PASS_HEADER)),
             caller_site=key_site,
             origin=None,
             user_agent=None,
@@ -153,7 +148,7 @@ def _reader_cookies(lines: list[str]) -> tuple[AdblockSignal, str | None]:
         for pair in line.split(";"):
             name, _, value = pair.strip().partition("=")
             if name == ADBLOCK_COOKIE:
-                adblock = _SIGNALS.get(value.strip('"'), "unknown")
+                adblock = COOKIE_SIGNALS.get(value.strip('"'), "unknown")
             elif name == VISITOR_COOKIE and 8 <= len(value) <= 64 and _VISITOR_CHARS.issuperset(value):
                 visitor = value
     return adblock, visitor

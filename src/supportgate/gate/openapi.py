@@ -11,13 +11,12 @@ from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, P
 from litestar.params import CookieParameter, HeaderParameter, JSONBody
 
 from supportgate.gate.forward_auth import (
-    ADBLOCK_COOKIE,
     FORWARD_AUTH_PATH,
     SITE_HEADER,
     VISITOR_COOKIE,
     VISITOR_MAX_AGE,
 )
-from supportgate.gate.schemas import DecideIn, Decision, Reason
+from supportgate.gate.schemas import ADBLOCK_COOKIE, DecideIn, Decision, Reason
 
 __all__ = ["document_decide", "document_forward_auth"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -12,6 +12,9 @@ from supportgate.errors import TokenFailure
 from supportgate.languages import LanguageTag
 
 __all__ = [
+    "ADBLOCK_COOKIE",
+    "COOKIE_SIGNALS",
+    "PASS_HEADER",
     "AdblockSignal",
     "Counters",
     "DecideIn",
@@ -31,6 +34,16 @@ __all__ = [
 
 AdblockSignal = Literal["blocked", "clear", "inconclusive", "unknown"]
 """What detection found; ``unknown`` means it did not run."""
+ADBLOCK_COOKIE: Final = "sg_adblock"
+"""The cookie ``gate.js`` keeps its last detection result in, for a server that decides (docs/gate.md)."""
+COOKIE_SIGNALS: Final[dict[str, AdblockSignal]] = {
+    "blocked": "blocked",
+    "clear": "clear",
+    "inconclusive": "inconclusive",
+}
+"""The values of :data:`ADBLOCK_COOKIE`; anything else, or no cookie, is ``unknown``."""
+PASS_HEADER: Final = "supportgate-pass"  # noqa: S105 - a header name, not a secret
+"""The request header the extension sends a supporter's pass in, to the site's own origin only."""
 DecisionValue = Literal["allow", "nag", "wall"]
 """A decision's ``decision``: show the content, a dismissible nag, or the wall."""
 Reason = Literal[
