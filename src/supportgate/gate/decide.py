@@ -2,8 +2,10 @@
 
 It runs on every page view of every gated site, so it is built to touch the store as little as
 possible: sites and site keys come from :class:`~supportgate.gate.access.SiteAccess`'s cache,
-counters are buffered (:class:`~supportgate.gate.stats.StatsBuffer`), and only a pass (its
-revocation cutoff) or a metered view costs a round trip.
+counters are buffered (:class:`~supportgate.gate.stats.StatsBuffer`), a pass's revocation cutoff
+is kept in the process while the store tracks it (:class:`~supportgate.store.tracking.TrackedReads`),
+and only a cutoff not kept yet, a metered view or a claimed crawler's first DNS check waits on
+anything outside the process.
 """
 
 from __future__ import annotations
