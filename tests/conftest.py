@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,13 +87,35 @@ def store_server(
     Tests marked :data:`EVERY_STORE` also get ``cluster``: a Valkey Cluster of three primaries and
     three replicas on loopback ports.
     """
-    if request.param == "cluster":
-        with ValkeyCluster(tmp_path_factory.mktemp("cluster")) as cluster:
-            yield cluster
-        return
-    binary = server_binary(request.param)
-    with EmbeddedStore(tmp_path_factory.mktemp(request.param), binary=binary) as server:
-        yield server
+    with _memory_backed(tmp_path_factory, request.param) as root:
+        if request.param == "cluster":
+            with ValkeyCluster(root) as cluster:
+                yield cluster
+            return
+        with EmbeddedStore(root, binary=server_binary(request.param)) as server:
+            yield server
+
+
+@contextmanager
+def _memory_backed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory for a session store's AOF: in ``/dev/shm`` where it has room, else under pytest's tmp.
+
+    The session stores keep ``appendfsync everysec``, as the service runs them. On a busy disk an
+    fsync can take seconds and a server waiting on its disk stops answering: a test then sees a
+    store timeout that is the disk's, not the code's (CI once saw two such stalls of 2 to 4 s on
+    Redis). On tmpfs an fsync returns at once. Tests of durability across a crash start stores of
+    their own, on disk (``own_store``).
+    """
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= _SHM_ROOM:
+        with tempfile.TemporaryDirectory(prefix=f"sg-{name}-", dir=shm) as root:
+            yield Path(root)
+    else:
+        yield tmp_path_factory.mktemp(name)
+
+
+_SHM_ROOM = 2 << 30
+"""Free space ``/dev/shm`` needs to hold the session stores' AOFs (each is rewritten past 64 MiB)."""
 
 
 @pytest.fixture(params=["valkey", "redis"])
@@ -134,10 +158,11 @@ def clock() -> FakeClock:
 def suite_settings(store_url: str, tmp_path: Path, **changes: Any) -> Settings:
     """Settings on the session store with a data dir in ``tmp_path``, changed by ``changes``.
 
-    A generous page-view budget: a loaded test machine must not turn a slow answer into store_unavailable;
-    and no DNS server (:data:`NO_DNS`) unless ``changes`` names one.
+    Generous budgets for a page view (1 s) and a store call (5 s): a loaded test machine must not turn a
+    slow answer into store_unavailable; and no DNS server (:data:`NO_DNS`) unless ``changes`` names one.
     """
     changes.setdefault("dns_resolver", NO_DNS)
+    changes.setdefault("store_timeout_seconds", 5.0)
     return Settings(redis_url=store_url, data_dir=tmp_path / "data", decide_deadline_seconds=1.0, **changes)
 
 
