@@ -102,8 +102,8 @@ async def index_unindexed_links(store: Store, audit: AuditLog, *, actor: str, at
     person, so it goes. Each link is one transaction watching it and its supporter, so a payment or
     an erasure meanwhile is seen. The SCAN is bounded to the two link prefixes and runs until it
     has been through them once (``names.stripe_links_indexed``, set with an audit entry
-    ``stripe.links-indexed`` counting what was done); from then on, every link is written with
-    its index entry.
+    ``stripe.links-indexed`` counting what was done, when it did anything); from then on, every
+    link is written with its index entry.
     """
     redis = store.redis
     if await redis.exists(names.stripe_links_indexed()):
@@ -120,7 +120,8 @@ async def index_unindexed_links(store: Store, audit: AuditLog, *, actor: str, at
     async def done(pipe: Pipeline) -> None:
         begin(pipe)
         pipe.set(names.stripe_links_indexed(), at.isoformat())
-        audit.record(pipe, at=at, actor=actor, action="stripe.links-indexed", target="stripe", after=counts)
+        if any(counts.values()):
+            audit.record(pipe, at=at, actor=actor, action="stripe.links-indexed", target="stripe", after=counts)
 
     await store.atomically(done, names.stripe_links_indexed())
 
