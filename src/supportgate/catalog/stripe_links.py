@@ -8,8 +8,9 @@ former one's index. Erasure reads the index (:func:`linked`) and deletes the lin
 of the person (:func:`drop`), in its one transaction: every key here is under the catalog's
 ``{dir}`` tag, like the supporter's own, so that is one slot on a cluster too.
 
-Links written before the index existed are indexed once (:func:`index_unindexed_links`), by the
-first erasure after the upgrade; until that has run through, erasure does not rely on the index.
+Links written before the index existed are indexed once (:func:`index_unindexed_links`): each
+erasure runs it before its transaction until one has been through them all, and only then goes by
+the index alone.
 """
 
 from __future__ import annotations
