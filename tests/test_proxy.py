@@ -167,6 +167,32 @@ async def test_bad_input_is_a_problem_naming_it(
     assert (await client.post("/v1/forward-auth", headers=headers)).status_code == 405
 
 
+async def test_a_site_deleted_while_its_key_is_cached_is_a_404(
+    client: Client, services: Services, clock: FakeClock
+) -> None:
+    """docs/proxy.md's 404: the site is gone but its key is still in the cache; once the cache is stale, a 401."""
+    world = await make_world(services)
+    # A request that stops after the key check: the key is cached for 5 s, the site is not loaded.
+    unfinished = await client.get("/v1/forward-auth", headers=ask(world.news_key, uri=None))
+    assert unfinished.status_code == 400
+    deleted = await client.delete("/v1/admin/sites/news", headers={"Authorization": f"Bearer {world.admin_key}"})
+    assert deleted.status_code == 204
+    gone = await client.get("/v1/forward-auth", headers=ask(world.news_key, Cookie="sg_adblock=blocked"))
+    assert gone.status_code == 404, gone.text
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert gone.json()["detail"] == "There is no site 'news'."
+    assert "supportgate-decision" not in gone.headers
+    row = "| 404 | the site was deleted in the last 5 seconds, while its key is still cached | as 400 |"
+    assert row in DOC.read_text()
+    documented = (await client.get("/schema/openapi.json")).json()["paths"]["/v1/forward-auth"]["get"]
+    assert "application/problem+json" in documented["responses"]["404"]["content"]
+    assert "deleted in the last 5 seconds, while its key is still cached, is 404" in documented["description"]
+    clock.advance(seconds=6)
+    revoked = await client.get("/v1/forward-auth", headers=ask(world.news_key, Cookie="sg_adblock=blocked"))
+    assert revoked.status_code == 401
+    assert revoked.headers["content-type"] == "application/problem+json"
+
+
 async def test_a_store_failure_lets_the_page_through(
     own_store: EmbeddedStore, own_services: Services, clock: FakeClock
 ) -> None:

@@ -21,7 +21,8 @@ from supportgate.errors import SettingsError
 from supportgate.services import Services
 from supportgate.settings import Settings
 from supportgate.store import names
-from tests.conftest import FakeClock
+from tests.cluster_helpers import every_key, sync_client
+from tests.conftest import EVERY_STORE, FakeClock
 from tests.smtp_helpers import Recorder, StartServer
 
 Client = AsyncTestClient[Litestar]
@@ -551,3 +552,152 @@ async def test_a_proration_invoice_grants_the_new_price(paying: Client) -> None:
     lines.append({**credit, "id": "il_credit_again"})
     assert (await deliver(paying, prorated)).json()["handled"] is True
     assert (await supporter(paying))["tier"] == "silver"
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure: a supporter's Stripe links go with them
+
+
+def stripe_keys(store_url: str) -> dict[str, object]:
+    """Every ``stripe:`` key with what it holds (a string, a hash's fields, a set's members), read on every node."""
+    held: dict[str, object] = {}
+    with sync_client(store_url) as redis:
+        for key in every_key(store_url):
+            if ":stripe:" not in key:
+                continue
+            kind = redis.type(key).decode()
+            if kind == "string":
+                held[key] = redis.get(key)
+            elif kind == "hash":
+                held[key] = redis.hgetall(key)
+            else:
+                assert kind == "set", (key, kind)
+                held[key] = redis.smembers(key)
+    return held
+
+
+def naming(store_url: str, *needles: str) -> list[str]:
+    """The keys whose name, or whose ``stripe:`` value, contains one of ``needles``."""
+    values = stripe_keys(store_url)
+    return sorted(
+        key
+        for key in every_key(store_url)
+        if any(needle in key or needle in repr(values.get(key, "")) for needle in needles)
+    )
+
+
+async def erase(client: Client, supporter_id: str) -> None:
+    answer = await client.delete(f"/v1/admin/supporters/{supporter_id}", params={"forget": "true"})
+    assert answer.status_code == 204, answer.text
+
+
+@EVERY_STORE
+async def test_erasing_a_supporter_deletes_their_stripe_links(paying: Client, store_url: str) -> None:
+    """After a subscription grants, erasure leaves no key naming the supporter, their subscription or customer."""
+    assert (await deliver(paying, invoice_paid("evt_grant"))).json()["handled"] is True
+    session = checkout_session(
+        "cs_test_e1", "subscription", customer="cus_FanToo", details={"email": ADDRESS}, subscription="sub_1Qtoo"
+    )
+    linked = await deliver(paying, envelope("evt_cs", "checkout.session.completed", session, created=1_764_000_050))
+    assert linked.json()["handled"] is True
+    granted = await supporter(paying)
+    index = names.stripe_links(granted["id"])
+    assert stripe_keys(store_url)[index] == {
+        b"subscription:sub_1Qfan",
+        b"customer:cus_Fan",
+        b"subscription:sub_1Qtoo",
+        b"customer:cus_FanToo",
+    }
+    await erase(paying, granted["id"])
+    assert naming(store_url, "sub_1Qfan", "cus_Fan", "sub_1Qtoo") == []
+    # Only the audit log keeps the id (its entries redacted to it, as for any erasure); no stripe: key names it.
+    assert [key for key in naming(store_url, granted["id"]) if ":stripe:" in key] == []
+    assert all(":audit" in key for key in naming(store_url, granted["id"]))
+    audit = (await paying.get("/v1/admin/audit", params={"limit": 200})).text
+    assert "sub_1Qfan" not in audit
+    assert "cus_FanToo" not in audit
+
+
+@EVERY_STORE
+async def test_after_erasure_an_old_event_changes_nothing_and_a_new_invoice_grants_afresh(
+    paying: Client, store_url: str
+) -> None:
+    """A redelivered or older event about the erased subscription writes nothing; its next paid invoice grants anew."""
+    await deliver(paying, invoice_paid("evt_grant"))
+    erased = (await supporter(paying))["id"]
+    await erase(paying, erased)
+    before = stripe_keys(store_url), every_key(store_url)
+    again = await deliver(paying, invoice_paid("evt_grant"))
+    assert again.json() == {
+        "received": True,
+        "handled": False,
+        "detail": "This event was applied already; nothing changed.",
+    }
+    stale = subscription_event(
+        "evt_old_update", "customer.subscription.updated", price=SILVER_PRICE, created=1_764_000_010
+    )
+    answer = await deliver(paying, stale)
+    assert answer.json()["handled"] is False
+    assert "No supporter pays through this subscription" in answer.json()["detail"]
+    ended = subscription_event("evt_old_end", "customer.subscription.deleted", status="canceled")
+    assert (await deliver(paying, ended)).json()["handled"] is False
+    assert (stripe_keys(store_url), every_key(store_url)) == before
+    assert (await paying.get("/v1/admin/supporters", params={"q": "fan@"})).json()["items"] == []
+
+    later = PERIOD_END + timedelta(days=31)
+    renewed = await deliver(paying, invoice_paid("evt_renewed", period_end=later, created=1_766_600_000))
+    assert renewed.json() == {"received": True, "handled": True, "detail": "Granted tier 'gold'."}
+    fresh = await supporter(paying)
+    assert fresh["id"] != erased
+    assert fresh["expires_at"] == zulu(later + timedelta(days=3))
+    links = stripe_keys(store_url)
+    assert links[names.stripe_subscription("sub_1Qfan")][b"supporter"] == fresh["id"].encode()  # type: ignore[index]
+    assert links[names.stripe_customer("cus_Fan")] == fresh["id"].encode()
+    assert links[names.stripe_links(fresh["id"])] == {b"subscription:sub_1Qfan", b"customer:cus_Fan"}
+    assert naming(store_url, erased) == [key for key in naming(store_url, erased) if ":audit" in key]
+
+
+async def test_a_link_that_moves_leaves_the_former_supporters_index(paying: Client, store_url: str) -> None:
+    """A customer paying for another address moves to that supporter: the first one's erasure keeps the link."""
+    await deliver(paying, invoice_paid("evt_grant"))
+    first = (await supporter(paying))["id"]
+    made = await paying.post("/v1/admin/supporters", json={"email": "other@example.com", "tier": "silver"})
+    second = made.json()["id"]
+    moved = invoice_paid("evt_other", subscription="sub_1Qother", email="other@example.com", created=1_764_000_200)
+    assert (await deliver(paying, moved)).json()["handled"] is True
+    links = stripe_keys(store_url)
+    assert links[names.stripe_links(first)] == {b"subscription:sub_1Qfan"}
+    assert links[names.stripe_links(second)] == {b"subscription:sub_1Qother", b"customer:cus_Fan"}
+    await erase(paying, first)
+    links = stripe_keys(store_url)
+    assert names.stripe_subscription("sub_1Qfan") not in links
+    assert links[names.stripe_customer("cus_Fan")] == second.encode()
+    await erase(paying, second)
+    assert naming(store_url, "sub_1Qfan", "sub_1Qother", "cus_Fan") == []
+
+
+async def test_links_from_before_the_index_are_indexed_once_and_orphans_dropped(paying: Client, store_url: str) -> None:
+    """Links with no index entry (from before it existed) are found by the first erasure; a gone supporter's go."""
+    await deliver(paying, invoice_paid("evt_grant"))
+    fan = (await supporter(paying))["id"]
+    other = invoice_paid("evt_other", subscription="sub_1Qother", email="other@example.com")
+    other["data"]["object"]["customer"] = "cus_Other"
+    await deliver(paying, other)
+    kept = (await paying.get("/v1/admin/supporters", params={"q": "other@"})).json()["items"][0]["id"]
+    with sync_client(store_url) as redis:
+        # As an upgraded store has them: no index, and a link an earlier erasure left behind.
+        redis.delete(names.stripe_links(fan))
+        redis.delete(names.stripe_links(kept))
+        redis.set(names.stripe_customer("cus_Erased"), "0badc0ffee000000")
+    await erase(paying, fan)
+    links = stripe_keys(store_url)
+    assert naming(store_url, "sub_1Qfan", "cus_Fan", "cus_Erased", "0badc0ffee000000") == []
+    assert links[names.stripe_links(kept)] == {b"subscription:sub_1Qother", b"customer:cus_Other"}
+    assert names.stripe_links_indexed() in links
+    audit = (await paying.get("/v1/admin/audit", params={"action": "stripe.links-indexed"})).json()["items"]
+    forgot = (await paying.get("/v1/admin/audit", params={"action": "supporter.forget"})).json()["items"]
+    assert [(entry["actor"], entry["after"]) for entry in audit] == [(forgot[0]["actor"], {"indexed": 4, "dropped": 1})]
+    # Once through, the next erasure goes by the index alone: no second pass, no second entry.
+    await erase(paying, kept)
+    assert naming(store_url, "sub_1Qother", "cus_Other") == []
+    assert len((await paying.get("/v1/admin/audit", params={"action": "stripe.links-indexed"})).json()["items"]) == 1

@@ -11,6 +11,7 @@ import msgspec
 from email_validator import EmailNotValidError, validate_email
 from redis.asyncio.client import Pipeline
 
+from supportgate.catalog import stripe_links
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.schemas import Supporter, SupporterIn, SupporterPage, SupporterPatch, SupporterStatus
 from supportgate.catalog.tiers import member_key
@@ -201,21 +202,26 @@ class SupporterService:
     async def forget(self, supporter_id: str, *, actor: str) -> None:
         """Erase everything stored about the person (a GDPR erasure request).
 
-        The record, its address and index entries go; audit entries about it keep only the id.
+        The record, its address and index entries go, and the Stripe subscriptions and customers
+        linked to it (``stripe_links``), in the same transaction: all are ``{dir}`` keys, one slot.
+        Audit entries about it keep only the id.
         """
         key = names.supporter(supporter_id)
         target = _target(supporter_id)
         now = self._clock()
         erased = {"id": supporter_id, "erased": True}
+        await stripe_links.index_unindexed_links(self._store, self._audit, actor=actor, at=now)
 
         async def change(pipe: Pipeline) -> Supporter:
             before = await _read(pipe, supporter_id)
             await pipe.watch(names.audit_target(target))
             rewrites = await self._audit.redactions(pipe, target, erased)
+            links = await stripe_links.linked(pipe, supporter_id)
             member = member_key(before.created_at, supporter_id)
             begin(pipe)
             pipe.delete(key)
             pipe.delete(names.email(before.email))
+            stripe_links.drop(pipe, supporter_id, links)
             pipe.zrem(names.supporters(), member)
             pipe.zrem(names.tier_members(before.tier), member)
             self._audit.rewrite(pipe, rewrites)

@@ -105,7 +105,8 @@ def _forward_auth_openapi() -> PathItem:
             "A store that does not answer in time lets the page through: 200 with reason `store_unavailable`, "
             "never 503. The key is checked before anything else, so a wrong key is 401 whatever else was sent; "
             "nginx's `auth_request` answers the reader 401 too, so a misconfigured key shows on the first page "
-            "view."
+            "view. A site deleted in the last 5 seconds, while its key is still cached, is 404 "
+            "(`There is no site '…'.`); once the cache is stale, its revoked key is 401."
         ),
         responses={
             403: ResponseSpec(Decision, description="A wall: the proxy shows the wall instead of the page."),

@@ -15,8 +15,10 @@ from typing import Any, Final
 import msgspec
 from redis.asyncio.client import Pipeline
 
+from supportgate.catalog import stripe_links
 from supportgate.catalog.audit import AuditLog
 from supportgate.catalog.schemas import Supporter
+from supportgate.catalog.stripe_links import Held
 from supportgate.catalog.supporters import SupporterService, normalise_email
 from supportgate.catalog.tiers import member_key
 from supportgate.clock import Clock
@@ -98,11 +100,14 @@ class PaymentService:
         if int(known.get("applied", "0")) > event.created:
             return _Outcome(_unchanged("A newer event about this subscription was applied; this one is older."))
         supporter = await self._holder(pipe, address, known.get("supporter"), intent.customer)
+        links = await stripe_links.held(
+            pipe, subscription=subscription, customer=intent.customer, subscription_holder=known.get("supporter")
+        )
         if isinstance(intent, Link):
-            return await self._link(pipe, event, intent, supporter)
+            return await self._link(pipe, event, links, supporter)
         if isinstance(intent, Payment):
-            return await self._pay(pipe, event, intent, address, supporter)
-        return await self._subscription_changed(pipe, event, intent, supporter)
+            return await self._pay(pipe, event, intent, links, address, supporter)
+        return await self._subscription_changed(pipe, event, intent, links, supporter)
 
     async def _holder(
         self, pipe: Pipeline, address: str | None, by_subscription: str | None, customer: str | None
@@ -122,23 +127,29 @@ class PaymentService:
         raw = await pipe.get(key)
         return _decode(raw) if raw is not None else None
 
-    async def _link(self, pipe: Pipeline, event: StripeEvent, intent: Link, supporter: Supporter | None) -> _Outcome:
+    async def _link(self, pipe: Pipeline, event: StripeEvent, links: Held, supporter: Supporter | None) -> _Outcome:
         if supporter is None:
             return _Outcome(_unchanged("No supporter has this address yet; the subscription's invoice grants."))
         begin(pipe)
-        self._remember(pipe, event, supporter.id, intent.subscription, intent.customer, changed=False)
+        self._remember(pipe, event, supporter.id, links, changed=False)
         self._audit.record(
             pipe,
             at=self._clock(),
             actor=ACTOR,
             action="supporter.stripe-link",
             target=f"supporter:{supporter.id}",
-            after={"stripe_event": _about(event), "subscription": intent.subscription, "customer": intent.customer},
+            after={"stripe_event": _about(event), "subscription": links.subscription, "customer": links.customer},
         )
         return _Outcome(_applied("The subscription is linked to its supporter."))
 
     async def _pay(
-        self, pipe: Pipeline, event: StripeEvent, intent: Payment, address: str | None, supporter: Supporter | None
+        self,
+        pipe: Pipeline,
+        event: StripeEvent,
+        intent: Payment,
+        links: Held,
+        address: str | None,
+        supporter: Supporter | None,
     ) -> _Outcome:
         tiers = await pipe.mget([names.stripe_price(line.price) for line in intent.lines])
         paid = [(line, text(tier)) for line, tier in zip(intent.lines, tiers, strict=True) if tier is not None]
@@ -153,9 +164,9 @@ class PaymentService:
         if supporter is None:
             if address is None:
                 return _Outcome(_unchanged("The payment names no email address to grant to."))
-            return self._grant(pipe, event, intent, address, tier, self._paid_until(line, None, now), now)
+            return self._grant(pipe, event, links, address, tier, self._paid_until(line, None, now), now)
         until = None if supporter.expires_at is None else self._paid_until(line, supporter.expires_at, now)
-        return self._change_supporter(pipe, event, supporter, tier=tier, expires_at=until, links=intent)
+        return self._change_supporter(pipe, event, supporter, tier=tier, expires_at=until, links=links)
 
     def _paid_until(self, line: Line, current: datetime | None, now: datetime) -> datetime:
         """The end of support a payment gives: period end plus grace, or one-off days past now or ``current``."""
@@ -168,7 +179,7 @@ class PaymentService:
         self,
         pipe: Pipeline,
         event: StripeEvent,
-        intent: Payment,
+        links: Held,
         address: str,
         tier: str,
         until: datetime,
@@ -191,7 +202,7 @@ class PaymentService:
         pipe.set(names.email(address), supporter.id)
         pipe.zadd(names.supporters(), {member: 0})
         pipe.zadd(names.tier_members(tier), {member: 0})
-        self._remember(pipe, event, supporter.id, intent.subscription, intent.customer, changed=True)
+        self._remember(pipe, event, supporter.id, links, changed=True)
         self._audit.record(
             pipe,
             at=now,
@@ -203,14 +214,19 @@ class PaymentService:
         return _Outcome(_applied(f"Granted tier {tier!r}."), None, supporter)
 
     async def _subscription_changed(
-        self, pipe: Pipeline, event: StripeEvent, intent: SubscriptionChange, supporter: Supporter | None
+        self,
+        pipe: Pipeline,
+        event: StripeEvent,
+        intent: SubscriptionChange,
+        links: Held,
+        supporter: Supporter | None,
     ) -> _Outcome:
         if supporter is None:
             return _Outcome(_unchanged("No supporter pays through this subscription; nothing changed."))
         tiers = await pipe.mget([names.stripe_price(price) for price in intent.prices]) if intent.prices else []
         tier = next((text(found) for found in tiers if found is not None), supporter.tier)
         expires_at = intent.ends_at if intent.ends_at is not None else supporter.expires_at
-        return self._change_supporter(pipe, event, supporter, tier=tier, expires_at=expires_at, links=intent)
+        return self._change_supporter(pipe, event, supporter, tier=tier, expires_at=expires_at, links=links)
 
     def _change_supporter(
         self,
@@ -220,13 +236,13 @@ class PaymentService:
         *,
         tier: str,
         expires_at: datetime | None,
-        links: Payment | SubscriptionChange,
+        links: Held,
     ) -> _Outcome:
         now = self._clock()
         after = msgspec.structs.replace(before, tier=tier, expires_at=expires_at, updated_at=now)
         changed = (after.tier, after.expires_at) != (before.tier, before.expires_at)
         begin(pipe)
-        self._remember(pipe, event, before.id, links.subscription, links.customer, changed=changed)
+        self._remember(pipe, event, before.id, links, changed=changed)
         if not changed:
             return _Outcome(_unchanged("The supporter already has what the event says."))
         pipe.set(names.supporter(before.id), _encode(after))
@@ -250,24 +266,25 @@ class PaymentService:
         pipe: Pipeline,
         event: StripeEvent,
         supporter_id: str,
-        subscription: str | None,
-        customer: str | None,
+        links: Held,
         *,
         changed: bool,
     ) -> None:
-        """Queue the event's id, and which supporter its subscription and customer pay for.
+        """Queue the event's id, and which supporter its subscription and customer pay for, with their index.
 
+        The supporter's index of their links (``catalog/stripe_links.py``) is what erasure deletes them by.
         Only an event that ``changed`` the supporter sets the subscription's order: one that changed
         nothing (a link, a repeat) must not make an older event that does change something look stale.
         """
         pipe.set(names.stripe_event(event.id), event.type, ex=EVENT_MEMORY)
-        if subscription:
+        if links.subscription:
             pipe.hset(
-                names.stripe_subscription(subscription),
+                names.stripe_subscription(links.subscription),
                 mapping={"supporter": supporter_id, **({"applied": str(event.created)} if changed else {})},
             )
-        if customer:
-            pipe.set(names.stripe_customer(customer), supporter_id)
+        if links.customer:
+            pipe.set(names.stripe_customer(links.customer), supporter_id)
+        stripe_links.relink(pipe, links, supporter_id)
 
 
 def _watched(event: StripeEvent, intent: Payment | Link | SubscriptionChange, address: str | None) -> list[str]:

@@ -46,6 +46,8 @@ __all__ = [
     "stats",
     "stripe_customer",
     "stripe_event",
+    "stripe_links",
+    "stripe_links_indexed",
     "stripe_price",
     "stripe_subscription",
     "supporter",
@@ -107,6 +109,16 @@ def stripe_subscription(subscription_id: str) -> str:
 def stripe_customer(customer_id: str) -> str:
     """The id of the supporter a Stripe customer pays for."""
     return f"{_DIR}:stripe:customer:{customer_id}"
+
+
+def stripe_links(supporter_id: str) -> str:
+    """Set of a supporter's Stripe links, ``subscription:<id>`` and ``customer:<id>``: what erasure deletes."""
+    return f"{_DIR}:stripe:supporter:{supporter_id}"
+
+
+def stripe_links_indexed() -> str:
+    """Set once every Stripe link written before :func:`stripe_links` existed has been indexed there."""
+    return f"{_DIR}:stripe:links-indexed"
 
 
 def site(site_id: str) -> str:
