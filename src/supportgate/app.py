@@ -24,7 +24,7 @@ from supportgate.demo.site import demo_router
 from supportgate.errors import SettingsError, SupportgateError
 from supportgate.extension_build import GatePackages, Preset, default_source, find_gate_packages
 from supportgate.gate.anonymous_limit import stated
-from supportgate.gate.controllers import MAX_DECIDE_BYTES, gate_assets_router, gate_router
+from supportgate.gate.controllers import MAX_DECIDE_BYTES, PAGE_VIEW_ENDPOINTS, gate_assets_router, gate_router
 from supportgate.gate.events import EVENT_LIMIT
 from supportgate.gate.openapi import document_decide, document_forward_auth
 from supportgate.gate.reports import REPORT_LIMIT
@@ -32,6 +32,7 @@ from supportgate.http.access_log import access_logged, log_access_to_stdout
 from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
 from supportgate.http.docs_ui import swagger_ui_asset, swagger_ui_plugin
+from supportgate.http.fast_paths import fast_paths
 from supportgate.http.health import healthz, index, readyz
 from supportgate.http.limits import limit_request_head
 from supportgate.http.metrics import scrape_metrics
@@ -237,6 +238,8 @@ def create_app(
         ),
         debug=False,
     )
+    # Page views skip the router and the middleware stack, which they do not use (http/fast_paths.py).
+    app.asgi_handler = fast_paths(app.asgi_handler, PAGE_VIEW_ENDPOINTS, exception_handlers)
     # Outside the router, so that a path no route takes is measured too.
     app.asgi_handler = limit_request_head(app.asgi_handler)
     if settings.access_log:

@@ -17,14 +17,14 @@ from litestar.enums import HttpMethod
 from litestar.exceptions import MethodNotAllowedException
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
-from litestar.types import HTTPScope, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from supportgate.catalog.policy import gate_base
 from supportgate.errors import Forbidden
 from supportgate.gate.access import SiteAccess
 from supportgate.gate.decide import DecideService
 from supportgate.gate.events import EventService
-from supportgate.gate.forward_auth import forward_auth
+from supportgate.gate.forward_auth import FORWARD_AUTH_PATH, forward_auth
 from supportgate.gate.interstitial import render_interstitial
 from supportgate.gate.messages import negotiate_language
 from supportgate.gate.reports import ReportService
@@ -41,7 +41,7 @@ from supportgate.http.params import SitePath
 from supportgate.languages import LANGUAGE_QUERY_PATTERN
 from supportgate.store.hot_path import HotPath
 
-__all__ = ["MAX_DECIDE_BYTES", "gate_assets_router", "gate_router"]
+__all__ = ["MAX_DECIDE_BYTES", "PAGE_VIEW_ENDPOINTS", "gate_assets_router", "gate_router"]
 
 MAX_DECIDE_BYTES: Final = 4096
 """The largest decide or report body; larger ones get 413."""
@@ -72,7 +72,8 @@ async def decide(scope: Scope, receive: Receive, send: Send) -> None:
 
     Every page view comes here, and Litestar's request and response machinery costs several
     times the decision itself (bench/README.md). So this endpoint reads and strictly decodes its
-    own body and writes its own response; errors are still raised as Problems and rendered by the
+    own body and writes its own response, and the app sends it page views before its router and
+    middleware (:data:`PAGE_VIEW_ENDPOINTS`). Errors are still raised as Problems and rendered by the
     app's exception handlers, and :func:`~supportgate.gate.openapi.document_decide` puts the
     contract in the OpenAPI schema.
     """
@@ -308,6 +309,10 @@ gate_assets_router = Router(
     tags=["gate: assets"],
 )
 
+
+PAGE_VIEW_ENDPOINTS: Final[dict[str, ASGIApp]] = {"/v1/decide": decide.fn, FORWARD_AUTH_PATH: forward_auth.fn}
+"""The plain ASGI endpoints every page view calls, by path: the app answers them before its router
+(:func:`supportgate.http.fast_paths.fast_paths`); their routes here document them."""
 
 gate_router = Router(
     path="/",
