@@ -129,18 +129,24 @@ class _BatchedStdout(logging.Handler):
         super().__init__()
         self._pending: list[bytes] = []
         self._swap = threading.Lock()
-        self._flushing_in: int | None = None
+        self._flushing = False
         self.supportgate_access = True  # marks the handler added here
+        os.register_at_fork(after_in_child=self._forked)
 
     def line(self, line: bytes) -> None:
         """Queue one line (without its newline)."""
         with self._swap:
             self._pending.append(line)
-        if self._flushing_in != os.getpid():
-            self._flushing_in = os.getpid()
-            self._pending = [line]  # a forked worker does not write its parent's lines again
+        if not self._flushing:
+            self._flushing = True
             threading.Thread(target=self._flush_often, name="access-log-flush", daemon=True).start()
             atexit.register(self.flush)
+
+    def _forked(self) -> None:
+        """In a forked worker: no flushing thread yet, and none of the parent's lines to write again."""
+        self._pending = []
+        self._swap = threading.Lock()
+        self._flushing = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
