@@ -340,9 +340,10 @@ def _fields(settings: Settings) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-# Twice in one hour, in runs of several test files together just after another test run had ended,
-# `serve` took over 15 s to stop here and was killed (-9); it then passed alone and in those same
-# runs every time. The cause is not found; a failure runs the test a second time.
+# This test once failed in CI because a worker's last access lines were lost at the stop (fixed: the
+# app's shutdown flushes them, see test_serve_writes_every_access_line_when_stopped_at_once). Twice,
+# in runs of several test files just after another test run, `serve` also took over 15 s to stop
+# here and was killed (-9); that cause is not found, and a failure runs the test a second time.
 @pytest.mark.flaky(reruns=1)
 async def test_two_workers_sum_their_counts(services: Services, settings: Settings, tmp_path: Path) -> None:
     """`serve --workers 2`: N decides, whichever worker took them, scrape as exactly N from either worker."""
@@ -398,3 +399,37 @@ async def test_the_document_describes_the_scrape(client: Client) -> None:
     assert list(operation["responses"]["200"]["content"]) == ["text/plain; version=0.0.4"]
     assert operation["security"] == [{"AdminKey": []}, {"MetricsToken": []}]
     assert list(operation["responses"]["401"]["content"]) == ["application/problem+json"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_serve_writes_every_access_line_when_stopped_at_once(
+    settings: Settings, tmp_path: Path, workers: int
+) -> None:
+    """Lines queued in the last half second before a stop are written too: the app's shutdown flushes them."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "SUPPORTGATE_REDIS_URL": str(settings.redis_url),
+        "SUPPORTGATE_DATA_DIR": str(settings.data_dir),
+        "SUPPORTGATE_EXTENSION_SOURCE": str(tmp_path / "no-extension-here"),
+    }
+    settings.ensure_data_dir()
+    server = start_supportgate("serve", "--port", str(port), "--workers", str(workers), env=env, log=log)
+    base = f"http://127.0.0.1:{port}"
+    started = [f"Started worker-{n}" for n in range(1, workers + 1)]
+    try:
+        # Every worker started, not only the one that answers first: a stop while a worker is still
+        # starting was seen to hang Granian's shutdown, which is not what this test is about.
+        deadline = time.monotonic() + 30
+        while not all(line in log.read_text() for line in started) and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            await asyncio.sleep(0.1)
+        for _ in range(4):  # a connection each, so that every worker may take some
+            async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+                replies = [(await http.get("/healthz")).status_code for _ in range(5)]
+            assert replies == [200] * 5
+    finally:
+        assert stop(server, timeout=15) == 0  # at once: well within the half second between flushes
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert [line["route"] for line in lines].count("/healthz") == 20, log.read_text()

@@ -28,7 +28,7 @@ from supportgate.gate.controllers import MAX_DECIDE_BYTES, PAGE_VIEW_ENDPOINTS, 
 from supportgate.gate.events import EVENT_LIMIT
 from supportgate.gate.openapi import document_decide, document_forward_auth
 from supportgate.gate.reports import REPORT_LIMIT
-from supportgate.http.access_log import access_logged, log_access_to_stdout
+from supportgate.http.access_log import access_logged, flush_access_log, log_access_to_stdout
 from supportgate.http.contract import complete_contract
 from supportgate.http.deadline import RequestDeadline
 from supportgate.http.docs_ui import swagger_ui_asset, swagger_ui_plugin
@@ -175,6 +175,7 @@ def create_app(
             await store.close()
             await metrics.stop()
             metrics.process_stopped()
+            flush_access_log()
 
     logging.getLogger("supportgate").setLevel(settings.log_level)
     app = Litestar(

@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ACCESS_LOGGER", "access_logged", "log_access_to_stdout", "note_site"]
+__all__ = ["ACCESS_LOGGER", "access_logged", "flush_access_log", "log_access_to_stdout", "note_site"]
 
 ACCESS_LOGGER: Final = "supportgate.access"
 """The logger every access line goes to, at INFO."""
@@ -183,3 +183,14 @@ def log_access_to_stdout() -> None:
     log.propagate = False
     only = log.handlers[0] if len(log.handlers) == 1 else None
     _direct = only if isinstance(only, _BatchedStdout) else None
+
+
+def flush_access_log() -> None:
+    """Write the access lines still queued in this process now (the app is stopping).
+
+    A Granian worker can end without running ``atexit`` handlers, and the lines of its last half
+    second went with it: the app's shutdown writes them instead.
+    """
+    for handler in logging.getLogger(ACCESS_LOGGER).handlers:
+        if isinstance(handler, _BatchedStdout):
+            handler.flush()
