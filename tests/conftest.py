@@ -101,10 +101,10 @@ def _memory_backed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Itera
     """A directory for a session store's AOF: in ``/dev/shm`` where it has room, else under pytest's tmp.
 
     The session stores keep ``appendfsync everysec``, as the service runs them. On a busy disk an
-    fsync can take seconds and a server waiting on its disk stops answering: a test then sees a
-    store timeout that is the disk's, not the code's (CI once saw two such stalls of 2 to 4 s on
-    Redis). On tmpfs an fsync returns at once. Tests of durability across a crash start stores of
-    their own, on disk (``own_store``).
+    fsync can take seconds and a server waiting on its disk stops answering: a test would then see a
+    store timeout that is the disk's, not the code's. On tmpfs an fsync returns at once. The Redis
+    timeouts CI saw went on after this: their cause is not the disk (see pyproject's addopts).
+    Tests of durability across a crash start stores of their own, on disk (``own_store``).
     """
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= _SHM_ROOM:

@@ -158,8 +158,8 @@ async def _prepare(cluster: ValkeyCluster, base: str, admin: dict[str, str], out
 # request at all was answered for those 3.6 s (a whole-process stall, not a view waiting on the dead
 # store, which every view gives up on at its deadline), and the same test under two busy loops on
 # both cores then passed seven times out of seven with its slowest decide at 31-48 ms. The cause is
-# not found; the test runs a second time on a failure, and its message says whether the server stalled.
-@pytest.mark.flaky(reruns=1)
+# not found; like every test it runs a second time on a failure (pyproject's addopts), and its message
+# says whether the server stalled.
 async def test_decide_stays_answered_while_a_primary_dies_and_acknowledged_writes_survive(
     cluster: ValkeyCluster, served: tuple[str, str, Path], tmp_path: Path
 ) -> None:

@@ -343,8 +343,7 @@ def _fields(settings: Settings) -> dict[str, Any]:
 # This test once failed in CI because a worker's last access lines were lost at the stop (fixed: the
 # app's shutdown flushes them, see test_serve_writes_every_access_line_when_stopped_at_once). Twice,
 # in runs of several test files just after another test run, `serve` also took over 15 s to stop
-# here and was killed (-9); that cause is not found, and a failure runs the test a second time.
-@pytest.mark.flaky(reruns=1)
+# here and was killed (-9); that cause is not found (like every test, a failure runs it a second time).
 async def test_two_workers_sum_their_counts(services: Services, settings: Settings, tmp_path: Path) -> None:
     """`serve --workers 2`: N decides, whichever worker took them, scrape as exactly N from either worker."""
     await make_world(services)

@@ -114,7 +114,7 @@ def _second(second: int) -> str:
 
 
 class _BatchedStdout(logging.Handler):
-    """Access lines to standard output in batches, flushed every half second and at exit.
+    """Access lines to standard output in batches, flushed every half second and when the app stops.
 
     ``serve``'s access lines skip the logging machinery (a record, a lock, a formatter and a
     ``write`` system call per request cost more than the rest of a ``/healthz`` answer): they are
